@@ -1,0 +1,182 @@
+"""Self-describing checkpoints, written so that a kill at any instant loses nothing.
+
+A checkpoint is a folder:
+
+    config.json                 format version, the RunConfig, progress (step, epoch, batch)
+    generator.safetensors       unwrapped generator weights and buffers
+    discriminator.safetensors   the same for the discriminator (training checkpoints)
+    training_state.pt           optimisers, grad scaler, RNG states; tensors and plain
+                                containers only (read with torch.load weights_only=True)
+
+The learning rate needs no saved scheduler: it is a function of the epoch in `progress`.
+
+`save_checkpoint` writes a complete new folder beside the old one, then swaps the two
+with renames: at every instant either the old or the new folder is complete on disk
+(while the swap is half done, the old one sits at `.NAME.old` and readers use it).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors
+from safetensors.torch import save as save_safetensors
+from torch import nn
+
+from pix2pix._version import __version__
+from pix2pix.config import RunConfig
+from pix2pix.errors import UserError
+from pix2pix.fileio import atomic_write_bytes, atomic_write_text, fsync_dir
+
+FORMAT = "pix2pix-checkpoint"
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+GENERATOR_FILE = "generator.safetensors"
+DISCRIMINATOR_FILE = "discriminator.safetensors"
+STATE_FILE = "training_state.pt"
+TRAINING_FILES = (CONFIG_FILE, GENERATOR_FILE, DISCRIMINATOR_FILE, STATE_FILE)
+INFERENCE_FILES = (CONFIG_FILE, GENERATOR_FILE)
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far training got: optimiser steps, the epoch, and batches done in that epoch."""
+
+    step: int = 0
+    epoch: int = 0
+    batch_in_epoch: int = 0
+
+
+def unwrap(module: nn.Module) -> nn.Module:
+    """The plain module inside DistributedDataParallel and torch.compile wrappers."""
+    while True:
+        if hasattr(module, "_orig_mod"):  # torch.compile
+            module = module._orig_mod
+        elif isinstance(module, nn.parallel.DistributedDataParallel):
+            module = module.module
+        else:
+            return module
+
+
+def weights_bytes(module: nn.Module) -> bytes:
+    """safetensors bytes of the unwrapped module's state (contiguous, on the CPU)."""
+    state = {k: v.detach().cpu().contiguous() for k, v in unwrap(module).state_dict().items()}
+    return save_safetensors(state, metadata={"format": "pt"})
+
+
+def _old(path: Path) -> Path:
+    return path.parent / f".{path.name}.old"
+
+
+def save_checkpoint(
+    path: Path,
+    config: RunConfig,
+    progress: Progress,
+    generator: nn.Module,
+    discriminator: nn.Module | None = None,
+    training_state: dict[str, Any] | None = None,
+) -> Path:
+    """Write a checkpoint folder at `path`, replacing any previous one atomically."""
+    path = Path(path)
+    tmp, old = path.parent / f".{path.name}.tmp", _old(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() and old.exists():  # an earlier swap was interrupted: finish it
+        os.replace(old, path)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+
+    meta = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "pix2pix_version": __version__,
+        "config": config.to_dict(),
+        "progress": asdict(progress),
+    }
+    atomic_write_bytes(tmp / GENERATOR_FILE, weights_bytes(generator))
+    if discriminator is not None:
+        atomic_write_bytes(tmp / DISCRIMINATOR_FILE, weights_bytes(discriminator))
+    if training_state is not None:
+        buf = io.BytesIO()
+        torch.save(training_state, buf)
+        atomic_write_bytes(tmp / STATE_FILE, buf.getvalue())
+    atomic_write_text(tmp / CONFIG_FILE, json.dumps(meta, indent=2) + "\n")
+
+    if path.exists():
+        os.replace(path, old)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+    shutil.rmtree(old, ignore_errors=True)
+    return path
+
+
+def find_checkpoint(path: Path) -> Path:
+    """The checkpoint folder for `path`: itself, or a run folder's `latest/`."""
+    path = Path(path).expanduser()
+    for candidate in (path, path / "latest"):
+        if (candidate / CONFIG_FILE).is_file():
+            return candidate
+        if not candidate.exists() and (_old(candidate) / CONFIG_FILE).is_file():
+            return _old(candidate)  # a save was interrupted mid-swap; the old one is whole
+    if not path.exists():
+        raise UserError(f"{path}: no such checkpoint or run folder; check the path")
+    raise UserError(
+        f"{path}: no {CONFIG_FILE} here or in {path / 'latest'}; "
+        "pass a run folder or a checkpoint folder"
+    )
+
+
+def read_meta(path: Path, need: tuple[str, ...] = INFERENCE_FILES) -> tuple[RunConfig, Progress]:
+    """Config and progress of the checkpoint folder `path`, checking that it is usable."""
+    path = Path(path)
+    config_file = path / CONFIG_FILE
+    try:
+        meta = json.loads(config_file.read_text())
+    except FileNotFoundError:
+        raise UserError(f"{config_file}: missing; this is not a complete checkpoint") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{config_file}: unreadable ({exc}); restore it from a backup") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise UserError(f"{config_file}: not a pix2pix checkpoint config")
+    version = meta.get("format_version")
+    if version != FORMAT_VERSION:
+        raise UserError(
+            f"{config_file}: checkpoint format version {version}, but this pix2pix reads "
+            f"version {FORMAT_VERSION}; use the pix2pix release that wrote it"
+        )
+    missing = [name for name in need if not (path / name).is_file()]
+    if missing:
+        raise UserError(f"{path}: checkpoint is missing {', '.join(missing)}; it is incomplete")
+    config = RunConfig.from_dict(meta["config"], source=str(config_file))
+    return config, Progress(**meta.get("progress", {}))
+
+
+def load_weights(module: nn.Module, file: Path) -> nn.Module:
+    """Load a safetensors file into `module` (strict), with errors naming the file."""
+    try:
+        state = load_safetensors(Path(file).read_bytes())
+    except (OSError, SafetensorError) as exc:
+        raise UserError(f"{file}: unreadable weights ({exc}); the checkpoint is damaged") from None
+    try:
+        unwrap(module).load_state_dict(state)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise UserError(f"{file}: weights do not match {CONFIG_FILE} ({first})") from None
+    return module
+
+
+def load_training_state(path: Path) -> dict[str, Any]:
+    """The optimiser/scaler/RNG state of a checkpoint (tensors only, no pickled code)."""
+    file = Path(path) / STATE_FILE
+    try:
+        return torch.load(file, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, EOFError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise UserError(f"{file}: unreadable training state ({first})") from None

@@ -1,0 +1,240 @@
+"""The `pix2pix` command: the only place that reads argv, sets process-wide state, exits.
+
+Each subcommand is a thin adapter over a library function. Errors a user can fix print
+one line (`pix2pix: error: ...`) and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import sys
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import MISSING, fields
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+from pix2pix._version import __version__
+from pix2pix.config import SECTIONS, RunConfig, field_docs, flag_name, load_config_file
+from pix2pix.errors import UserError
+
+log = logging.getLogger("pix2pix")
+
+SECTION_TITLES = {"data": "data", "model": "networks", "train": "training"}
+
+
+class StopFlag:
+    """Set by SIGINT/SIGTERM: training saves a checkpoint and exits between steps.
+
+    A second Ctrl-C stops at once (the last checkpoint on disk stays intact).
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    def install(self) -> None:
+        signal.signal(signal.SIGINT, self._handle)
+        signal.signal(signal.SIGTERM, self._handle)
+
+    def _handle(self, signum: int, frame: object) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+        log.warning("stopping after this step (Ctrl-C again to stop now)")
+
+    def __call__(self) -> bool:
+        return self.requested
+
+
+# ---------------------------------------------------------------- config flags
+
+
+def _add_config_flags(parser: argparse.ArgumentParser) -> None:
+    """One flag per RunConfig field, help from the field's docstring; unset flags are absent."""
+    for section, cls in SECTIONS.items():
+        group = parser.add_argument_group(f"{SECTION_TITLES[section]} options")
+        docs = field_docs(cls)
+        hints = typing.get_type_hints(cls)
+        for f in fields(cls):
+            tp = hints[f.name]
+            default = f.default if f.default is not MISSING else None
+            kwargs: dict[str, Any] = {
+                "dest": f"{section}.{f.name}",
+                "default": argparse.SUPPRESS,
+                "help": f"{docs.get(f.name, '')} (default: {default})",
+            }
+            if get_origin(tp) in (typing.Union, types.UnionType):
+                tp = next(a for a in get_args(tp) if a is not type(None))  # X | None -> X
+            if tp is bool:
+                kwargs["action"] = argparse.BooleanOptionalAction
+            elif get_origin(tp) is Literal:
+                kwargs["choices"] = get_args(tp)
+            else:
+                kwargs["type"] = tp
+                kwargs["metavar"] = f.name.split("_")[-1].upper()
+            group.add_argument(flag_name(f.name, f), **kwargs)
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """{'model': {...}, 'data': {...}, 'train': {...}} of the config flags given."""
+    sections: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+    for key, value in vars(args).items():
+        if "." in key:
+            section, name = key.split(".", 1)
+            sections[section][name] = value
+    return sections
+
+
+# ---------------------------------------------------------------- subcommands
+
+
+def _cmd_train(args: argparse.Namespace) -> None:
+    from pix2pix.checkpoint import find_checkpoint, read_meta
+    from pix2pix.train import fit
+
+    out = Path(args.out)
+    if args.resume:
+        base, _ = read_meta(find_checkpoint(out))
+    elif args.config:
+        base = load_config_file(Path(args.config))
+    else:
+        base = RunConfig()
+    config = base.replace(**_overrides(args))
+    stop = StopFlag()
+    stop.install()
+    final = fit(config, out, resume=args.resume, should_stop=stop)
+    print(f"checkpoint: {final}")
+
+
+def _cmd_translate(args: argparse.Namespace) -> None:
+    from pix2pix.translate import Pix2Pix, translate_files
+
+    model = Pix2Pix.load(args.checkpoint, device=args.device)
+    outputs = translate_files(
+        model,
+        args.inputs,
+        args.out,
+        batch_size=args.batch_size,
+        eval_mode=args.eval,
+        aligned=args.aligned,
+        seed=args.seed,
+    )
+    print(f"wrote {len(outputs)} image(s) to {args.out}")
+
+
+def _cmd_demo(args: argparse.Namespace) -> None:
+    from pix2pix.demo import run_demo
+
+    stop = StopFlag()
+    stop.install()
+    page = run_demo(
+        args.out,
+        size=args.size,
+        steps=args.steps,
+        train_images=args.train_images,
+        device=args.device,
+        should_stop=stop,
+    )
+    print(f"open {page}")
+
+
+def _cmd_download(args: argparse.Namespace) -> None:
+    from pix2pix.data.download import download_dataset
+
+    target = download_dataset(args.name, args.out, url=args.url, archive=args.archive)
+    print(f"dataset ready: {target}")
+
+
+# ---------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from pix2pix.data.download import DATASETS
+
+    parser = argparse.ArgumentParser(
+        prog="pix2pix",
+        description="Paired image-to-image translation (Isola et al., CVPR 2017).",
+    )
+    parser.add_argument("--version", action="version", version=f"pix2pix {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only print warnings")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser(
+        "train",
+        help="train a model on paired images (or resume a run)",
+        description="Train pix2pix. Defaults are the paper's. With --resume, only --out is "
+        "needed: the run continues exactly where it stopped.",
+    )
+    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder (checkpoints, logs)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--config", metavar="JSON", help="start from a config file (flags override it)")
+    _add_config_flags(p)
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser(
+        "translate",
+        help="translate images with a trained model",
+        description="Translate images of any size. Default inference is the paper's: dropout "
+        "on and batch norm with the test batch's statistics; --eval uses the running "
+        "statistics and no dropout (deterministic).",
+    )
+    p.add_argument("--checkpoint", required=True, help="run folder or checkpoint folder")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
+    p.add_argument("--out", required=True, metavar="OUT_DIR", help="folder for <stem>.png outputs")
+    p.add_argument("--batch-size", type=int, default=1, help="images per forward pass (default: 1)")
+    p.add_argument("--eval", action="store_true", help="eval-mode inference (deterministic)")
+    p.add_argument(
+        "--aligned", action="store_true", help="inputs are A|B files: translate the input half"
+    )
+    p.add_argument("--seed", type=int, default=0, help="dropout seed in paper mode (default: 0)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
+    p.set_defaults(func=_cmd_translate)
+
+    p = sub.add_parser(
+        "demo",
+        help="train and show a small model on built-in synthetic data",
+        description="Generate labels -> rendering pairs, train a small U-Net, translate "
+        "held-out scenes and write an HTML page. Re-running resumes or reuses the run.",
+    )
+    p.add_argument("--out", default="runs/demo", help="demo folder (default: runs/demo)")
+    p.add_argument("--size", type=int, default=64, help="image size (default: 64)")
+    p.add_argument("--steps", type=int, default=3000, help="training steps (default: 3000)")
+    p.add_argument("--train-images", type=int, default=200, help="training pairs (default: 200)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
+    p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("data", help="dataset tools", description="Dataset tools.")
+    data_sub = p.add_subparsers(dest="data_command", metavar="TOOL", required=True)
+    d = data_sub.add_parser(
+        "download",
+        help="download a public pix2pix dataset",
+        description=f"Download one of: {', '.join(DATASETS)}.",
+    )
+    d.add_argument("name", metavar="NAME", help=f"one of: {', '.join(DATASETS)}")
+    d.add_argument("--out", default="datasets", help="parent folder (default: datasets)")
+    d.add_argument("--url", help="download from this URL instead of the published one")
+    d.add_argument("--archive", help="extract this already downloaded .tar.gz instead")
+    d.set_defaults(func=_cmd_download)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING if args.quiet else logging.INFO,
+        format="%(message)s",
+        stream=sys.stderr,
+    )
+    func: Callable[[argparse.Namespace], None] = args.func
+    try:
+        func(args)
+    except UserError as exc:
+        print(f"pix2pix: error: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("pix2pix: interrupted", file=sys.stderr)
+        sys.exit(130)

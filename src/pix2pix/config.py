@@ -1,0 +1,300 @@
+"""Run configuration: frozen dataclasses, validated on construction, JSON round-trip.
+
+A `RunConfig` is everything needed to rebuild the networks, reload the data and resume a
+run; it is stored as `config.json` in every checkpoint. The docstring under each field is
+its `--help` text, and a field's CLI flag is its name in kebab-case (`load_size` ->
+`--load-size`). The paper's defaults (Isola et al. 2017, sec. 3.3 and 4) are the
+defaults here.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import functools
+import inspect
+import itertools
+import json
+import textwrap
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+from pix2pix.errors import ConfigError
+
+Direction = Literal["AtoB", "BtoA"]
+Layout = Literal["auto", "aligned", "paired"]
+Preprocess = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]
+CacheMode = Literal["auto", "on", "off"]
+Norm = Literal["batch", "instance", "none"]
+GanLoss = Literal["vanilla", "lsgan"]
+Precision = Literal["fp32", "bf16", "fp16"]
+
+# Fields marked RUNTIME say *where* and *how often*, not *what* is trained: a resumed run
+# may change them; every other field must match the checkpoint.
+RUNTIME = {"runtime": True}
+
+
+def _choice(flag: str, value: object, choices: tuple[object, ...]) -> None:
+    if value not in choices:
+        valid = ", ".join(str(c) for c in choices)
+        raise ConfigError(f"{flag} {value!r} is not valid; choose one of: {valid}")
+
+
+def _at_least(flag: str, value: float, low: float) -> None:
+    if value < low:
+        raise ConfigError(f"{flag} {value} is out of range; use a value >= {low}")
+
+
+@functools.cache
+def _resolved_types(cls: type) -> dict[str, Any]:
+    import typing
+
+    return typing.get_type_hints(cls)
+
+
+def _check_literals(obj: object) -> None:
+    for f in fields(obj):  # type: ignore[arg-type]
+        tp = _resolved_types(type(obj))[f.name]
+        if get_origin(tp) is Literal:
+            _choice(flag_name(f.name), getattr(obj, f.name), get_args(tp))
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """The networks: what `pix2pix translate` needs to rebuild the generator."""
+
+    generator: str = "unet_256"
+    """Generator: unet_<S> (S = 32..1024, the paper's U-Net with log2(S) downsamplings),
+    encdec_<S> (the same without skips), resnet_6blocks, resnet_9blocks."""
+    discriminator: str = "patch_70"
+    """PatchGAN by receptive field: patch_1 (PixelGAN), patch_16, patch_34, patch_70,
+    patch_142, patch_286 (the paper's ImageGAN-sized one at 256x256)."""
+    in_channels: int | None = None
+    """Channels of the input images (1 grayscale, 3 RGB); None: read from the data."""
+    out_channels: int | None = None
+    """Channels of the output images; None: read from the data."""
+    ngf: int = 64
+    """Generator width (filters in the first layer)."""
+    ndf: int = 64
+    """Discriminator width (filters in the first layer)."""
+    norm: Norm = "batch"
+    """Normalisation in both networks: batch (paper), instance, none."""
+    dropout: float = 0.5
+    """Dropout in the U-Net's inner 512-channel decoder blocks (the paper's only noise)."""
+    conditional: bool = True
+    """The discriminator sees the input beside the output (the paper's conditional GAN)."""
+    init_std: float = 0.02
+    """Standard deviation of the N(0, std) weight initialisation."""
+
+    def __post_init__(self) -> None:
+        from pix2pix.nets import DISCRIMINATORS, GENERATORS
+
+        _choice("--generator", self.generator, tuple(GENERATORS))
+        _choice("--discriminator", self.discriminator, tuple(DISCRIMINATORS))
+        _check_literals(self)
+        for name in ("in_channels", "out_channels"):
+            value = getattr(self, name)
+            if value is not None:
+                _at_least(flag_name(name), value, 1)
+        _at_least("--ngf", self.ngf, 1)
+        _at_least("--ndf", self.ndf, 1)
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"--dropout {self.dropout} is out of range; use 0 <= p < 1")
+        _at_least("--init-std", self.init_std, 0.0)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the pairs are and how they are augmented."""
+
+    root: str = field(default="", metadata={**RUNTIME, "flag": "--data"})
+    """Dataset folder: aligned A|B images, or A/ and B/ subfolders with matching names.
+    A subfolder named after --split is used when present (facades/ -> facades/train/)."""
+    split: str = "train"
+    """Subfolder of --data to train on, when it exists."""
+    layout: Layout = "auto"
+    """aligned: each file holds A and B side by side; paired: A/ and B/ folders; auto."""
+    direction: Direction = "AtoB"
+    """AtoB translates A (left/A folder) into B; BtoA the reverse (facades labels->photo)."""
+    preprocess: Preprocess = "resize_and_crop"
+    """Training jitter, the same for input and target: resize_and_crop (to --load-size,
+    then random --crop-size crop), crop, scale_width, scale_width_and_crop, none."""
+    load_size: int = 286
+    """Size images are resized to before cropping."""
+    crop_size: int = 256
+    """Size of the random training crop."""
+    flip: bool = True
+    """Random horizontal flip (input and target together)."""
+    cache: CacheMode = field(default="auto", metadata=RUNTIME)
+    """Keep decoded images in memory: auto (when they fit in a quarter of RAM), on, off."""
+    workers: int = field(default=-1, metadata=RUNTIME)
+    """Data loading processes; -1 picks from the CPU count, 0 loads in the main process."""
+
+    def __post_init__(self) -> None:
+        _check_literals(self)
+        _at_least("--load-size", self.load_size, 1)
+        _at_least("--crop-size", self.crop_size, 1)
+        _at_least("--workers", self.workers, -1)
+        if self.preprocess in ("resize_and_crop", "scale_width_and_crop") and (
+            self.crop_size > self.load_size
+        ):
+            raise ConfigError(
+                f"--crop-size {self.crop_size} is larger than --load-size {self.load_size}; "
+                "use a crop size <= the load size"
+            )
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Objective, optimiser, schedule and bookkeeping."""
+
+    epochs: int = 100
+    """Epochs at the initial learning rate."""
+    decay_epochs: int = 100
+    """Epochs over which the learning rate then decays linearly to zero."""
+    batch_size: int = 1
+    """Images per optimiser step (the paper uses 1; with batch norm that is instance norm)."""
+    lr: float = 2e-4
+    """Adam learning rate for both networks."""
+    beta1: float = 0.5
+    """Adam beta1."""
+    beta2: float = 0.999
+    """Adam beta2."""
+    gan_loss: GanLoss = "vanilla"
+    """Adversarial loss: vanilla (the paper's, BCE on logits) or lsgan (least squares)."""
+    lambda_l1: float = 100.0
+    """Weight of the L1 reconstruction term."""
+    seed: int = 0
+    """Seed for initialisation, data order, augmentation and dropout."""
+    max_steps: int = field(default=0, metadata=RUNTIME)
+    """Stop (with a checkpoint) after this many optimiser steps in total; 0: no limit."""
+    precision: Precision = "fp32"
+    """fp32, bf16 (autocast; CPUs with bf16 support and CUDA) or fp16 (CUDA, loss scaling)."""
+    device: str = field(default="auto", metadata=RUNTIME)
+    """auto (cuda when available, else cpu), cpu, cuda, cuda:N, mps."""
+    sample_every: int = field(default=500, metadata=RUNTIME)
+    """Save an input | output | target grid every N steps (0: never)."""
+    save_every: int = field(default=500, metadata=RUNTIME)
+    """Refresh the latest/ checkpoint every N steps (and always at each epoch's end)."""
+    keep_every: int = field(default=50, metadata=RUNTIME)
+    """Keep a checkpoint epoch_NNNN/ every N epochs (0: only latest/)."""
+    progress: bool = field(default=True, metadata=RUNTIME)
+    """Show a progress bar (on a terminal)."""
+
+    def __post_init__(self) -> None:
+        _check_literals(self)
+        _at_least("--epochs", self.epochs, 0)
+        _at_least("--decay-epochs", self.decay_epochs, 0)
+        if self.epochs + self.decay_epochs == 0:
+            raise ConfigError("--epochs and --decay-epochs are both 0; train at least 1 epoch")
+        _at_least("--batch-size", self.batch_size, 1)
+        if self.lr <= 0:
+            raise ConfigError(f"--lr {self.lr} is out of range; use a value > 0")
+        for name in ("beta1", "beta2"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                raise ConfigError(f"{flag_name(name)} {value} is out of range; use 0 <= b < 1")
+        _at_least("--lambda-l1", self.lambda_l1, 0.0)
+        for name in ("max_steps", "sample_every", "save_every", "keep_every"):
+            _at_least(flag_name(name), getattr(self, name), 0)
+
+    @property
+    def total_epochs(self) -> int:
+        return self.epochs + self.decay_epochs
+
+
+SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A whole training run: networks, data and optimisation."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], source: str = "config") -> RunConfig:
+        """Build from `to_dict()` output; unknown keys are an error naming them."""
+        parts = {}
+        for section, section_cls in SECTIONS.items():
+            values = dict(raw.get(section, {}))
+            known = {f.name for f in fields(section_cls)}
+            unknown = sorted(set(values) - known)
+            if unknown:
+                raise ConfigError(
+                    f"{source}: unknown {section} setting(s) {', '.join(unknown)}; "
+                    "it was written by a newer pix2pix or edited by hand"
+                )
+            parts[section] = section_cls(**values)
+        return cls(**parts)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "config") -> RunConfig:
+        return cls.from_dict(json.loads(text), source)
+
+    def replace(self, **sections: dict[str, Any]) -> RunConfig:
+        """Copy with some fields changed: `cfg.replace(train={"seed": 1})`."""
+        parts = {
+            name: dataclasses.replace(getattr(self, name), **sections.get(name, {}))
+            for name in SECTIONS
+        }
+        return RunConfig(**parts)
+
+    def differences(self, other: RunConfig, *, ignore_runtime: bool = True) -> list[str]:
+        """Fields (as CLI flags) whose values differ, skipping runtime ones if asked."""
+        diffs = []
+        for section, section_cls in SECTIONS.items():
+            for f in fields(section_cls):
+                if ignore_runtime and f.metadata.get("runtime"):
+                    continue
+                mine = getattr(getattr(self, section), f.name)
+                theirs = getattr(getattr(other, section), f.name)
+                if mine != theirs:
+                    diffs.append(f"{flag_name(f.name, f)} {theirs!r} (checkpoint: {mine!r})")
+        return diffs
+
+
+def flag_name(name: str, f: dataclasses.Field | None = None) -> str:
+    """The CLI flag of a config field: `load_size` -> `--load-size`."""
+    if f is not None and "flag" in f.metadata:
+        return f.metadata["flag"]
+    return "--" + name.replace("_", "-")
+
+
+@functools.cache
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring written under each field of a dataclass, as one line of text."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs = {}
+    for stmt, nxt in itertools.pairwise(body):
+        if (
+            isinstance(stmt, ast.AnnAssign)
+            and isinstance(stmt.target, ast.Name)
+            and isinstance(nxt, ast.Expr)
+            and isinstance(nxt.value, ast.Constant)
+            and isinstance(nxt.value.value, str)
+        ):
+            docs[stmt.target.id] = " ".join(nxt.value.value.split())
+    return docs
+
+
+def load_config_file(path: Path) -> RunConfig:
+    """Read a RunConfig from a JSON file (a checkpoint's config.json works too)."""
+    try:
+        raw = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found; check the path") from None
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: not a readable JSON config ({exc})") from None
+    raw = raw.get("config", raw)  # checkpoints nest the config beside their progress
+    return RunConfig.from_dict(raw, source=str(path))

@@ -1,0 +1,74 @@
+"""Joint augmentation: input and target get the same resize, crop and flip.
+
+Parameters are sampled once per pair (`sample_params`) and applied to both images
+(`apply_params`), so the pair stays aligned pixel for pixel.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from pix2pix.config import DataConfig
+
+
+@dataclass(frozen=True)
+class JointParams:
+    """One pair's augmentation: resize to `size` (w, h), crop `crop` (x, y, w, h), flip."""
+
+    size: tuple[int, int]
+    crop: tuple[int, int, int, int] | None
+    flip: bool
+
+
+def resized_size(width: int, height: int, cfg: DataConfig) -> tuple[int, int]:
+    """Image size (w, h) after the resize step of `cfg.preprocess`, before cropping."""
+    if cfg.preprocess == "resize_and_crop":
+        return cfg.load_size, cfg.load_size
+    if cfg.preprocess in ("scale_width", "scale_width_and_crop"):
+        h = round(cfg.load_size * height / width)
+        if cfg.preprocess == "scale_width_and_crop":
+            h = max(h, cfg.crop_size)  # keep the crop possible
+        return cfg.load_size, h
+    return width, height  # crop, none
+
+
+def output_size(width: int, height: int, cfg: DataConfig) -> tuple[int, int]:
+    """Training image size (w, h) for a source image of `width` x `height`."""
+    w, h = resized_size(width, height, cfg)
+    if cfg.preprocess in ("resize_and_crop", "crop", "scale_width_and_crop"):
+        return cfg.crop_size, cfg.crop_size
+    return w, h
+
+
+def sample_params(
+    width: int, height: int, cfg: DataConfig, rng: np.random.Generator
+) -> JointParams:
+    """Draw one pair's resize/crop/flip for a `width` x `height` source image."""
+    w, h = resized_size(width, height, cfg)
+    crop = None
+    if cfg.preprocess in ("resize_and_crop", "crop", "scale_width_and_crop"):
+        size = cfg.crop_size
+        x = int(rng.integers(0, w - size + 1))
+        y = int(rng.integers(0, h - size + 1))
+        crop = (x, y, size, size)
+    flip = bool(cfg.flip and rng.random() < 0.5)
+    return JointParams(size=(w, h), crop=crop, flip=flip)
+
+
+def apply_params(arr: np.ndarray, params: JointParams) -> np.ndarray:
+    """Apply resize (bicubic), crop and flip to an (H, W, C) uint8 array."""
+    if (arr.shape[1], arr.shape[0]) != params.size:
+        channels = [
+            np.asarray(Image.fromarray(arr[:, :, c]).resize(params.size, Image.BICUBIC))
+            for c in range(arr.shape[2])
+        ]
+        arr = np.stack(channels, axis=2)
+    if params.crop is not None:
+        x, y, w, h = params.crop
+        arr = arr[y : y + h, x : x + w]
+    if params.flip:
+        arr = arr[:, ::-1]
+    return np.ascontiguousarray(arr)

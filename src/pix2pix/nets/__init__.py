@@ -1,0 +1,96 @@
+"""Network factories: explicit tables from a config name to a constructor.
+
+Every network is a plain `nn.Module` that knows nothing of training or files. Generators
+expose `stride`: input height and width must be multiples of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from torch import nn
+
+from pix2pix.nets.layers import init_weights
+from pix2pix.nets.patchgan import PatchDiscriminator, receptive_field
+from pix2pix.nets.resnet import ResNetGenerator
+from pix2pix.nets.unet import UNet
+
+if TYPE_CHECKING:
+    from pix2pix.config import ModelConfig
+
+GeneratorFactory = Callable[[int, int, "ModelConfig"], nn.Module]
+
+
+def _unet(depth: int, skips: bool) -> GeneratorFactory:
+    def build(c_in: int, c_out: int, cfg: ModelConfig) -> nn.Module:
+        return UNet(c_in, c_out, depth, cfg.ngf, cfg.norm, cfg.dropout, skips=skips)
+
+    return build
+
+
+def _resnet(blocks: int) -> GeneratorFactory:
+    def build(c_in: int, c_out: int, cfg: ModelConfig) -> nn.Module:
+        # The paper's ResNet variant uses no dropout; cfg.dropout is the U-Net's.
+        return ResNetGenerator(c_in, c_out, blocks, cfg.ngf, cfg.norm, dropout=0.0)
+
+    return build
+
+
+# unet_<S>: log2(S) downsamplings, so an SxS input reaches a 1x1 bottleneck.
+GENERATORS: dict[str, GeneratorFactory] = {
+    **{f"unet_{2**d}": _unet(d, skips=True) for d in range(5, 11)},
+    **{f"encdec_{2**d}": _unet(d, skips=False) for d in range(5, 11)},
+    "resnet_6blocks": _resnet(6),
+    "resnet_9blocks": _resnet(9),
+}
+
+# patch_<N>: the receptive field N of one output logit -> number of stride-2 layers.
+DISCRIMINATOR_LAYERS: dict[str, int] = {
+    "patch_1": 0,
+    "patch_16": 1,
+    "patch_34": 2,
+    "patch_70": 3,
+    "patch_142": 4,
+    "patch_286": 5,
+}
+DISCRIMINATORS = tuple(DISCRIMINATOR_LAYERS)
+
+
+def _channels(cfg: ModelConfig) -> tuple[int, int]:
+    if cfg.in_channels is None or cfg.out_channels is None:
+        raise ValueError("ModelConfig channels are unresolved; set in_channels/out_channels")
+    return cfg.in_channels, cfg.out_channels
+
+
+def build_generator(cfg: ModelConfig, init: bool = True) -> nn.Module:
+    """The generator named by `cfg.generator`, initialised N(0, cfg.init_std) if `init`."""
+    c_in, c_out = _channels(cfg)
+    net = GENERATORS[cfg.generator](c_in, c_out, cfg)
+    if init:
+        init_weights(net, cfg.init_std)
+    return net
+
+
+def build_discriminator(cfg: ModelConfig, init: bool = True) -> nn.Module:
+    """The PatchGAN named by `cfg.discriminator`; conditional ones see input and output."""
+    c_in, c_out = _channels(cfg)
+    channels = c_in + c_out if cfg.conditional else c_out
+    net = PatchDiscriminator(channels, DISCRIMINATOR_LAYERS[cfg.discriminator], cfg.ndf, cfg.norm)
+    if init:
+        init_weights(net, cfg.init_std)
+    return net
+
+
+__all__ = [
+    "DISCRIMINATORS",
+    "DISCRIMINATOR_LAYERS",
+    "GENERATORS",
+    "PatchDiscriminator",
+    "ResNetGenerator",
+    "UNet",
+    "build_discriminator",
+    "build_generator",
+    "init_weights",
+    "receptive_field",
+]

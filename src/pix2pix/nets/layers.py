@@ -1,0 +1,42 @@
+"""Building blocks shared by the generators and discriminators."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from torch import nn
+
+# Factory table: norm name -> constructor taking the channel count. Instance norm has no
+# affine parameters and no running statistics, as in the reference implementation.
+NORMS: dict[str, Callable[[int], nn.Module]] = {
+    "batch": lambda c: nn.BatchNorm2d(c),
+    "instance": lambda c: nn.InstanceNorm2d(c, affine=False, track_running_stats=False),
+    "none": lambda c: nn.Identity(),
+}
+
+
+def make_norm(kind: str, channels: int) -> nn.Module:
+    """A normalisation layer for `channels` feature maps."""
+    if kind not in NORMS:
+        raise ValueError(f"unknown norm {kind!r}; choose one of: {', '.join(NORMS)}")
+    return NORMS[kind](channels)
+
+
+def conv_bias(kind: str) -> bool:
+    """Convolutions followed by batch norm need no bias (the norm's shift replaces it)."""
+    return kind != "batch"
+
+
+def init_weights(module: nn.Module, std: float = 0.02) -> None:
+    """The paper's initialisation: conv weights ~ N(0, std), BN scales ~ N(1, std), biases 0.
+
+    Draws from the global torch RNG, so the caller's seed fixes it.
+    """
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, std)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, std)
+            nn.init.zeros_(m.bias)

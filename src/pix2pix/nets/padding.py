@@ -1,0 +1,46 @@
+"""Any input size: reflect-pad to a multiple of the generator's stride, crop back after."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+Box = tuple[int, int, int, int]  # top, left, height, width of the original inside the padded
+
+
+def pad_to_multiple(x: torch.Tensor, multiple: int) -> tuple[torch.Tensor, Box]:
+    """Pad (B, C, H, W) on all sides, centred, so H and W become multiples of `multiple`.
+
+    Reflection needs the pad to be smaller than the side, so large pads (a small image
+    under a deep U-Net) reflect repeatedly; a side of one pixel is replicated.
+    """
+    h, w = x.shape[-2:]
+    big_h, big_w = math.ceil(h / multiple) * multiple, math.ceil(w / multiple) * multiple
+    top, left = (big_h - h) // 2, (big_w - w) // 2
+    remaining = [left, big_w - w - left, top, big_h - h - top]  # F.pad order: l, r, t, b
+    while any(remaining):
+        cur_h, cur_w = x.shape[-2:]
+        if min(cur_h, cur_w) < 2:
+            x = F.pad(x, remaining, mode="replicate")
+            break
+        step = [min(p, limit - 1) for p, limit in zip(remaining, (cur_w, cur_w, cur_h, cur_h))]
+        x = F.pad(x, step, mode="reflect")
+        remaining = [p - s for p, s in zip(remaining, step)]
+    return x, (top, left, h, w)
+
+
+def crop_box(x: torch.Tensor, box: Box) -> torch.Tensor:
+    """Undo `pad_to_multiple`: (B, C, H', W') -> (B, C, H, W)."""
+    top, left, h, w = box
+    return x[..., top : top + h, left : left + w]
+
+
+def run_any_size(net: torch.nn.Module, x: torch.Tensor, multiple: int) -> torch.Tensor:
+    """net(x) for any H, W: pads when needed and crops the output back to x's size."""
+    h, w = x.shape[-2:]
+    if h % multiple == 0 and w % multiple == 0:
+        return net(x)
+    padded, box = pad_to_multiple(x, multiple)
+    return crop_box(net(padded), box)

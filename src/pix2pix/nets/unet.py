@@ -1,0 +1,81 @@
+"""The paper's U-Net generator and its encoder-decoder ablation (no skips).
+
+Encoder C64-C128-C256-C512-C512-... : 4x4 stride-2 convs with LeakyReLU(0.2) in front,
+batch norm after, except no norm on the first and innermost layers. The decoder mirrors it
+with 4x4 stride-2 transposed convs and ReLU; the U-Net concatenates encoder level i onto
+the decoder input at level i. Dropout (the only noise) follows the norm in the decoder's
+intermediate 512-channel blocks: depth - 5 of them, three at 256x256 (depth 8).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from pix2pix.nets.layers import conv_bias, make_norm
+
+
+class UNet(nn.Module):
+    """U-Net generator: (B, in, H, W) in [-1, 1] -> (B, out, H, W) in [-1, 1].
+
+    H and W must be multiples of `stride` = 2**depth (translation pads to it).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        depth: int,
+        ngf: int = 64,
+        norm: str = "batch",
+        dropout: float = 0.5,
+        skips: bool = True,
+    ) -> None:
+        super().__init__()
+        if depth < 2:
+            raise ValueError(f"U-Net depth {depth} is too small; use depth >= 2")
+        self.depth = depth
+        self.stride = 2**depth
+        self.skips = skips
+        bias = conv_bias(norm)
+        width = [ngf * min(2**i, 8) for i in range(depth)]  # channels of encoder level i
+
+        self.encoder = nn.ModuleList()
+        for i in range(depth):
+            c_in = in_channels if i == 0 else width[i - 1]
+            conv = nn.Conv2d(c_in, width[i], 4, stride=2, padding=1, bias=bias)
+            if i == 0:  # outermost: no activation in front, no norm
+                block = nn.Sequential(conv)
+            elif i == depth - 1:  # innermost: no norm (a 1x1 map at the paper's size)
+                block = nn.Sequential(nn.LeakyReLU(0.2), conv)
+            else:
+                block = nn.Sequential(nn.LeakyReLU(0.2), conv, make_norm(norm, width[i]))
+            self.encoder.append(block)
+
+        # decoder[i] undoes encoder[i]; it runs from the innermost level outwards.
+        self.decoder = nn.ModuleList()
+        for i in range(depth):
+            innermost = i == depth - 1
+            c_in = width[i] if innermost or not skips else 2 * width[i]
+            if i == 0:  # outermost: back to image channels, with a bias, then Tanh
+                conv = nn.ConvTranspose2d(c_in, out_channels, 4, stride=2, padding=1)
+                block = nn.Sequential(nn.ReLU(), conv, nn.Tanh())
+            else:
+                conv = nn.ConvTranspose2d(c_in, width[i - 1], 4, stride=2, padding=1, bias=bias)
+                layers = [nn.ReLU(), conv, make_norm(norm, width[i - 1])]
+                if 4 <= i < depth - 1 and dropout > 0:  # the intermediate 512-channel blocks
+                    layers.append(nn.Dropout(dropout))
+                block = nn.Sequential(*layers)
+            self.decoder.append(block)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        features = []  # encoder outputs, level 0 (B, ngf, H/2, W/2) to the innermost
+        h = x
+        for block in self.encoder:
+            h = block(h)
+            features.append(h)
+        for i in reversed(range(self.depth)):
+            if self.skips and i < self.depth - 1:
+                h = torch.cat([features[i], h], dim=1)  # (B, 2 * width[i], H/2^(i+1), ...)
+            h = self.decoder[i](h)
+        return h

@@ -1,0 +1,78 @@
+"""Shared fixtures: tiny generated datasets and tiny configs (CPU, seconds)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pix2pix.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from pix2pix.data.images import save_image
+
+torch.set_num_threads(2)
+
+
+def random_image(
+    rng: np.random.Generator, height: int, width: int, channels: int = 3
+) -> np.ndarray:
+    """A smooth random (H, W, C) uint8 image: blocky noise, so resizing keeps structure."""
+    small = rng.integers(0, 256, size=(max(1, height // 4), max(1, width // 4), channels))
+    big = np.kron(small, np.ones((4, 4, 1)))[:height, :width]
+    pad_h, pad_w = height - big.shape[0], width - big.shape[1]
+    return np.pad(big, ((0, pad_h), (0, pad_w), (0, 0)), mode="edge").astype(np.uint8)
+
+
+def write_aligned(
+    root: Path, count: int = 6, size: int = 40, channels: int = 3, seed: int = 0
+) -> Path:
+    """`count` aligned A|B files of size x 2size; B is a fixed function of A (learnable)."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        a = random_image(rng, size, size, channels)
+        b = (255 - a) // 2 + 64  # invert and compress: a simple pixelwise mapping
+        save_image(np.concatenate([a, b.astype(np.uint8)], axis=1), root / f"{i + 1}.png")
+    return root
+
+
+def write_paired(root: Path, count: int = 4, size: int = 40, seed: int = 0) -> Path:
+    """A/ and B/ folders with matching stems."""
+    rng = np.random.default_rng(seed)
+    for side in ("A", "B"):
+        (root / side).mkdir(parents=True, exist_ok=True)
+    for i in range(count):
+        a = random_image(rng, size, size)
+        save_image(a, root / "A" / f"img{i}.png")
+        save_image(255 - a, root / "B" / f"img{i}.png")
+    return root
+
+
+def tiny_config(root: Path | str, **sections: dict) -> RunConfig:
+    """unet_32 with 8 filters on 32x32 crops: a training step takes milliseconds."""
+    base = RunConfig(
+        model=ModelConfig(generator="unet_32", ngf=8, ndf=8),
+        data=DataConfig(root=str(root), load_size=36, crop_size=32, workers=0),
+        train=TrainConfig(
+            epochs=2,
+            decay_epochs=2,
+            batch_size=2,
+            progress=False,
+            sample_every=0,
+            save_every=0,
+            keep_every=0,
+            device="cpu",
+        ),
+    )
+    return base.replace(**sections)
+
+
+@pytest.fixture
+def aligned_data(tmp_path: Path) -> Path:
+    return write_aligned(tmp_path / "data")
+
+
+@pytest.fixture
+def paired_data(tmp_path: Path) -> Path:
+    return write_paired(tmp_path / "paired")

@@ -1,0 +1,193 @@
+"""The `pix2pix` command end to end: help, train -> translate, demo, bad input."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import write_aligned, write_paired
+from pix2pix.cli import main
+from pix2pix.data.images import read_image, save_image
+
+TINY = [
+    "--generator", "unet_32", "--ngf", "4", "--ndf", "4", "--load-size", "36",
+    "--crop-size", "32", "--batch-size", "2", "--epochs", "1", "--decay-epochs", "1",
+    "--workers", "0", "--sample-every", "0", "--keep-every", "0", "--device", "cpu",
+    "--no-progress",
+]  # fmt: skip
+
+
+def run(capsys, *args: str) -> tuple[int, str, str]:
+    try:
+        main([str(a) for a in args])
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.startswith("pix2pix: error:")]
+    assert len(lines) == 1, err
+    return lines[0]
+
+
+def test_help_lists_the_subcommands() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "pix2pix", "--help"], capture_output=True, text=True, check=True
+    )
+    for command in ("train", "translate", "demo", "data"):
+        assert re.search(rf"^\s+{command}\s", result.stdout, re.MULTILINE), command
+
+
+def test_train_help_documents_every_flag(capsys) -> None:
+    code, out, _ = run(capsys, "train", "--help")
+    assert code == 0
+    for flag in ("--data", "--direction", "--generator", "--epochs", "--decay-epochs",
+                 "--batch-size", "--load-size", "--crop-size", "--ngf", "--ndf", "--seed",
+                 "--max-steps", "--resume", "--device", "--precision"):  # fmt: skip
+        assert flag in out, flag
+
+
+def test_train_then_translate(capsys, tmp_path: Path) -> None:
+    data = write_aligned(tmp_path / "data", count=4)
+    code, out, err = run(capsys, "train", "--data", data, "--out", tmp_path / "run",
+                         "--direction", "BtoA", *TINY)  # fmt: skip
+    assert code == 0, err
+    assert "checkpoint:" in out
+    save_image(np.zeros((45, 70, 3), np.uint8), tmp_path / "in" / "x.png")
+    pattern = tmp_path / "in" / "*.png"
+    code, out, err = run(capsys, "translate", "--checkpoint", tmp_path / "run", pattern,
+                         "--out", tmp_path / "out", "--eval")  # fmt: skip
+    assert code == 0, err
+    assert read_image(tmp_path / "out" / "x.png", 3).shape == (45, 70, 3)
+
+
+def test_resume_needs_only_the_run_folder(capsys, tmp_path: Path) -> None:
+    data = write_aligned(tmp_path / "data", count=4)
+    run_dir = tmp_path / "run"
+    code, _, err = run(capsys, "train", "--data", data, "--out", run_dir, "--max-steps", "2", *TINY)
+    assert code == 0, err
+    code, _, err = run(capsys, "train", "--out", run_dir, "--resume")
+    assert code == 0, err  # the run already reached its --max-steps: nothing more to do
+    assert len((run_dir / "log.jsonl").read_text().splitlines()) == 2
+    code, _, err = run(capsys, "train", "--out", run_dir, "--resume", "--max-steps", "0")
+    assert code == 0, err
+    lines = (run_dir / "log.jsonl").read_text().splitlines()
+    assert len(lines) == 4  # 2 epochs of 2 steps
+
+
+def test_demo_end_to_end_at_a_tiny_size(capsys, tmp_path: Path) -> None:
+    code, out, err = run(capsys, "demo", "--out", tmp_path / "demo", "--size", "32",
+                         "--steps", "6", "--train-images", "4", "--device", "cpu")  # fmt: skip
+    assert code == 0, err
+    page = Path(out.strip().split()[-1])
+    assert page.is_file() and page.suffix == ".html"
+    links = re.findall(r'src="([^"]+)"', page.read_text())
+    assert len(links) == 16 * 3
+    assert all((page.parent / link).is_file() for link in links)
+    assert "Mean L1 error" in page.read_text()
+    # running it again reuses the finished run
+    code, out2, err = run(capsys, "demo", "--out", tmp_path / "demo", "--size", "32",
+                          "--steps", "6", "--train-images", "4", "--device", "cpu")  # fmt: skip
+    assert code == 0 and out2 == out, err
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def _bad_dataset(tmp_path: Path, kind: str) -> tuple[Path, str]:
+    """A dataset folder with one planted defect, and what the message must name."""
+    data = tmp_path / "data"
+    if kind == "missing":
+        return data, "data: dataset folder not found"
+    if kind == "empty":
+        data.mkdir()
+        return data, "data: no images found"
+    if kind in ("unreadable", "truncated"):
+        write_aligned(data, count=4)
+        bad = data / "3.png"
+        if kind == "unreadable":
+            bad.write_text("not a png")
+        else:
+            bad.write_bytes(bad.read_bytes()[:150])
+        return data, "3.png: cannot read image"
+    if kind == "mismatch":
+        write_paired(data, count=3)
+        save_image(np.zeros((20, 40, 3), np.uint8), data / "B" / "img2.png")
+        return data, "img2.png: size 40x20 differs from its partner"
+    if kind == "lonely":
+        write_paired(data, count=3)
+        save_image(np.zeros((40, 40, 3), np.uint8), data / "A" / "solo.png")
+        return data, "solo.png: no partner named solo"
+    raise AssertionError(kind)
+
+
+@pytest.mark.parametrize(
+    "kind", ["missing", "empty", "unreadable", "truncated", "mismatch", "lonely"]
+)
+def test_bad_dataset_gets_one_line_and_exit_2(capsys, tmp_path: Path, kind: str) -> None:
+    data, expected = _bad_dataset(tmp_path, kind)
+    code, _, err = run(capsys, "train", "--data", data, "--out", tmp_path / "run", *TINY)
+    assert code == 2
+    assert expected in error_line(err)
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("flags", "expected"),
+    [
+        (["--crop-size", "64"], "--crop-size 64 is larger than --load-size 36"),
+        (["--preprocess", "crop", "--crop-size", "64"], "is smaller than --crop-size 64"),
+        (["--batch-size", "0"], "--batch-size 0 is out of range"),
+        (["--lr", "0"], "--lr 0.0 is out of range"),
+        (["--generator", "unet_33"], "--generator 'unet_33' is not valid"),
+        (["--device", "cuda:7"], "--device cuda:7"),
+    ],
+)
+def test_bad_flag_values(capsys, tmp_path: Path, flags: list[str], expected: str) -> None:
+    data = write_aligned(tmp_path / "data", count=2)
+    code, _, err = run(capsys, "train", "--data", data, "--out", tmp_path / "run", *TINY, *flags)
+    assert code == 2
+    assert expected in error_line(err)
+
+
+def test_bad_checkpoints(capsys, tmp_path: Path) -> None:
+    data = write_aligned(tmp_path / "data", count=4)
+    run_dir = tmp_path / "run"
+    assert run(capsys, "train", "--data", data, "--out", run_dir, "--max-steps", "1", *TINY)[0] == 0
+    ckpt = run_dir / "latest"
+    config = (ckpt / "config.json").read_text()
+    (ckpt / "config.json").write_text(config.replace('"format_version": 1', '"format_version": 7'))
+    code, _, err = run(capsys, "translate", "--checkpoint", run_dir, data, "--out", tmp_path / "o")
+    assert code == 2 and "checkpoint format version 7" in error_line(err)
+    (ckpt / "config.json").write_text(config)
+    (ckpt / "training_state.pt").rename(tmp_path / "state.pt")
+    code, _, err = run(capsys, "train", "--out", run_dir, "--resume")
+    assert code == 2 and "missing training_state.pt" in error_line(err)
+    code, _, err = run(
+        capsys, "translate", "--checkpoint", tmp_path / "nowhere", data, "--out", tmp_path / "o"
+    )
+    assert code == 2 and "nowhere: no such checkpoint" in error_line(err)
+
+
+def test_a_failed_resume_leaves_the_checkpoint_intact(capsys, tmp_path: Path) -> None:
+    data = write_aligned(tmp_path / "data", count=4)
+    run_dir = tmp_path / "run"
+    assert run(capsys, "train", "--data", data, "--out", run_dir, "--max-steps", "1", *TINY)[0] == 0
+    before = {p.name: p.read_bytes() for p in (run_dir / "latest").iterdir()}
+    log_before = (run_dir / "log.jsonl").read_bytes()
+    (data / "2.png").write_text("broken")
+    code, _, err = run(capsys, "train", "--out", run_dir, "--resume")
+    assert code == 2 and "2.png: cannot read image" in error_line(err)
+    assert {p.name: p.read_bytes() for p in (run_dir / "latest").iterdir()} == before
+    assert (run_dir / "log.jsonl").read_bytes() == log_before
+    # starting over into the same folder by mistake is refused too
+    code, _, err = run(capsys, "train", "--data", data, "--out", run_dir, *TINY)
+    assert code == 2 and "already holds a checkpoint" in error_line(err)

@@ -1,0 +1,82 @@
+"""Config: validation messages, JSON round trip, help text for every field."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from pix2pix.config import (
+    SECTIONS,
+    DataConfig,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+    field_docs,
+    load_config_file,
+)
+from pix2pix.errors import ConfigError
+
+
+def test_json_round_trip_is_lossless() -> None:
+    cfg = RunConfig(
+        model=ModelConfig(generator="resnet_6blocks", norm="instance", in_channels=1),
+        data=DataConfig(root="x", direction="BtoA", flip=False),
+        train=TrainConfig(max_steps=7, gan_loss="lsgan", lr=1e-3),
+    )
+    assert RunConfig.from_json(cfg.to_json()) == cfg
+
+
+def test_unknown_keys_are_named() -> None:
+    raw = RunConfig().to_dict()
+    raw["train"]["warp_speed"] = 9
+    with pytest.raises(ConfigError, match="warp_speed"):
+        RunConfig.from_dict(raw)
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: DataConfig(load_size=256, crop_size=300), "--crop-size 300 is larger"),
+        (lambda: TrainConfig(batch_size=0), "--batch-size 0"),
+        (lambda: TrainConfig(lr=-1.0), "--lr -1.0"),
+        (lambda: TrainConfig(epochs=0, decay_epochs=0), "at least 1 epoch"),
+        (lambda: ModelConfig(generator="unet_300"), "unet_256"),
+        (lambda: ModelConfig(norm="group"), "batch, instance, none"),
+        (lambda: ModelConfig(dropout=1.0), "--dropout 1.0"),
+        (lambda: DataConfig(direction="AB"), "AtoB, BtoA"),
+        (lambda: TrainConfig(max_steps=-1), "--max-steps -1"),
+    ],
+)
+def test_invalid_values_name_the_flag_and_the_fix(build, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        build()
+
+
+def test_crop_only_allows_any_load_size() -> None:
+    assert DataConfig(preprocess="crop", load_size=100, crop_size=200).crop_size == 200
+
+
+def test_every_field_has_help_text() -> None:
+    for cls in SECTIONS.values():
+        docs = field_docs(cls)
+        missing = [f.name for f in dataclasses.fields(cls) if not docs.get(f.name)]
+        assert not missing, f"{cls.__name__}: {missing}"
+
+
+def test_differences_ignore_runtime_fields() -> None:
+    a = RunConfig()
+    b = a.replace(train={"max_steps": 5, "device": "cpu"}, data={"root": "elsewhere"})
+    assert a.differences(b) == []
+    c = a.replace(model={"ngf": 32})
+    assert a.differences(c) == ["--ngf 32 (checkpoint: 64)"]
+
+
+def test_load_config_file_reads_checkpoint_configs(tmp_path) -> None:
+    cfg = RunConfig(train=TrainConfig(seed=3))
+    (tmp_path / "plain.json").write_text(cfg.to_json())
+    (tmp_path / "ckpt.json").write_text('{"config": ' + cfg.to_json() + ', "progress": {}}')
+    assert load_config_file(tmp_path / "plain.json") == cfg
+    assert load_config_file(tmp_path / "ckpt.json") == cfg
+    with pytest.raises(ConfigError, match="not found"):
+        load_config_file(tmp_path / "nope.json")

@@ -1,0 +1,212 @@
+"""Training: paper-order step, D frozen in the G step, schedule, files, exact resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+
+from conftest import tiny_config, write_aligned
+from pix2pix.checkpoint import TRAINING_FILES, read_meta
+from pix2pix.config import RunConfig
+from pix2pix.errors import ConfigError, UserError
+from pix2pix.runlog import read_log
+from pix2pix.train import Pix2PixTrainer, fit, lr_factor
+
+
+def weights(ckpt: Path) -> dict[str, torch.Tensor]:
+    return {
+        **{f"g.{k}": v for k, v in load_file(ckpt / "generator.safetensors").items()},
+        **{f"d.{k}": v for k, v in load_file(ckpt / "discriminator.safetensors").items()},
+    }
+
+
+def assert_same_weights(a: Path, b: Path) -> None:
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    different = [k for k in wa if not torch.equal(wa[k], wb[k])]
+    assert not different, different[:5]
+
+
+def trainer(cfg: RunConfig) -> Pix2PixTrainer:
+    cfg = cfg.replace(model={"in_channels": 3, "out_channels": 3})
+    torch.manual_seed(0)
+    return Pix2PixTrainer(cfg, torch.device("cpu"))
+
+
+def test_lr_is_constant_then_decays_linearly_to_zero() -> None:
+    factors = [lr_factor(e, epochs=2, decay_epochs=3) for e in range(5)]
+    assert factors == pytest.approx([1, 1, 0.75, 0.5, 0.25])
+    assert lr_factor(5, 2, 3) == 0.0
+
+
+def test_one_batch_overfits(aligned_data: Path) -> None:
+    t = trainer(tiny_config(aligned_data, train={"lr": 2e-3}))  # a higher LR: fewer steps
+    torch.manual_seed(1)
+    a = F.interpolate(torch.rand(2, 3, 8, 8) * 2 - 1, scale_factor=4.0)  # blocky input
+    b = 0.25 - 0.5 * a.flip(1)  # a pixelwise mapping the U-Net can fit
+    first = t.step(a, b)[0]["loss_g_l1"].item()
+    for _ in range(40):
+        losses, _ = t.step(a, b)
+    assert losses["loss_g_l1"].item() < 0.3 * first
+
+
+def test_generator_step_leaves_the_discriminator_untouched(aligned_data: Path) -> None:
+    t = trainer(tiny_config(aligned_data))
+    a, b = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
+    with t.autocast():
+        fake = t.generate(a)
+    g_before = [p.detach().clone() for p in t.g.parameters()]
+    t.d_step(a, b, fake)
+    assert all(torch.equal(p, q) for p, q in zip(g_before, t.g.parameters()))  # D step: G fixed
+    d_params = [p.detach().clone() for p in t.d.parameters()]
+    d_grads = [p.grad.clone() for p in t.d.parameters()]
+    t.g_step(a, b, fake)
+    assert all(torch.equal(p, q) for p, q in zip(d_params, t.d.parameters()))
+    assert all(torch.equal(g, p.grad) for g, p in zip(d_grads, t.d.parameters()))
+    assert not all(torch.equal(p, q) for p, q in zip(g_before, t.g.parameters()))
+    assert all(p.requires_grad for p in t.d.parameters())  # unfrozen for the next D step
+
+
+def test_fit_writes_checkpoints_logs_and_samples(aligned_data: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(aligned_data, train={"sample_every": 2, "keep_every": 2})
+    run = tmp_path / "run"
+    final = fit(cfg, run)
+    assert final == run / "latest"
+    assert sorted(p.name for p in final.iterdir()) == sorted(TRAINING_FILES)
+    saved, progress = read_meta(final)
+    assert saved.model.in_channels == 3  # resolved from the data
+    assert (progress.step, progress.epoch, progress.batch_in_epoch) == (12, 4, 0)  # 6 imgs / 2
+    assert (run / "epoch_0002").is_dir() and (run / "epoch_0004").is_dir()
+    records = read_log(run / "log.jsonl")
+    assert [r["step"] for r in records] == list(range(1, 13))
+    assert {"loss_d", "loss_d_real", "loss_d_fake", "loss_g_gan", "loss_g_l1", "lr"} <= set(
+        records[0]
+    )
+    # LR: constant for 2 epochs of 3 steps, then 2/3 and 1/3 of 2e-4
+    assert [records[i]["lr"] for i in (0, 5, 6, 9)] == pytest.approx(
+        [2e-4, 2e-4, 2e-4 * 2 / 3, 2e-4 / 3]
+    )
+    assert len(list((run / "samples").glob("step_*.png"))) == 6
+    assert not list(run.glob(".*"))  # no temp folders left behind
+
+
+def test_max_steps_stops_with_a_checkpoint(aligned_data: Path, tmp_path: Path) -> None:
+    fit(tiny_config(aligned_data, train={"max_steps": 4}), tmp_path / "run")
+    _, progress = read_meta(tmp_path / "run" / "latest")
+    assert (progress.step, progress.epoch, progress.batch_in_epoch) == (4, 1, 1)
+
+
+def test_resume_equals_an_uninterrupted_run(aligned_data: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(aligned_data)
+    fit(cfg, tmp_path / "whole")
+    fit(cfg.replace(train={"max_steps": 5}), tmp_path / "split")  # stop mid-epoch
+    fit(cfg.replace(train={"max_steps": 9}), tmp_path / "split", resume=True)  # epoch end
+    fit(cfg, tmp_path / "split", resume=True)
+    assert_same_weights(tmp_path / "whole" / "latest", tmp_path / "split" / "latest")
+    whole, split = (
+        read_log(tmp_path / "whole" / "log.jsonl"),
+        read_log(tmp_path / "split" / "log.jsonl"),
+    )
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "sec"} for r in rs]  # noqa: E731
+    assert strip(whole) == strip(split)
+
+
+def test_seed_makes_runs_reproducible(aligned_data: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(aligned_data, train={"max_steps": 3})
+    fit(cfg, tmp_path / "a")
+    fit(cfg, tmp_path / "b")
+    fit(cfg.replace(train={"seed": 1}), tmp_path / "c")
+    assert_same_weights(tmp_path / "a" / "latest", tmp_path / "b" / "latest")
+    with pytest.raises(AssertionError):
+        assert_same_weights(tmp_path / "a" / "latest", tmp_path / "c" / "latest")
+
+
+def test_fit_leaves_the_global_rng_alone(aligned_data: Path, tmp_path: Path) -> None:
+    torch.manual_seed(123)
+    state = torch.get_rng_state()
+    fit(tiny_config(aligned_data, train={"max_steps": 2}), tmp_path / "run")
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_existing_run_needs_resume_and_resume_needs_same_settings(
+    aligned_data: Path, tmp_path: Path
+) -> None:
+    cfg = tiny_config(aligned_data, train={"max_steps": 2})
+    fit(cfg, tmp_path / "run")
+    with pytest.raises(UserError, match="already holds a checkpoint; pass --resume"):
+        fit(cfg, tmp_path / "run")
+    with pytest.raises(ConfigError, match=r"--ngf 16 \(checkpoint: 8\)"):
+        fit(cfg.replace(model={"ngf": 16}), tmp_path / "run", resume=True)
+    with pytest.raises(UserError, match="no such checkpoint"):
+        fit(cfg, tmp_path / "other", resume=True)
+
+
+def test_stop_request_saves_and_returns(aligned_data: Path, tmp_path: Path) -> None:
+    calls = []
+    fit(
+        tiny_config(aligned_data),
+        tmp_path / "run",
+        should_stop=lambda: calls.append(1) or len(calls) >= 3,
+    )
+    _, progress = read_meta(tmp_path / "run" / "latest")
+    assert progress.step == 3
+
+
+def test_bf16_autocast_trains(aligned_data: Path, tmp_path: Path) -> None:
+    fit(tiny_config(aligned_data, train={"max_steps": 3, "precision": "bf16"}), tmp_path / "run")
+    losses = read_log(tmp_path / "run" / "log.jsonl")
+    assert len(losses) == 3 and all(0 < r["loss_g_l1"] < 2 for r in losses)
+
+
+# ------------------------------------------------------------ kill -9 and resume
+
+
+def _train_cmd(data: Path, out: Path) -> list[str]:
+    return [
+        sys.executable, "-m", "pix2pix", "-q", "train", "--out", str(out), "--data", str(data),
+        "--generator", "unet_32", "--ngf", "8", "--ndf", "8", "--load-size", "36",
+        "--crop-size", "32", "--batch-size", "2", "--epochs", "30", "--decay-epochs", "30",
+        "--workers", "0", "--save-every", "7", "--sample-every", "0", "--keep-every", "0",
+        "--device", "cpu", "--seed", "5", "--no-progress",
+    ]  # fmt: skip
+
+
+def test_sigkill_mid_run_then_resume_matches_uninterrupted(tmp_path: Path) -> None:
+    data = write_aligned(tmp_path / "data", count=8)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run(_train_cmd(data, tmp_path / "ref"), check=True, env=env, timeout=300)
+
+    run = tmp_path / "run"
+    proc = subprocess.Popen(_train_cmd(data, run), env=env)
+    log = run / "log.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if log.exists() and len(log.read_text().splitlines()) >= 30:
+            break
+        time.sleep(0.01)  # polling the log for progress, not waiting for an outcome
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    _, progress = read_meta(run / "latest")
+    assert 0 < progress.step < 240
+
+    subprocess.run(
+        [*_train_cmd(data, run)[:5], "--out", str(run), "--resume"],
+        check=True,
+        env=env,
+        timeout=300,
+    )
+    assert_same_weights(tmp_path / "ref" / "latest", run / "latest")
+    steps = [r["step"] for r in read_log(run / "log.jsonl")]
+    assert steps == list(range(1, 241))
+    assert json.loads((run / "latest" / "config.json").read_text())["progress"]["step"] == 240
