@@ -89,9 +89,26 @@ def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
 
 
 # ---------------------------------------------------------------- subcommands
+# Each subcommand is an `add_<name>(subparsers)` that registers its parser and handler.
+
+Subparsers = argparse._SubParsersAction  # what add_subparsers() returns
 
 
-def _cmd_train(args: argparse.Namespace) -> None:
+def add_train(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a model on paired images (or resume a run)",
+        description="Train pix2pix. Defaults are the paper's. With --resume, only --out is "
+        "needed: the run continues exactly where it stopped.",
+    )
+    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder (checkpoints, logs)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out")
+    p.add_argument("--config", metavar="JSON", help="start from a config file (flags override it)")
+    _add_config_flags(p)
+    p.set_defaults(func=_train)
+
+
+def _train(args: argparse.Namespace) -> None:
     from pix2pix.checkpoint import find_checkpoint, read_meta
     from pix2pix.train import fit
 
@@ -109,71 +126,7 @@ def _cmd_train(args: argparse.Namespace) -> None:
     print(f"checkpoint: {final}")
 
 
-def _cmd_translate(args: argparse.Namespace) -> None:
-    from pix2pix.translate import Pix2Pix, translate_files
-
-    model = Pix2Pix.load(args.checkpoint, device=args.device)
-    outputs = translate_files(
-        model,
-        args.inputs,
-        args.out,
-        batch_size=args.batch_size,
-        eval_mode=args.eval,
-        aligned=args.aligned,
-        seed=args.seed,
-    )
-    print(f"wrote {len(outputs)} image(s) to {args.out}")
-
-
-def _cmd_demo(args: argparse.Namespace) -> None:
-    from pix2pix.demo import run_demo
-
-    stop = StopFlag()
-    stop.install()
-    page = run_demo(
-        args.out,
-        size=args.size,
-        steps=args.steps,
-        train_images=args.train_images,
-        device=args.device,
-        should_stop=stop,
-    )
-    print(f"open {page}")
-
-
-def _cmd_download(args: argparse.Namespace) -> None:
-    from pix2pix.data.download import download_dataset
-
-    target = download_dataset(args.name, args.out, url=args.url, archive=args.archive)
-    print(f"dataset ready: {target}")
-
-
-# ---------------------------------------------------------------- parser
-
-
-def build_parser() -> argparse.ArgumentParser:
-    from pix2pix.data.download import DATASETS
-
-    parser = argparse.ArgumentParser(
-        prog="pix2pix",
-        description="Paired image-to-image translation (Isola et al., CVPR 2017).",
-    )
-    parser.add_argument("--version", action="version", version=f"pix2pix {__version__}")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only print warnings")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    p = sub.add_parser(
-        "train",
-        help="train a model on paired images (or resume a run)",
-        description="Train pix2pix. Defaults are the paper's. With --resume, only --out is "
-        "needed: the run continues exactly where it stopped.",
-    )
-    p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder (checkpoints, logs)")
-    p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--config", metavar="JSON", help="start from a config file (flags override it)")
-    _add_config_flags(p)
-    p.set_defaults(func=_cmd_train)
-
+def add_translate(sub: Subparsers) -> None:
     p = sub.add_parser(
         "translate",
         help="translate images with a trained model",
@@ -191,8 +144,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0, help="dropout seed in paper mode (default: 0)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
-    p.set_defaults(func=_cmd_translate)
+    p.set_defaults(func=_translate)
 
+
+def _translate(args: argparse.Namespace) -> None:
+    from pix2pix.translate import Pix2Pix, translate_files
+
+    model = Pix2Pix.load(args.checkpoint, device=args.device)
+    outputs = translate_files(
+        model,
+        args.inputs,
+        args.out,
+        batch_size=args.batch_size,
+        eval_mode=args.eval,
+        aligned=args.aligned,
+        seed=args.seed,
+    )
+    print(f"wrote {len(outputs)} image(s) to {args.out}")
+
+
+def add_demo(sub: Subparsers) -> None:
     p = sub.add_parser(
         "demo",
         help="train and show a small model on built-in synthetic data",
@@ -204,11 +175,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=3000, help="training steps (default: 3000)")
     p.add_argument("--train-images", type=int, default=200, help="training pairs (default: 200)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
-    p.set_defaults(func=_cmd_demo)
+    p.set_defaults(func=_demo)
 
+
+def _demo(args: argparse.Namespace) -> None:
+    from pix2pix.demo import run_demo
+
+    stop = StopFlag()
+    stop.install()
+    page = run_demo(
+        args.out,
+        size=args.size,
+        steps=args.steps,
+        train_images=args.train_images,
+        device=args.device,
+        should_stop=stop,
+    )
+    print(f"open {page}")
+
+
+def add_data(sub: Subparsers) -> None:
     p = sub.add_parser("data", help="dataset tools", description="Dataset tools.")
-    data_sub = p.add_subparsers(dest="data_command", metavar="TOOL", required=True)
-    d = data_sub.add_parser(
+    tools = p.add_subparsers(dest="data_command", metavar="TOOL", required=True)
+    add_data_download(tools)
+
+
+def add_data_download(tools: Subparsers) -> None:
+    from pix2pix.data.download import DATASETS
+
+    d = tools.add_parser(
         "download",
         help="download a public pix2pix dataset",
         description=f"Download one of: {', '.join(DATASETS)}.",
@@ -217,7 +212,31 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--out", default="datasets", help="parent folder (default: datasets)")
     d.add_argument("--url", help="download from this URL instead of the published one")
     d.add_argument("--archive", help="extract this already downloaded .tar.gz instead")
-    d.set_defaults(func=_cmd_download)
+    d.set_defaults(func=_data_download)
+
+
+def _data_download(args: argparse.Namespace) -> None:
+    from pix2pix.data.download import download_dataset
+
+    target = download_dataset(args.name, args.out, url=args.url, archive=args.archive)
+    print(f"dataset ready: {target}")
+
+
+# ---------------------------------------------------------------- parser
+
+COMMANDS: list[Callable[[Subparsers], None]] = [add_train, add_translate, add_demo, add_data]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pix2pix",
+        description="Paired image-to-image translation (Isola et al., CVPR 2017).",
+    )
+    parser.add_argument("--version", action="version", version=f"pix2pix {__version__}")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only print warnings")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for add in COMMANDS:
+        add(sub)
     return parser
 
 
