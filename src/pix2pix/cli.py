@@ -144,16 +144,45 @@ def add_translate(sub: Subparsers) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="dropout seed in paper mode (default: 0)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
+    add_speed_flags(p)
     p.set_defaults(func=_translate)
 
 
+def add_speed_flags(p: argparse.ArgumentParser) -> None:
+    """--precision, --channels-last, --compile for inference commands."""
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        help="inference precision: auto (bf16 where the hardware has it), fp32, bf16, fp16",
+    )
+    p.add_argument(
+        "--channels-last", default="auto", choices=["auto", "on", "off"], help="NHWC layout"
+    )
+    p.add_argument(
+        "--compile",
+        default="auto",
+        choices=["auto", "on", "off"],
+        help="torch.compile with frozen weights; auto: for jobs of 200+ images on CPU",
+    )
+
+
 def _translate(args: argparse.Namespace) -> None:
+    from pix2pix.data.images import expand_inputs
     from pix2pix.translate import Pix2Pix, translate_files
 
-    model = Pix2Pix.load(args.checkpoint, device=args.device)
+    paths = expand_inputs(args.inputs)
+    model = Pix2Pix.load(
+        args.checkpoint,
+        device=args.device,
+        precision=args.precision,
+        channels_last=args.channels_last,
+        compile=args.compile,
+        images=len(paths),
+    )
     outputs = translate_files(
         model,
-        args.inputs,
+        [str(p) for p in paths],
         args.out,
         batch_size=args.batch_size,
         eval_mode=args.eval,

@@ -28,7 +28,8 @@ Preprocess = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_
 CacheMode = Literal["auto", "on", "off"]
 Norm = Literal["batch", "instance", "none"]
 GanLoss = Literal["vanilla", "lsgan"]
-Precision = Literal["fp32", "bf16", "fp16"]
+Precision = Literal["auto", "fp32", "bf16", "fp16"]
+Switch = Literal["auto", "on", "off"]
 
 # Fields marked RUNTIME say *where* and *how often*, not *what* is trained: a resumed run
 # may change them; every other field must match the checkpoint.
@@ -169,8 +170,13 @@ class TrainConfig:
     """Seed for initialisation, data order, augmentation and dropout."""
     max_steps: int = field(default=0, metadata=RUNTIME)
     """Stop (with a checkpoint) after this many optimiser steps in total; 0: no limit."""
-    precision: Precision = "fp32"
-    """fp32, bf16 (autocast; CPUs with bf16 support and CUDA) or fp16 (CUDA, loss scaling)."""
+    precision: Precision = field(default="auto", metadata=RUNTIME)
+    """auto (the fastest measured: bf16 on CPUs with native bf16 and on CUDA, else fp32),
+    fp32 (the paper's numerics), bf16 (autocast) or fp16 (CUDA, with loss scaling)."""
+    channels_last: Switch = field(default="auto", metadata=RUNTIME)
+    """NHWC memory layout: auto (on for CUDA, off for CPU, as measured), on, off."""
+    compile: Switch = field(default="auto", metadata=RUNTIME)
+    """torch.compile the networks: auto (off: measured slower for CPU training), on, off."""
     device: str = field(default="auto", metadata=RUNTIME)
     """auto (cuda when available, else cpu), cpu, cuda, cuda:N, mps."""
     sample_every: int = field(default=500, metadata=RUNTIME)

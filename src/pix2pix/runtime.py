@@ -1,14 +1,26 @@
-"""Devices and numeric precision."""
+"""Devices, numeric precision, and the speed settings chosen for each device.
+
+`resolve_speed` turns the user's `auto`/explicit choices into a concrete `Speed`. The
+`auto` defaults are the fastest settings measured per device and purpose (training or
+inference) with `python -m benchmarks.throughput`; docs/PERFORMANCE.md has the numbers.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
 
 import torch
+import torch._inductor.config
+from torch import nn
 
 from pix2pix.errors import ConfigError
 
-AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
+Purpose = Literal["train", "infer"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -34,13 +46,99 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def check_precision(precision: str, device: torch.device) -> None:
-    if precision == "fp16" and device.type != "cuda":
+@functools.cache
+def native_bf16(device_type: str) -> bool:
+    """Whether the hardware computes bf16 natively (AVX512-BF16/AMX CPUs, Ampere+ GPUs)."""
+    if device_type == "cpu":
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    if device_type == "cuda":
+        return torch.cuda.is_available() and torch.cuda.is_bf16_supported(including_emulation=False)
+    return False
+
+
+@dataclass(frozen=True)
+class Speed:
+    """Concrete speed settings: autocast precision, memory layout, torch.compile."""
+
+    precision: str = "fp32"
+    channels_last: bool = False
+    compile: bool = False
+
+
+# Inference compiles only for jobs of at least this many images: compilation costs about
+# 20 s on a 2-core CPU, repaid after ~this many 256x256 images (docs/PERFORMANCE.md).
+COMPILE_MIN_IMAGES = 200
+
+
+def default_speed(device: torch.device, purpose: Purpose, images: int | None = None) -> Speed:
+    """The measured-fastest settings for `device` (see docs/PERFORMANCE.md).
+
+    CPU training: bf16 autocast where the CPU has native bf16, NCHW, no compile (measured
+    slower for training). CPU inference: bf16 weights in channels_last, compiled with
+    frozen weights when the job (`images`) is large enough to repay the compilation.
+    CUDA (not measured here: no GPU was available to this project): bf16 (fp16 before
+    Ampere), channels_last, no compile unless asked.
+    """
+    bf16 = native_bf16(device.type)
+    if device.type == "cpu":
+        if purpose == "train":
+            return Speed("bf16" if bf16 else "fp32")
+        big_job = images is not None and images >= COMPILE_MIN_IMAGES
+        return Speed("bf16" if bf16 else "fp32", channels_last=bf16, compile=big_job)
+    if device.type == "cuda":
+        return Speed("bf16" if bf16 else "fp16", channels_last=True, compile=False)
+    return Speed()
+
+
+def resolve_speed(
+    device: torch.device,
+    purpose: Purpose,
+    precision: str = "auto",
+    channels_last: str = "auto",
+    compile: str = "auto",
+    images: int | None = None,
+) -> Speed:
+    """Concrete settings from 'auto'/explicit choices ('on'/'off' for the switches).
+
+    `images`: how many images an inference job will translate (decides 'auto' compile).
+    """
+    base = default_speed(device, purpose, images)
+    speed = Speed(
+        precision=base.precision if precision == "auto" else precision,
+        channels_last=base.channels_last if channels_last == "auto" else channels_last == "on",
+        compile=base.compile if compile == "auto" else compile == "on",
+    )
+    if speed.precision == "fp16" and device.type != "cuda":
         raise ConfigError(f"--precision fp16 needs a CUDA device (got {device}); use bf16 or fp32")
+    return speed
 
 
 def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
     """Mixed-precision context for forward passes; a no-op for fp32."""
     if precision == "fp32":
         return contextlib.nullcontext()
-    return torch.autocast(device.type, dtype=AUTOCAST_DTYPES[precision])
+    return torch.autocast(device.type, dtype=DTYPES[precision])
+
+
+def memory_format(speed: Speed) -> torch.memory_format:
+    return torch.channels_last if speed.channels_last else torch.contiguous_format
+
+
+def compiled(module: nn.Module, speed: Speed, purpose: Purpose) -> Callable[..., torch.Tensor]:
+    """`module`, or a torch.compile'd callable sharing its parameters.
+
+    For inference the weights are frozen into the compiled graph (constant-folded and
+    prepacked: the measured CPU speed-up). Freezing is an inductor setting read while
+    compiling, so it is patched in around each call rather than set for the process.
+    """
+    if not speed.compile:
+        return module
+    fn = torch.compile(module)
+    if purpose == "train":
+        return fn
+
+    def frozen(*args: torch.Tensor) -> torch.Tensor:
+        with torch._inductor.config.patch(freezing=True):
+            return fn(*args)
+
+    return frozen

@@ -16,6 +16,7 @@ output is cropped back, so an output always has its input's exact size.
 from __future__ import annotations
 
 import contextlib
+import copy
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,7 +43,14 @@ from pix2pix.data.images import (
 from pix2pix.errors import UserError
 from pix2pix.nets import build_generator
 from pix2pix.nets.padding import run_any_size
-from pix2pix.runtime import resolve_device
+from pix2pix.runtime import (
+    DTYPES,
+    Speed,
+    compiled,
+    memory_format,
+    resolve_device,
+    resolve_speed,
+)
 
 
 @contextlib.contextmanager
@@ -73,20 +81,52 @@ def inference_mode(net: nn.Module, eval_mode: bool) -> Iterator[None]:
 class Pix2Pix:
     """A trained generator and its config: `pix2pix.load(path).translate(image)`."""
 
-    def __init__(self, generator: nn.Module, config: RunConfig, device: torch.device) -> None:
-        self.generator = generator.to(device).eval()
+    def __init__(
+        self,
+        generator: nn.Module,
+        config: RunConfig,
+        device: torch.device,
+        speed: Speed | None = None,
+    ) -> None:
+        self.speed = speed or resolve_speed(device, "infer")
+        # Inference in bf16/fp16 casts the weights once (autocast would re-cast all 54M of
+        # them on every call). A module needing a cast or a new layout is copied first:
+        # the caller's module (a trainer's generator, say) is never changed.
+        self.dtype = DTYPES[self.speed.precision]
+        fmt = memory_format(self.speed)
+        first = next(generator.parameters())
+        if first.dtype != self.dtype or first.device != device or self.speed.channels_last:
+            generator = copy.deepcopy(generator).to(device, self.dtype, memory_format=fmt)
+        self.generator = generator.eval()
+        self._run = compiled(self.generator, self.speed, "infer")
         self.config = config
         self.device = device
         self._lock = threading.Lock()  # inference toggles module modes: one call at a time
 
     @classmethod
-    def load(cls, path: str | Path, device: str = "auto") -> Pix2Pix:
-        """From a checkpoint folder or a run folder (its latest/); no training flags needed."""
+    def load(
+        cls,
+        path: str | Path,
+        device: str = "auto",
+        *,
+        precision: str = "auto",
+        channels_last: str = "auto",
+        compile: str = "auto",
+        images: int | None = None,
+    ) -> Pix2Pix:
+        """From a checkpoint folder or a run folder (its latest/); no training flags needed.
+
+        precision, channels_last, compile: 'auto' takes the measured defaults for the device
+        (see `pix2pix.runtime.default_speed`); 'fp32'/'bf16'/'fp16' and 'on'/'off' force.
+        images: the size of the job, if known ('auto' compiles only for large ones).
+        """
         ckpt = find_checkpoint(Path(path))
         config, _ = read_meta(ckpt)
         generator = build_generator(config.model, init=False)
         load_weights(generator, ckpt / GENERATOR_FILE)
-        return cls(generator, config, resolve_device(device))
+        dev = resolve_device(device)
+        speed = resolve_speed(dev, "infer", precision, channels_last, compile, images)
+        return cls(generator, config, dev, speed)
 
     @property
     def in_channels(self) -> int:
@@ -119,7 +159,8 @@ class Pix2Pix:
         ):
             if seed is not None:
                 torch.manual_seed(seed)
-            y = run_any_size(self.generator, x.to(self.device), self.stride)
+            x = x.to(self.device, self.dtype, memory_format=memory_format(self.speed))
+            y = run_any_size(self._run, x, self.stride)
         return y.float().cpu()
 
     def translate(

@@ -118,8 +118,8 @@ def to_tensor(arr: np.ndarray) -> torch.Tensor:
     """(H, W, C) uint8 -> (C, H, W) float32 in [-1, 1]."""
     if not arr.flags.writeable or not arr.flags.c_contiguous:
         arr = np.array(arr)  # torch wants writable memory; views of Pillow data are not
-    t = torch.from_numpy(arr).permute(2, 0, 1).float()
-    return t / 127.5 - 1.0
+    t = torch.from_numpy(arr).permute(2, 0, 1).contiguous().float()  # uint8 copy, then float
+    return t.mul_(1 / 127.5).sub_(1.0)
 
 
 def to_uint8(t: torch.Tensor) -> np.ndarray:

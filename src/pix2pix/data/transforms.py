@@ -61,11 +61,17 @@ def sample_params(
 def apply_params(arr: np.ndarray, params: JointParams) -> np.ndarray:
     """Apply resize (bicubic), crop and flip to an (H, W, C) uint8 array."""
     if (arr.shape[1], arr.shape[0]) != params.size:
-        channels = [
-            np.asarray(Image.fromarray(arr[:, :, c]).resize(params.size, Image.BICUBIC))
-            for c in range(arr.shape[2])
-        ]
-        arr = np.stack(channels, axis=2)
+        if arr.shape[2] in (1, 3):  # one Pillow call for L or RGB
+            image = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
+            arr = np.asarray(image.resize(params.size, Image.BICUBIC)).reshape(
+                params.size[1], params.size[0], arr.shape[2]
+            )
+        else:
+            channels = [
+                np.asarray(Image.fromarray(arr[:, :, c]).resize(params.size, Image.BICUBIC))
+                for c in range(arr.shape[2])
+            ]
+            arr = np.stack(channels, axis=2)
     if params.crop is not None:
         x, y, w, h = params.crop
         arr = arr[y : y + h, x : x + w]
