@@ -20,7 +20,8 @@ from pix2pix.checkpoint import TRAINING_FILES, read_meta
 from pix2pix.config import RunConfig
 from pix2pix.errors import ConfigError, UserError
 from pix2pix.runlog import read_log
-from pix2pix.train import Pix2PixTrainer, fit, lr_factor
+from pix2pix.train import fit
+from pix2pix.trainer import Pix2PixTrainer, lr_factor
 
 
 def weights(ckpt: Path) -> dict[str, torch.Tensor]:
