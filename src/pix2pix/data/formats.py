@@ -22,15 +22,17 @@ from PIL import Image, ImageSequence
 from pix2pix.errors import UserError
 
 ARRAY_DTYPES = (np.uint8, np.uint16, np.float32)
-OPENCV_HINT = "pip install 'pix2pix[opencv]' (opencv-python-headless)"
+GRAY_LIKE = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
 
-def require_opencv(what: str) -> ModuleType:
-    """The cv2 module, or a UserError saying that `what` needs the opencv extra."""
+def require_opencv(what: str, extra: str = "opencv") -> ModuleType:
+    """The cv2 module, or a UserError saying that `what` needs the OpenCV extra."""
     try:
         import cv2
     except ImportError:
-        raise UserError(f"{what} needs OpenCV; install it with {OPENCV_HINT}") from None
+        raise UserError(
+            f"{what} needs OpenCV; install it with: pip install 'pix2pix[{extra}]'"
+        ) from None
     return cv2
 
 
@@ -127,9 +129,6 @@ def pages_header(image: Image.Image) -> tuple[int, list[str]]:
         modes.append(page.mode)
     channels = sum(1 if m in GRAY_LIKE else 3 for m in modes)
     return channels, modes
-
-
-GRAY_LIKE = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
 
 def tiff_pages_bytes(arr: np.ndarray) -> bytes:
