@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,8 @@ from pix2pix.data.images import (
 )
 from pix2pix.data.transforms import resize_array
 from pix2pix.errors import UserError
-from pix2pix.visual import displayable, image_grid
+from pix2pix.report import write_image_table
+from pix2pix.visual import displayable, image_grid, save_preview
 
 ALL_16BIT = np.arange(65536, dtype=np.uint16).reshape(256, 256)
 
@@ -142,3 +144,19 @@ def test_lab_rgb_lab_round_trip(dtype: torch.dtype) -> None:
     assert x.shape == (2, 1, 32, 32) and y.shape == (2, 2, 32, 32)
     assert x.abs().max() <= 1 and y.abs().max() <= 1
     assert (decode_lab(x, y) - (rgb * 2 - 1)).abs().max() < 1e-4
+
+
+def test_html_page_shows_n_channel_and_16bit_images(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    images = [
+        rng.integers(0, 65536, (8, 8, 4), dtype=np.uint16),
+        rng.random((8, 8, 2), dtype=np.float32),
+        rng.integers(0, 65536, (8, 8, 1), dtype=np.uint16),
+    ]
+    paths = [save_preview(img, tmp_path / "page" / f"{i}.png") for i, img in enumerate(images)]
+    page = write_image_table(tmp_path / "page" / "index.html", "t", ["a", "b", "c"], [("x", paths)])
+    links = re.findall(r'src="([^"]+)"', page.read_text())
+    assert links == ["0.png", "1.png", "2.png"]
+    widths = [image_info(page.parent / link).width for link in links]
+    assert widths == [4 * 8 + 3, 2 * 8 + 1, 8]  # one tile per channel
+    assert all(image_info(page.parent / link).mode == "RGB" for link in links)

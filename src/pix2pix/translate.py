@@ -249,6 +249,13 @@ def _items(model: Pix2Pix, inputs: list[str], paired: bool) -> list[tuple[str, t
     return items
 
 
+def _accepts(want: int | None, channels: int) -> bool:
+    """Whether an image of `channels` can be read as `want` (None: gray or colour, for lab)."""
+    if want is None:
+        return channels in (1, 3)
+    return channels == want or {channels, want} <= {1, 3}
+
+
 def _check_inputs(
     model: Pix2Pix, items: list[tuple[str, tuple[Path, ...]]], aligned: bool, suffix: str
 ) -> list[tuple[int, int]]:
@@ -269,10 +276,10 @@ def _check_inputs(
             raise UserError(
                 f"{path}: width {width} is odd, so it is not an aligned A|B image; drop --aligned"
             )
-        convertible = {side.channels, *((1, 3) if side.channels in (1, 3) else ())}
-        if want is not None and not aligned and want not in convertible:
+        if not aligned and not _accepts(want, side.channels):
+            takes = "grayscale or colour images" if want is None else f"{want} channel(s)"
             raise UserError(
-                f"{path}: has {side.channels} channel(s), but the model takes {want}; "
+                f"{path}: has {side.channels} channel(s), but the model takes {takes}; "
                 "give images with the channels it was trained on"
             )
         sizes.append((width // 2 if aligned else width, height))

@@ -7,10 +7,12 @@ are shown as one grayscale tile per channel, side by side.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
-from pix2pix.data.images import to_depth, to_uint8
+from pix2pix.data.images import save_image, to_depth, to_uint8
 
 TILE_GAP = 1  # pixels between the channel tiles of one N-channel image
 
@@ -30,6 +32,12 @@ def displayable(arr: np.ndarray) -> np.ndarray:
         x = c * (width + TILE_GAP)
         canvas[:, x : x + width] = arr[:, :, c : c + 1]
     return canvas
+
+
+def save_preview(arr: np.ndarray, path: Path) -> Path:
+    """Write `displayable(arr)` as an 8-bit RGB image a browser shows (for HTML pages)."""
+    save_image(displayable(arr), path)
+    return Path(path)
 
 
 def image_grid(rows: list[list[np.ndarray]], gap: int = 2) -> np.ndarray:
