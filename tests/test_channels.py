@@ -142,3 +142,15 @@ def test_16bit_grayscale_outputs_are_written_in_16_bits(tmp_path: Path) -> None:
     info = image_info(outs[0])
     assert outs[0].suffix == ".png" and (info.mode, info.depth) == ("I;16", "uint16")
     assert model.translate(Image.new("I;16", (20, 10))).mode == "I;16"
+
+
+def test_a_run_from_before_output_depth_resumes(tmp_path: Path) -> None:
+    data = write_bands(tmp_path / "bands", count=2, channels=1)
+    cfg = tiny_config(data, train={"max_steps": 1})
+    ckpt = fit(cfg, tmp_path / "run")
+    meta = json.loads((ckpt / "config.json").read_text())
+    del meta["config"]["data"]["output_depth"]  # as written before the setting existed
+    del meta["config"]["data"]["color_space"]
+    (ckpt / "config.json").write_text(json.dumps(meta))
+    fit(cfg.replace(train={"max_steps": 2}), tmp_path / "run", resume=True)
+    assert saved_config(tmp_path / "run" / "latest")["data"]["output_depth"] == "uint16"

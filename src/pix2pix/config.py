@@ -132,7 +132,9 @@ class DataConfig:
     color_space: ColorSpace = "rgb"
     """rgb: images as they are; lab: the model sees the target photo's CIELAB L* and
     predicts its a*b* (colorization, as in the paper; targets must be colour)."""
-    output_depth: OutputDepth = "auto"
+    # runtime: it decides how outputs are written, not what is trained (and runs from
+    # before the setting, saved as auto, resume with it resolved)
+    output_depth: OutputDepth = field(default="auto", metadata=RUNTIME)
     """Depth of translated images: uint8, uint16 (16-bit PNG/TIFF), float32 (TIFF, values
     in [0, 1]); auto: the depth of the training targets, recorded in the checkpoint."""
     cache: CacheMode = field(default="auto", metadata=RUNTIME)
