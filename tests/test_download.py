@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
+import http.server
 import io
 import socket
 import tarfile
+import threading
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
-from pix2pix.data.download import DATASETS, download_dataset
+from pix2pix.data.download import DATASETS, download_dataset, file_sha256
 from pix2pix.errors import UserError
 
 
@@ -81,3 +85,64 @@ def test_unsafe_and_broken_archives_are_refused(tmp_path: Path) -> None:
 def test_unknown_name_lists_the_choices(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="choose one of: facades, cityscapes"):
         download_dataset("imagenet", tmp_path)
+
+
+def test_sha256_is_checked_before_extraction(tmp_path: Path) -> None:
+    archive = make_archive(tmp_path / "facades.tar.gz")
+    good = file_sha256(archive)
+    assert good == hashlib.sha256(archive.read_bytes()).hexdigest()
+    with pytest.raises(UserError, match=f"SHA-256 {good} differs from the expected {'0' * 64}"):
+        download_dataset("facades", tmp_path / "out", archive=archive, sha256="0" * 64)
+    assert archive.is_file() and not (tmp_path / "out" / "facades").exists()  # yours: kept
+    target = download_dataset("facades", tmp_path / "out", archive=archive, sha256=good.upper())
+    assert (target / "train" / "1.jpg").is_file()
+    # a downloaded archive with the wrong digest is deleted, so a rerun starts afresh
+    with pytest.raises(UserError, match="the file was deleted"):
+        download_dataset("facades", tmp_path / "dl", url=archive.as_uri(), sha256="1" * 64)
+    assert list((tmp_path / "dl").iterdir()) == []
+
+
+class RangeHandler(http.server.BaseHTTPRequestHandler):
+    """Serves one file, honouring `Range: bytes=N-` as a real server would."""
+
+    payload = b""
+    ranges: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        start = 0
+        header = self.headers.get("Range")
+        type(self).ranges.append(header or "")
+        if header:
+            start = int(header.removeprefix("bytes=").rstrip("-"))
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(self.payload) - 1}/*")
+        else:
+            self.send_response(200)
+        body = self.payload[start:]
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_an_interrupted_download_resumes(tmp_path: Path) -> None:
+    archive = make_archive(tmp_path / "src.tar.gz")
+    data = archive.read_bytes()
+    RangeHandler.payload, RangeHandler.ranges = data, []
+    server = http.server.HTTPServer(("127.0.0.1", 0), RangeHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        out = tmp_path / "out"
+        out.mkdir()
+        (out / "facades.tar.gz.part").write_bytes(data[:40])  # what a killed run left
+        url = f"http://127.0.0.1:{server.server_address[1]}/facades.tar.gz"
+        target = download_dataset("facades", out, url=url, sha256=file_sha256(archive))
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert RangeHandler.ranges == ["bytes=40-"]  # only the missing bytes were asked for
+    assert (target / "test" / "1.jpg").read_bytes() == b"fake image bytes"
+    assert sorted(p.name for p in out.iterdir()) == ["facades"]

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 from pix2pix._version import __version__
+from pix2pix.cli_data import add_data_tools
 from pix2pix.config import SECTIONS, RunConfig, field_docs, flag_name, load_config_file
 from pix2pix.errors import UserError
 
@@ -142,6 +143,12 @@ def add_translate(sub: Subparsers) -> None:
     p.add_argument(
         "--aligned", action="store_true", help="inputs are A|B files: translate the input half"
     )
+    p.add_argument(
+        "--paired",
+        action="store_true",
+        help="inputs are dataset folders with A/ and B/ (or stacked A1/, A2/, ...): "
+        "translate the input side",
+    )
     p.add_argument("--seed", type=int, default=0, help="dropout seed in paper mode (default: 0)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
     add_speed_flags(p)
@@ -171,22 +178,24 @@ def _translate(args: argparse.Namespace) -> None:
     from pix2pix.data.images import expand_inputs
     from pix2pix.translate import Pix2Pix, translate_files
 
-    paths = expand_inputs(args.inputs)
+    # --paired takes dataset folders, whose input files translate_files finds
+    paths = args.inputs if args.paired else [str(p) for p in expand_inputs(args.inputs)]
     model = Pix2Pix.load(
         args.checkpoint,
         device=args.device,
         precision=args.precision,
         channels_last=args.channels_last,
         compile=args.compile,
-        images=len(paths),
+        images=None if args.paired else len(paths),
     )
     outputs = translate_files(
         model,
-        [str(p) for p in paths],
+        paths,
         args.out,
         batch_size=args.batch_size,
         eval_mode=args.eval,
         aligned=args.aligned,
+        paired=args.paired,
         seed=args.seed,
     )
     print(f"wrote {len(outputs)} image(s) to {args.out}")
@@ -227,6 +236,7 @@ def add_data(sub: Subparsers) -> None:
     p = sub.add_parser("data", help="dataset tools", description="Dataset tools.")
     tools = p.add_subparsers(dest="data_command", metavar="TOOL", required=True)
     add_data_download(tools)
+    add_data_tools(tools)
 
 
 def add_data_download(tools: Subparsers) -> None:
@@ -241,13 +251,16 @@ def add_data_download(tools: Subparsers) -> None:
     d.add_argument("--out", default="datasets", help="parent folder (default: datasets)")
     d.add_argument("--url", help="download from this URL instead of the published one")
     d.add_argument("--archive", help="extract this already downloaded .tar.gz instead")
+    d.add_argument("--sha256", metavar="HEX", help="refuse an archive with another SHA-256")
     d.set_defaults(func=_data_download)
 
 
 def _data_download(args: argparse.Namespace) -> None:
     from pix2pix.data.download import download_dataset
 
-    target = download_dataset(args.name, args.out, url=args.url, archive=args.archive)
+    target = download_dataset(
+        args.name, args.out, url=args.url, archive=args.archive, sha256=args.sha256
+    )
     print(f"dataset ready: {target}")
 
 

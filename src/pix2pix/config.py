@@ -26,6 +26,8 @@ Direction = Literal["AtoB", "BtoA"]
 Layout = Literal["auto", "aligned", "paired"]
 Preprocess = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]
 CacheMode = Literal["auto", "on", "off"]
+ColorSpace = Literal["rgb", "lab"]
+OutputDepth = Literal["auto", "uint8", "uint16", "float32"]
 Norm = Literal["batch", "instance", "none"]
 GanLoss = Literal["vanilla", "lsgan"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
@@ -127,6 +129,14 @@ class DataConfig:
     """Size of the random training crop."""
     flip: bool = True
     """Random horizontal flip (input and target together)."""
+    color_space: ColorSpace = "rgb"
+    """rgb: images as they are; lab: the model sees the target photo's CIELAB L* and
+    predicts its a*b* (colorization, as in the paper; targets must be colour)."""
+    # runtime: it decides how outputs are written, not what is trained (and runs from
+    # before the setting, saved as auto, resume with it resolved)
+    output_depth: OutputDepth = field(default="auto", metadata=RUNTIME)
+    """Depth of translated images: uint8, uint16 (16-bit PNG/TIFF), float32 (TIFF, values
+    in [0, 1]); auto: the depth of the training targets, recorded in the checkpoint."""
     cache: CacheMode = field(default="auto", metadata=RUNTIME)
     """Keep decoded images in memory: auto (when they fit in a quarter of RAM), on, off."""
     workers: int = field(default=-1, metadata=RUNTIME)

@@ -26,7 +26,8 @@ from pix2pix.checkpoint import (
     save_checkpoint,
 )
 from pix2pix.config import RunConfig
-from pix2pix.data.datasets import PairedDataset, detect_channels, find_pairs, resolve_root
+from pix2pix.data.datasets import PairedDataset, resolve_format
+from pix2pix.data.encoding import display_batch
 from pix2pix.data.images import save_image
 from pix2pix.data.sampler import EpochBatchSampler
 from pix2pix.errors import ConfigError, UserError
@@ -42,15 +43,8 @@ log = logging.getLogger(__name__)
 
 
 def resolve_channels(config: RunConfig) -> RunConfig:
-    """Fill in unset input/output channel counts from the dataset's first pair."""
-    m = config.model
-    if m.in_channels is not None and m.out_channels is not None:
-        return config
-    pairs = find_pairs(resolve_root(config.data), config.data.layout)
-    c_in, c_out = detect_channels(pairs, config.data.direction)
-    return config.replace(
-        model={"in_channels": m.in_channels or c_in, "out_channels": m.out_channels or c_out}
-    )
+    """Fill in unset input/output channel counts and the output depth from the data."""
+    return resolve_format(config)
 
 
 def _workers(requested: int) -> int:
@@ -201,7 +195,7 @@ def _loop(
                     refresh=False,
                 )
                 if t.sample_every and step % t.sample_every == 0:
-                    grid = batch_grid(real_a, fake, real_b)
+                    grid = batch_grid(*display_batch(config.data.color_space, real_a, fake, real_b))
                     save_image(grid, run_dir / "samples" / f"step_{step:08d}.png")
                 stop = at_max_steps() or (should_stop is not None and should_stop())
                 if stop or (t.save_every and step % t.save_every == 0):

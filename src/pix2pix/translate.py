@@ -10,7 +10,10 @@ Two inference modes:
   deterministic, and independent of batching.
 
 Images of any size are reflect-padded to a multiple of the generator's stride and the
-output is cropped back, so an output always has its input's exact size.
+output is cropped back, so an output always has its input's exact size. Inputs are read
+at their own depth; outputs are written at the depth and in the colour space recorded in
+the checkpoint (`data.output_depth`, `data.color_space`): `<stem>.png` for 1 or 3
+channels of 8 or 16 bits, `<stem>.tif` (one page per channel) otherwise.
 """
 
 from __future__ import annotations
@@ -29,16 +32,17 @@ from tqdm import tqdm
 
 from pix2pix.checkpoint import GENERATOR_FILE, find_checkpoint, load_weights, read_meta
 from pix2pix.config import RunConfig
-from pix2pix.data.datasets import split_aligned
+from pix2pix.data import formats
+from pix2pix.data.datasets import find_pairs, read_side, side_header, split_aligned
+from pix2pix.data.encoding import encode_input, image_channels, output_array
 from pix2pix.data.images import (
     array_to_pil,
     expand_inputs,
-    image_header,
+    output_suffix,
     pil_to_array,
     read_image,
     save_image,
-    to_tensor,
-    to_uint8,
+    with_channels,
 )
 from pix2pix.errors import UserError
 from pix2pix.nets import build_generator
@@ -163,6 +167,32 @@ class Pix2Pix:
             y = run_any_size(self._run, x, self.stride)
         return y.float().cpu()
 
+    @property
+    def color_space(self) -> str:
+        return self.config.data.color_space
+
+    @property
+    def read_channels(self) -> int | None:
+        """Channels an input image is read with (None in lab mode: gray or colour)."""
+        return None if self.color_space == "lab" else self.in_channels
+
+    @property
+    def output_depth(self) -> str:
+        depth = self.config.data.output_depth
+        return "uint8" if depth == "auto" else depth  # checkpoints from before the setting
+
+    def translate_array(
+        self, arr: np.ndarray, *, eval_mode: bool = False, seed: int | None = 0
+    ) -> np.ndarray:
+        """Translate one (H, W, C) uint8/uint16/float32 array of any size into the output
+        image (H, W, C_out) at the checkpoint's output depth (lab: RGB)."""
+        arr = arr[:, :, None] if arr.ndim == 2 else arr
+        if self.read_channels is not None:
+            arr = with_channels(arr, self.read_channels, "input array")
+        x = encode_input(arr, self.color_space)[None]
+        y = self.translate_tensor(x, eval_mode=eval_mode, seed=seed)
+        return output_array(y[0], x[0], self.config.data)
+
     def translate(
         self,
         image: Image.Image | np.ndarray,
@@ -170,12 +200,14 @@ class Pix2Pix:
         eval_mode: bool = False,
         seed: int | None = 0,
     ) -> Image.Image:
-        """Translate one Pillow image (or (H, W, C) uint8 array) of any size."""
-        arr = pil_to_array(image, self.in_channels) if isinstance(image, Image.Image) else image
-        if arr.ndim == 2:
-            arr = arr[:, :, None]
-        y = self.translate_tensor(to_tensor(arr)[None], eval_mode=eval_mode, seed=seed)
-        return array_to_pil(to_uint8(y[0]))
+        """Translate one Pillow image (or (H, W, C) array) of any size into a Pillow image.
+
+        Outputs Pillow cannot hold (other than 1 or 3 channels of 8 bits, or 1 channel of
+        16 bits or float) raise ValueError: use `translate_array`.
+        """
+        if isinstance(image, Image.Image):
+            image = pil_to_array(image, self.read_channels)
+        return array_to_pil(self.translate_array(image, eval_mode=eval_mode, seed=seed))
 
 
 def load(path: str | Path, device: str = "auto") -> Pix2Pix:
@@ -194,27 +226,61 @@ def _input_channels(model: Pix2Pix) -> tuple[int, int, bool]:
 def read_input(model: Pix2Pix, path: Path, aligned: bool) -> np.ndarray:
     """The model input from an image file; from an A|B file, the half its direction reads."""
     if not aligned:
-        return read_image(path, model.in_channels)
+        return read_image(path, model.read_channels)
     ch_a, ch_b, input_is_a = _input_channels(model)
-    half_a, half_b = split_aligned(read_image(path, max(ch_a, ch_b)), ch_a, ch_b)
+    if model.read_channels is None:  # lab: the input half as stored
+        half_a, half_b = split_aligned(read_image(path), None, None)
+    else:
+        half_a, half_b = split_aligned(read_image(path, max(ch_a, ch_b)), ch_a, ch_b)
     return half_a if input_is_a else half_b
 
 
-def _check_inputs(paths: list[Path], aligned: bool) -> list[tuple[int, int]]:
+def _items(model: Pix2Pix, inputs: list[str], paired: bool) -> list[tuple[str, tuple[Path, ...]]]:
+    """(output name, input files) per image; with `paired`, the input side of datasets."""
+    if not paired:
+        return [(p.stem, (p,)) for p in expand_inputs(inputs)]
+    items = []
+    for folder in inputs:
+        if not Path(folder).is_dir():
+            raise UserError(f"{folder}: not a folder; --paired takes folders with A/ and B/")
+        for pair in find_pairs(Path(folder), "paired"):
+            is_a = model.config.data.direction == "AtoB"
+            items.append((pair.name, pair.files_a if is_a else pair.files_b))
+    return items
+
+
+def _accepts(want: int | None, channels: int) -> bool:
+    """Whether an image of `channels` can be read as `want` (None: gray or colour, for lab)."""
+    if want is None:
+        return channels in (1, 3)
+    return channels == want or {channels, want} <= {1, 3}
+
+
+def _check_inputs(
+    model: Pix2Pix, items: list[tuple[str, tuple[Path, ...]]], aligned: bool, suffix: str
+) -> list[tuple[int, int]]:
     """Read every header (sizes of the translated parts); name the first bad file."""
     seen: dict[str, Path] = {}
     sizes = []
-    for path in paths:
-        if path.stem in seen:
+    want = model.read_channels
+    for name, files in items:
+        path = files[0]
+        if name in seen:
             raise UserError(
-                f"{path} and {seen[path.stem]} would both be written as {path.stem}.png; "
+                f"{path} and {seen[name]} would both be written as {name}{suffix}; "
                 "translate them into different --out folders"
             )
-        seen[path.stem] = path
-        width, height, _ = image_header(path)
+        seen[name] = path
+        width, height, side = side_header(files)
         if aligned and width % 2:
             raise UserError(
                 f"{path}: width {width} is odd, so it is not an aligned A|B image; drop --aligned"
+            )
+        if not aligned and not _accepts(want, side.channels):
+            takes = "grayscale or colour images" if want is None else f"{want} channel(s)"
+            raise UserError(
+                f"{path}: has {side.channels} channel(s), but the model takes {takes}; "
+                "give images with the channels it was trained on"
             )
         sizes.append((width // 2 if aligned else width, height))
     return sizes
@@ -228,33 +294,51 @@ def translate_files(
     batch_size: int = 1,
     eval_mode: bool = False,
     aligned: bool = False,
+    paired: bool = False,
     seed: int = 0,
     progress: bool = True,
 ) -> list[Path]:
-    """Translate image files/folders/globs into `out_dir/<stem>.png`; returns the outputs.
+    """Translate image files/folders/globs into `out_dir/<stem>.png` (or `.tif`, see the
+    module doc); returns the outputs.
 
+    `aligned`: inputs are A|B files; `paired`: inputs are dataset folders with A/ and B/
+    (or A1/, A2/, ... stacked as channels), of which the input side is read.
     Consecutive images of the same size share a batch (up to `batch_size`). Every input's
     header is read before anything is written, so a missing or non-image file stops the
     run before its first output.
     """
     if batch_size < 1:
         raise UserError(f"--batch-size {batch_size} is out of range; use a value >= 1")
-    paths = expand_inputs(inputs)
-    sizes = _check_inputs(paths, aligned)
+    if aligned and paired:
+        raise UserError("--aligned and --paired exclude each other; pass one")
+    channels = image_channels(model.out_channels, model.color_space)
+    if channels == 3 and model.output_depth == "uint16":
+        formats.require_opencv("writing 16-bit colour outputs")
+    suffix = output_suffix(channels, model.output_depth)
+    items = _items(model, inputs, paired)
+    sizes = _check_inputs(model, items, aligned, suffix)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     outputs: list[Path] = []
-    bar = tqdm(total=len(paths), unit="img", disable=not progress or None)
+    bar = tqdm(total=len(items), unit="img", disable=not progress or None)
+
+    def load(files: tuple[Path, ...]) -> torch.Tensor:
+        if len(files) > 1:
+            arr = read_side(files, model.read_channels)
+        else:
+            arr = read_input(model, files[0], aligned)
+        return encode_input(arr, model.color_space)
+
     start = 0
-    while start < len(paths):
+    while start < len(items):
         end = start + 1
-        while end < len(paths) and end - start < batch_size and sizes[end] == sizes[start]:
+        while end < len(items) and end - start < batch_size and sizes[end] == sizes[start]:
             end += 1
-        x = torch.stack([to_tensor(read_input(model, p, aligned)) for p in paths[start:end]])
+        x = torch.stack([load(files) for _, files in items[start:end]])
         y = model.translate_tensor(x, eval_mode=eval_mode, seed=seed + start)
-        for path, out in zip(paths[start:end], y):
-            target = out_dir / f"{path.stem}.png"
-            save_image(to_uint8(out), target)
+        for (name, _), out, inp in zip(items[start:end], y, x):
+            target = out_dir / f"{name}{suffix}"
+            save_image(output_array(out, inp, model.config.data), target)
             outputs.append(target)
         bar.update(end - start)
         start = end

@@ -1,6 +1,8 @@
 """Paired datasets: aligned A|B files or A/ and B/ folders, checked before training.
 
-Every problem a user can fix (missing folder, lone file, unreadable image, A/B size
+A side of a paired dataset may be several aligned folders stacked as channels: A1/, A2/,
+... (numbered from 1, in number order) instead of A/, and likewise B1/, B2/, ... Every
+problem a user can fix (missing folder, lone file, unreadable image, A/B size
 mismatch, image smaller than the crop) is found up front and raised as a one-line
 `UserError` naming the file. Augmentation randomness comes from a generator seeded by
 (seed, epoch, index), so a pair's crop and flip do not depend on worker count, on the
@@ -16,30 +18,56 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
-from pix2pix.config import DataConfig
+from pix2pix.config import DataConfig, RunConfig
+from pix2pix.data.encoding import LAB_CHANNELS, encode_pair
 from pix2pix.data.images import (
-    channels_of_mode,
-    image_header,
+    Depth,
+    ImageInfo,
+    image_info,
     list_images,
     read_image,
-    to_tensor,
+    stack_channels,
+    widest,
+    with_channels,
 )
 from pix2pix.data.transforms import JointParams, apply_params, output_size, sample_params
-from pix2pix.errors import UserError
+from pix2pix.errors import ConfigError, UserError
 
 _SAMPLE_STREAM = 1  # distinguishes augmentation seeds from the sampler's permutation seeds
+_BYTES = {"uint8": 1, "uint16": 2, "float32": 4}
 
 
 @dataclass(frozen=True)
 class PairFiles:
-    """Where one pair lives: `a` holds A|B side by side when `b` is None."""
+    """Where one pair lives: `a` holds A|B side by side when `b` is None.
+
+    `stack_a`/`stack_b`: further files of the side (from A2/, A3/, ...), stacked after
+    `a`/`b` along the channels.
+    """
 
     name: str
     a: Path
     b: Path | None = None
+    stack_a: tuple[Path, ...] = ()
+    stack_b: tuple[Path, ...] = ()
+
+    @property
+    def files_a(self) -> tuple[Path, ...]:
+        return (self.a, *self.stack_a)
+
+    @property
+    def files_b(self) -> tuple[Path, ...]:
+        return () if self.b is None else (self.b, *self.stack_b)
+
+
+@dataclass(frozen=True)
+class SideFormat:
+    """What one side of the pairs holds: channels (stacked files summed) and depth."""
+
+    channels: int
+    depth: Depth
 
 
 def resolve_root(cfg: DataConfig, split: str | None = None) -> Path:
@@ -53,9 +81,24 @@ def resolve_root(cfg: DataConfig, split: str | None = None) -> Path:
     return sub if sub.is_dir() else root
 
 
+def side_folders(root: Path, side: str) -> list[Path]:
+    """The folders of one side of a paired dataset: [root/A] or [root/A1, root/A2, ...]."""
+    numbered = []
+    n = 1
+    while (root / f"{side}{n}").is_dir():
+        numbered.append(root / f"{side}{n}")
+        n += 1
+    if numbered and (root / side).is_dir():
+        raise UserError(
+            f"{root}: holds both {side}/ and {side}1/; use {side}/ for one folder per side, "
+            f"or {side}1/, {side}2/, ... for channels stacked from several"
+        )
+    return numbered or ([root / side] if (root / side).is_dir() else [])
+
+
 def detect_layout(root: Path) -> str:
-    """'paired' when `root` has A/ and B/ subfolders, else 'aligned'."""
-    return "paired" if (root / "A").is_dir() and (root / "B").is_dir() else "aligned"
+    """'paired' when `root` has A/ (or A1/, ...) and B/ (or B1/, ...) subfolders, else 'aligned'."""
+    return "paired" if side_folders(root, "A") and side_folders(root, "B") else "aligned"
 
 
 def _by_stem(folder: Path) -> dict[str, Path]:
@@ -76,69 +119,136 @@ def find_pairs(root: Path, layout: str = "auto") -> list[PairFiles]:
     if layout == "aligned":
         pairs = [PairFiles(p.stem, p) for p in list_images(root)]
     else:
-        a_dir, b_dir = root / "A", root / "B"
-        for folder in (a_dir, b_dir):
-            if not folder.is_dir():
-                raise UserError(f"{folder}: folder not found; paired data needs A/ and B/")
-        a_files, b_files = _by_stem(a_dir), _by_stem(b_dir)
-        for stem, path in a_files.items():
-            if stem not in b_files:
-                raise UserError(f"{path}: no partner named {stem}.* in {b_dir}; add or remove it")
-        for stem, path in b_files.items():
-            if stem not in a_files:
-                raise UserError(f"{path}: no partner named {stem}.* in {a_dir}; add or remove it")
-        pairs = [PairFiles(stem, a_files[stem], b_files[stem]) for stem in a_files]
+        a_dirs, b_dirs = side_folders(root, "A"), side_folders(root, "B")
+        for side, found in (("A", a_dirs), ("B", b_dirs)):
+            if not found:
+                raise UserError(f"{root / side}: folder not found; paired data needs A/ and B/")
+        folders = [*a_dirs, *b_dirs]
+        files = [_by_stem(folder) for folder in folders]
+        for i, mine in enumerate(files):
+            for j, other in enumerate(files):
+                for stem, path in mine.items():
+                    if i != j and stem not in other:
+                        raise UserError(
+                            f"{path}: no partner named {stem}.* in {folders[j]}; add or remove it"
+                        )
+        na = len(a_dirs)
+        pairs = [
+            PairFiles(
+                stem,
+                files[0][stem],
+                files[na][stem],
+                tuple(f[stem] for f in files[1:na]),
+                tuple(f[stem] for f in files[na + 1 :]),
+            )
+            for stem in files[0]
+        ]
     if not pairs:
         raise UserError(f"{root}: no images found; put A|B images (or A/ and B/ folders) there")
     return pairs
 
 
-def _pair_header(pair: PairFiles) -> tuple[int, int, str, str]:
-    """(width, height, mode A, mode B) of one side, checking that the sides agree."""
-    w, h, mode = image_header(pair.a)
+def side_header(files: tuple[Path, ...]) -> tuple[int, int, SideFormat]:
+    """(width, height, format) of one side: a file, or stacked files of one size."""
+    infos: list[ImageInfo] = [image_info(f) for f in files]
+    w, h = infos[0].width, infos[0].height
+    for path, info in zip(files[1:], infos[1:]):
+        if (info.width, info.height) != (w, h):
+            raise UserError(
+                f"{path}: size {info.width}x{info.height} differs from its partner {files[0]} "
+                f"({w}x{h}); resize one so the pair is aligned"
+            )
+    side = SideFormat(sum(i.channels for i in infos), widest([i.depth for i in infos]))
+    return w, h, side
+
+
+def _pair_header(pair: PairFiles) -> tuple[int, int, SideFormat, SideFormat]:
+    """(width, height, A format, B format) of one pair, checking that the files agree."""
+    w, h, side_a = side_header(pair.files_a)
     if pair.b is None:
         if w % 2:
             raise UserError(
                 f"{pair.a}: width {w} is odd; an aligned image holds A and B side by side "
                 "in two halves of equal width"
             )
-        return w // 2, h, mode, mode
-    wb, hb, mode_b = image_header(pair.b)
+        return w // 2, h, side_a, side_a
+    wb, hb, side_b = side_header(pair.files_b)
     if (w, h) != (wb, hb):
         raise UserError(
             f"{pair.b}: size {wb}x{hb} differs from its partner {pair.a} ({w}x{h}); "
             "resize one so the pair is aligned"
         )
-    return w, h, mode, mode_b
+    return w, h, side_a, side_b
+
+
+def detect_format(pairs: list[PairFiles], direction: str) -> tuple[SideFormat, SideFormat]:
+    """(input, output) formats from the first pair's headers."""
+    _, _, side_a, side_b = _pair_header(pairs[0])
+    return (side_a, side_b) if direction == "AtoB" else (side_b, side_a)
 
 
 def detect_channels(pairs: list[PairFiles], direction: str) -> tuple[int, int]:
-    """(input, output) channels, 1 or 3, from the first pair's image modes."""
-    _, _, mode_a, mode_b = _pair_header(pairs[0])
-    ca, cb = channels_of_mode(mode_a), channels_of_mode(mode_b)
-    return (ca, cb) if direction == "AtoB" else (cb, ca)
+    """(input, output) channels from the first pair's headers."""
+    inp, out = detect_format(pairs, direction)
+    return inp.channels, out.channels
 
 
-def _with_channels(arr: np.ndarray, channels: int) -> np.ndarray:
-    if arr.shape[2] == channels:
-        return arr
-    gray = np.asarray(Image.fromarray(arr).convert("L"))  # 3 -> 1 channel (ITU-R 601 luma)
-    return gray[:, :, None]
+def resolve_format(config: RunConfig) -> RunConfig:
+    """Fill in unset channel counts and the output depth from the dataset's first pair.
+
+    In ``lab`` mode the channels are (1, 2) and the targets must be colour.
+    """
+    m, d = config.model, config.data
+    lab = d.color_space == "lab"
+    if lab and (m.in_channels or 1, m.out_channels or 2) != LAB_CHANNELS:
+        raise ConfigError(
+            f"--color-space lab takes L* in and gives a*b* out: --in-channels 1 "
+            f"--out-channels 2, not {m.in_channels} and {m.out_channels}; leave them unset"
+        )
+    if m.in_channels is not None and m.out_channels is not None and d.output_depth != "auto":
+        return config
+    pairs = find_pairs(resolve_root(d), d.layout)
+    inp, out = detect_format(pairs, d.direction)
+    if lab:
+        if out.channels != 3:
+            raise UserError(
+                f"{resolve_root(d)}: --color-space lab needs colour (3-channel) targets, but "
+                f"those of pair {pairs[0].name} have {out.channels}; use --color-space rgb"
+            )
+        channels = LAB_CHANNELS
+    else:
+        channels = (m.in_channels or inp.channels, m.out_channels or out.channels)
+    depth = out.depth if d.output_depth == "auto" else d.output_depth
+    return config.replace(
+        model={"in_channels": channels[0], "out_channels": channels[1]},
+        data={"output_depth": depth},
+    )
 
 
 def split_aligned(
-    both: np.ndarray, channels_a: int, channels_b: int
+    both: np.ndarray, channels_a: int | None, channels_b: int | None
 ) -> tuple[np.ndarray, np.ndarray]:
     """An A|B image (H, 2W, C) -> A (H, W, channels_a) and B (H, W, channels_b)."""
     half = both.shape[1] // 2
-    return _with_channels(both[:, :half], channels_a), _with_channels(both[:, half:], channels_b)
+    return with_channels(both[:, :half], channels_a), with_channels(both[:, half:], channels_b)
 
 
-def load_pair(pair: PairFiles, channels_a: int, channels_b: int) -> tuple[np.ndarray, np.ndarray]:
-    """Decode one pair to (A, B) uint8 arrays (H, W, C) with the requested channels."""
+def read_side(files: tuple[Path, ...], channels: int | None = None) -> np.ndarray:
+    """One side of a pair: a file, or several stacked along channels, with `channels`."""
+    if len(files) == 1:
+        return read_image(files[0], channels)
+    return with_channels(stack_channels([read_image(f) for f in files]), channels, files[0])
+
+
+def load_pair(
+    pair: PairFiles, channels_a: int | None, channels_b: int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Decode one pair to (A, B) arrays (H, W, C) with the requested channels (None: as
+    stored), each at its own depth."""
     if pair.b is not None:
-        return read_image(pair.a, channels_a), read_image(pair.b, channels_b)
-    return split_aligned(read_image(pair.a, max(channels_a, channels_b)), channels_a, channels_b)
+        return read_side(pair.files_a, channels_a), read_side(pair.files_b, channels_b)
+    both = None if channels_a is None or channels_b is None else max(channels_a, channels_b)
+    return split_aligned(read_image(pair.a, both), channels_a, channels_b)
 
 
 def _physical_memory() -> int:
@@ -151,6 +261,8 @@ def _physical_memory() -> int:
 class PairedDataset(Dataset):
     """(input, target) pairs as (C, H, W) float tensors in [-1, 1], in `direction` order.
 
+    Arrays keep their depth (8/16-bit, float) through augmentation, and
+    `encoding.encode_pair` makes the tensors (in ``lab`` mode: L* and a*b* of the target).
     Indexed by `(epoch, index)` keys (see `EpochBatchSampler`) so that augmentation is a
     pure function of (seed, epoch, index), or by a plain index for epoch 0.
     """
@@ -169,7 +281,9 @@ class PairedDataset(Dataset):
         self.augment = augment
         self.root = resolve_root(cfg, split)
         self.pairs = find_pairs(self.root, cfg.layout)
-        # channels of the A and B sides
+        # channels of the A and B sides as read (lab: the colour target; the input unread)
+        if cfg.color_space == "lab":
+            in_channels, out_channels = 0, 3
         if cfg.direction == "AtoB":
             self.channels_a, self.channels_b = in_channels, out_channels
         else:
@@ -177,6 +291,10 @@ class PairedDataset(Dataset):
         with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
             headers = list(pool.map(_pair_header, self.pairs))
         self.sizes = [(w, h) for w, h, _, _ in headers]
+        self.bytes_per_sample = max(
+            _BYTES[a.depth] * self.channels_a + _BYTES[b.depth] * self.channels_b
+            for _, _, a, b in headers
+        )
         if augment:
             self._check_crop()
         self.cache: list[tuple[np.ndarray, np.ndarray]] | None = None
@@ -197,12 +315,21 @@ class PairedDataset(Dataset):
     def _should_cache(self) -> bool:
         if self.cfg.cache != "auto":
             return self.cfg.cache == "on"
-        per_pixel = self.channels_a + self.channels_b
-        need = sum(w * h * per_pixel for w, h in self.sizes)
+        need = sum(w * h * self.bytes_per_sample for w, h in self.sizes)
         return need <= _physical_memory() // 4
 
     def _decode(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        return load_pair(self.pairs[i], self.channels_a, self.channels_b)
+        pair = self.pairs[i]
+        if self.cfg.color_space != "lab":
+            return load_pair(pair, self.channels_a, self.channels_b)
+        # lab: only the colour target is read; the one array stands for both sides
+        target_is_b = self.cfg.direction == "AtoB"
+        if pair.b is None:
+            a, b = load_pair(pair, None, None)
+            target = with_channels(b if target_is_b else a, 3, pair.a)
+        else:
+            target = read_side(pair.files_b if target_is_b else pair.files_a, 3)
+        return target, target
 
     def output_sizes(self) -> set[tuple[int, int]]:
         """The distinct (w, h) sizes this dataset yields."""
@@ -225,8 +352,13 @@ class PairedDataset(Dataset):
         epoch, index = key if isinstance(key, tuple) else (0, key)
         a, b = self.cache[index] if self.cache is not None else self._decode(index)
         params = self.params(epoch, index)
+        if self.cfg.color_space == "lab":  # a is b: the colour target
+            photo = b if params is None else apply_params(b, params)
+            x, y = encode_pair(None, photo, "lab")
+            return {"input": x, "target": y, "index": index}
         if params is not None:
             a, b = apply_params(a, params), apply_params(b, params)
         if self.cfg.direction == "BtoA":
             a, b = b, a
-        return {"input": to_tensor(a), "target": to_tensor(b), "index": index}
+        x, y = encode_pair(a, b, "rgb")
+        return {"input": x, "target": y, "index": index}

@@ -1,11 +1,17 @@
 """The public pix2pix datasets, fetched from the URLs the paper's authors published.
 
-Downloads resume where they stopped (HTTP Range) and are extracted only when complete;
-offline, the error says so and how to use an archive fetched by other means.
+Downloads resume where they stopped (HTTP Range) and are extracted only when complete:
+the size must match the server's Content-Length and, when given, the archive's SHA-256
+must match `sha256` (the digest of each download is logged, so it can be pinned for the
+next machine). No digests are built in: they could not be verified from here. Offline,
+the error says so and how to use an archive fetched by other means.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+import re
 import shutil
 import tarfile
 import urllib.error
@@ -22,6 +28,31 @@ DATASETS: dict[str, str] = {
     for name in ("facades", "cityscapes", "maps", "edges2shoes", "edges2handbags", "night2day")
 }
 CHUNK = 1 << 20
+
+log = logging.getLogger(__name__)
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _verify(archive: Path, sha256: str | None, downloaded: bool) -> None:
+    """Check the archive's digest; a bad download is deleted so that a rerun fetches anew."""
+    got = file_sha256(archive)
+    log.info("%s: sha256 %s", archive, got)
+    if sha256 is None or got == sha256.lower():
+        return
+    if downloaded:
+        archive.unlink()
+        fix = "the file was deleted: run the same command again, or check --sha256"
+    else:
+        fix = "the archive is damaged or not the one meant; fetch it again or check --sha256"
+    raise UserError(f"{archive}: SHA-256 {got} differs from the expected {sha256}; {fix}")
 
 
 def _fetch(url: str, part: Path, timeout: float) -> None:
@@ -85,14 +116,18 @@ def download_dataset(
     *,
     url: str | None = None,
     archive: str | Path | None = None,
+    sha256: str | None = None,
     timeout: float = 30.0,
 ) -> Path:
     """Fetch and extract dataset `name` into out_dir/name (kept if already there).
 
-    `archive` extracts a .tar.gz you already have instead of downloading.
+    `archive` extracts a .tar.gz you already have instead of downloading. `sha256` (hex)
+    is checked against the archive before extraction.
     """
     if name not in DATASETS:
         raise UserError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
+    if sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
+        raise UserError(f"--sha256 {sha256!r} is not a SHA-256 digest; give 64 hex digits")
     out_dir = Path(out_dir)
     target = out_dir / name
     if target.is_dir() and any(target.iterdir()):
@@ -102,6 +137,7 @@ def download_dataset(
         archive = Path(archive)
         if not archive.is_file():
             raise UserError(f"{archive}: archive not found; check --archive")
+        _verify(archive, sha256, downloaded=False)
         return _extract(archive, out_dir, name)
     url = url or DATASETS[name]
     part = out_dir / f"{name}.tar.gz.part"
@@ -115,6 +151,7 @@ def download_dataset(
         ) from None
     done = out_dir / f"{name}.tar.gz"
     part.replace(done)
+    _verify(done, sha256, downloaded=True)
     target = _extract(done, out_dir, name)
     done.unlink()
     return target

@@ -58,20 +58,39 @@ def sample_params(
     return JointParams(size=(w, h), crop=crop, flip=flip)
 
 
-def apply_params(arr: np.ndarray, params: JointParams) -> np.ndarray:
-    """Apply resize (bicubic), crop and flip to an (H, W, C) uint8 array."""
-    if (arr.shape[1], arr.shape[0]) != params.size:
+def resize_array(
+    arr: np.ndarray, size: tuple[int, int], resample: int = Image.BICUBIC
+) -> np.ndarray:
+    """Resize an (H, W, C) uint8, uint16 or float32 array to `size` (w, h), keeping its depth.
+
+    8-bit L or RGB: one Pillow call. Other 8-bit channel counts: per channel in L.
+    16-bit and float: per channel in Pillow's 32-bit float mode "F", so no precision is
+    lost; 16-bit results are rounded and clipped to 0..65535.
+    """
+    w, h = size
+    if arr.dtype == np.uint8:
         if arr.shape[2] in (1, 3):  # one Pillow call for L or RGB
             image = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
-            arr = np.asarray(image.resize(params.size, Image.BICUBIC)).reshape(
-                params.size[1], params.size[0], arr.shape[2]
-            )
-        else:
-            channels = [
-                np.asarray(Image.fromarray(arr[:, :, c]).resize(params.size, Image.BICUBIC))
-                for c in range(arr.shape[2])
-            ]
-            arr = np.stack(channels, axis=2)
+            return np.asarray(image.resize(size, resample)).reshape(h, w, arr.shape[2])
+        channels = [
+            np.asarray(Image.fromarray(arr[:, :, c]).resize(size, resample))
+            for c in range(arr.shape[2])
+        ]
+        return np.stack(channels, axis=2)
+    planes = [
+        np.asarray(Image.fromarray(arr[:, :, c].astype(np.float32)).resize(size, resample))
+        for c in range(arr.shape[2])
+    ]
+    out = np.stack(planes, axis=2)
+    if arr.dtype == np.uint16:
+        return np.round(out).clip(0, 65535).astype(np.uint16)
+    return out.astype(arr.dtype)
+
+
+def apply_params(arr: np.ndarray, params: JointParams) -> np.ndarray:
+    """Apply resize (bicubic), crop and flip to an (H, W, C) array of any depth."""
+    if (arr.shape[1], arr.shape[0]) != params.size:
+        arr = resize_array(arr, params.size)
     if params.crop is not None:
         x, y, w, h = params.crop
         arr = arr[y : y + h, x : x + w]
