@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import warnings
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import torch
 from conftest import tiny_config
 from pix2pix.checkpoint import Progress, save_checkpoint
 from pix2pix.cli import main
+from pix2pix.errors import UserError
 from pix2pix.export import (
     DEFAULT_TOLERANCE,
     VerificationError,
@@ -143,3 +145,10 @@ def test_export_command_rejects_bad_values(tmp_path: Path, capsys, flags, messag
     assert exc.value.code == 2
     assert message in capsys.readouterr().err
     assert not (tmp_path / "g.pt").exists()
+
+
+def test_missing_onnx_packages_are_named(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "onnxscript", None)  # as if not installed
+    with pytest.raises(UserError, match=r"needs onnxscript; .*pix2pix\[export\]"):
+        export_checkpoint(make_checkpoint(tmp_path / "ck"), "onnx", tmp_path / "g.onnx")
+    assert not (tmp_path / "g.onnx").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+import sys
 import threading
 import zlib
 from concurrent.futures import ThreadPoolExecutor
@@ -252,3 +253,18 @@ def test_serve_command_binds_loopback_by_default(
             main(["serve", "--checkpoint", str(checkpoint), *bad])
         assert exc.value.code == 2
         assert capsys.readouterr().err.startswith("pix2pix: error: ")
+    monkeypatch.setitem(sys.modules, "fastapi", None)  # as if the extra were not installed
+    monkeypatch.delitem(sys.modules, "pix2pix.serve.app")
+    with pytest.raises(SystemExit):
+        main(["serve", "--checkpoint", str(checkpoint)])
+    assert "needs fastapi; install it with pip install 'pix2pix[serve]'" in capsys.readouterr().err
+
+
+def test_latency_benchmark_reports_its_figures() -> None:
+    from benchmarks.serve_latency import measure
+
+    result = measure("unet_32", ngf=4, size=32, requests=2, warmup=1, mode="eval")
+    for key in ("round_trip_ms", "model_ms"):
+        figures = result[key]
+        assert 0 < figures["min"] <= figures["median"] <= figures["max"]
+    assert result["model_ms"]["min"] <= result["round_trip_ms"]["max"]
