@@ -6,7 +6,7 @@ the playwright package; playwright's own browser download is never used. Skipped
 where /usr/bin/chromium is missing.
 
 The screenshot goes to a temporary folder. To refresh the README's picture with a trained
-model: PIX2PIX_SCREENSHOT=docs/serve.png PIX2PIX_SCREENSHOT_CHECKPOINT=runs/demo
+model: PIX2PIX_SCREENSHOT=docs/serve.png PIX2PIX_SCREENSHOT_CHECKPOINT=runs/demo/run
 .venv/bin/pytest tests/test_serve_browser.py
 """
 

@@ -66,7 +66,7 @@ function stamp(x, y) {
 }
 
 function line(a, b) {
-  const n = Math.max(Math.abs(b.x - a.x), Math.abs(b.y - a.y), 1);
+  const n = Math.max(1, Math.ceil(Math.max(Math.abs(b.x - a.x), Math.abs(b.y - a.y))));
   for (let i = 1; i <= n; i++) {
     stamp(a.x + ((b.x - a.x) * i) / n, a.y + ((b.y - a.y) * i) / n);
   }
