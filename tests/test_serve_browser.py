@@ -77,7 +77,7 @@ def test_page_uploads_draws_and_shows_the_translation(tmp_path: Path) -> None:
     with BackgroundServer(create_app(model, palette=PALETTE)) as url, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
         try:
-            page = browser.new_page(viewport={"width": 1000, "height": 640})
+            page = browser.new_page(viewport={"width": 1000, "height": 670})
             page.on("request", lambda r: r.url.startswith((url, "blob:")) or foreign.append(r.url))
             page.on("console", lambda m: m.type == "error" and errors.append(m.text))
             page.on("pageerror", lambda e: errors.append(str(e)))

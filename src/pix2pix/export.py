@@ -255,8 +255,10 @@ def _require_onnx() -> None:
 
 @contextlib.contextmanager
 def _quiet_onnx_exporter() -> Iterator[None]:
-    """Hide the exporter's progress lines and its notes about torchvision ops we lack."""
-    loggers = [logging.getLogger(n) for n in ("torch.onnx", "torch.export", "torch._export")]
+    """Hide the exporter's progress lines, its notes about torchvision ops we lack and the
+    optimizer's per-pass messages (all logged at INFO/WARNING by torch and onnxscript)."""
+    names = ("torch.onnx", "torch.export", "torch._export", "onnxscript", "onnx_ir")
+    loggers = [logging.getLogger(n) for n in names]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.ERROR)
