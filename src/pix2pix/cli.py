@@ -201,6 +201,86 @@ def _translate(args: argparse.Namespace) -> None:
     print(f"wrote {len(outputs)} image(s) to {args.out}")
 
 
+def add_serve(sub: Subparsers) -> None:
+    from pix2pix.serve.upload import Limits
+
+    limits = Limits()
+    p = sub.add_parser(
+        "serve",
+        help="a local web page: draw or upload an image, see its translation",
+        description="Serve a demo page (draw on a canvas or upload an image; the translation "
+        "appears beside it) and POST /translate (image in, PNG out; OpenAPI schema at "
+        "/openapi.json). Needs the 'serve' extra: pip install 'pix2pix[serve]'. Binds "
+        "127.0.0.1 (this machine only) unless --host says otherwise; there is no "
+        "authentication.",
+    )
+    p.add_argument("--checkpoint", required=True, help="run folder or checkpoint folder")
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument(
+        "--palette",
+        metavar="'R,G,B R,G,B ...'",
+        help="label colours to draw with (the first is the background); default: the "
+        "checkpoint config's palette if it has one, else a pen and an eraser",
+    )
+    p.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=limits.max_bytes / 2**20,
+        help=f"largest upload in MB (default: {limits.max_bytes / 2**20:g})",
+    )
+    p.add_argument(
+        "--max-pixels",
+        type=int,
+        default=limits.max_pixels,
+        help=f"largest image, width x height (default: {limits.max_pixels} = 2048x2048)",
+    )
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
+    add_speed_flags(p)
+    p.set_defaults(func=_serve)
+
+
+def _serve(args: argparse.Namespace) -> None:
+    try:
+        from pix2pix.serve.app import create_app
+        from pix2pix.serve.server import LOOPBACK, serve
+    except ImportError as exc:
+        raise UserError(
+            f"pix2pix serve needs {exc.name}; install it with pip install 'pix2pix[serve]'"
+        ) from None
+    from pix2pix.serve.drawing import parse_palette
+    from pix2pix.serve.upload import Limits
+    from pix2pix.translate import Pix2Pix
+
+    if not 0 < args.port < 65536:
+        raise UserError(f"--port {args.port} is out of range; use 1..65535")
+    if args.max_upload_mb <= 0 or args.max_pixels < 1:
+        raise UserError("--max-upload-mb and --max-pixels must be positive")
+    palette = parse_palette(args.palette) if args.palette else None
+    limits = Limits(max_bytes=int(args.max_upload_mb * 2**20), max_pixels=args.max_pixels)
+    model = Pix2Pix.load(
+        args.checkpoint,
+        device=args.device,
+        precision=args.precision,
+        channels_last=args.channels_last,
+        compile=args.compile,
+    )
+    if model.in_channels not in (1, 3):
+        raise UserError(
+            f"{args.checkpoint}: the demo serves 1- or 3-channel models; this one takes "
+            f"{model.in_channels} channels (export it instead)"
+        )
+    app = create_app(model, palette=palette, limits=limits)
+    if args.host not in LOOPBACK:
+        log.warning(
+            "serving on %s: anyone who can reach this address can use the model "
+            "(there is no authentication)",
+            args.host,
+        )
+    print(f"pix2pix demo: http://{args.host}:{args.port}/  (Ctrl-C to stop)", flush=True)
+    serve(app, host=args.host, port=args.port)
+
+
 def add_demo(sub: Subparsers) -> None:
     p = sub.add_parser(
         "demo",
@@ -230,6 +310,54 @@ def _demo(args: argparse.Namespace) -> None:
         should_stop=stop,
     )
     print(f"open {page}")
+
+
+def add_export(sub: Subparsers) -> None:
+    from pix2pix.export import DEFAULT_TOLERANCE, FORMATS
+
+    p = sub.add_parser(
+        "export",
+        help="export the generator to ONNX or TorchScript, verified against PyTorch",
+        description="Export the generator: input (B, C_in, H, W) float32 in [-1, 1], H and W "
+        "multiples of the generator's stride (256 for unet_256, 4 for resnet_*), batch, "
+        "height and width dynamic; output (B, C_out, H, W) in [-1, 1]. Dropout is off. "
+        "Batch norm uses the statistics of the translated batch, as the paper's inference "
+        "(default), or the running statistics from training (--eval). The written file is "
+        "run (onnxruntime or torch.jit.load) on two random input sizes and compared with "
+        "PyTorch in the same mode; if it differs by more than --tolerance, nothing is written.",
+    )
+    p.add_argument("--checkpoint", required=True, help="run folder or checkpoint folder")
+    p.add_argument("--format", required=True, choices=FORMATS, help="onnx or torchscript")
+    p.add_argument("--out", required=True, metavar="FILE", help="the exported file (e.g. g.onnx)")
+    p.add_argument(
+        "--eval",
+        action="store_true",
+        help="batch norm with running statistics (default: the batch's own statistics, "
+        "the paper's inference); dropout is off either way",
+    )
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=DEFAULT_TOLERANCE,
+        help=f"largest accepted |exported - PyTorch| (default: {DEFAULT_TOLERANCE:g})",
+    )
+    p.set_defaults(func=_export)
+
+
+def _export(args: argparse.Namespace) -> None:
+    from pix2pix.export import export_checkpoint
+
+    result = export_checkpoint(
+        args.checkpoint, args.format, args.out, eval_mode=args.eval, tolerance=args.tolerance
+    )
+    for check in result.checks:
+        shape = "x".join(map(str, check.shape))
+        print(f"verified input {shape}: max |{args.format} - pytorch| = {check.max_abs_diff:.3g}")
+    mode = "running statistics" if result.eval_mode else "batch statistics"
+    print(
+        f"wrote {result.path} (batch norm: {mode}; dropout off; "
+        f"H, W multiples of {result.stride}; tolerance {result.tolerance:g})"
+    )
 
 
 def add_data(sub: Subparsers) -> None:
@@ -266,7 +394,14 @@ def _data_download(args: argparse.Namespace) -> None:
 
 # ---------------------------------------------------------------- parser
 
-COMMANDS: list[Callable[[Subparsers], None]] = [add_train, add_translate, add_demo, add_data]
+COMMANDS: list[Callable[[Subparsers], None]] = [
+    add_train,
+    add_translate,
+    add_export,
+    add_serve,
+    add_demo,
+    add_data,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

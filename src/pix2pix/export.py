@@ -1,0 +1,337 @@
+"""Export a trained generator to ONNX or TorchScript, verified against PyTorch.
+
+The exported graph is the bare generator: (B, C_in, H, W) float32 in [-1, 1] ->
+(B, C_out, H, W) in [-1, 1], with H and W multiples of the generator's stride (256 for
+`unet_256`, 4 for the ResNets); any-size padding stays the caller's job (see
+`pix2pix.nets.padding`). Batch, height and width are dynamic.
+
+Batch norm is exported the way the model is used (see `pix2pix.translate`):
+
+- paper mode (default): normalised with the statistics of the batch being translated,
+  as in training. Every `BatchNorm2d` is replaced by `BatchStatsNorm2d`, which computes
+  the batch mean and variance explicitly in the graph and never touches the running
+  averages, so the exported graph is a plain inference graph.
+- eval mode (`eval_mode=True`): the running averages from training.
+
+Dropout is off in both: an exported model is deterministic. (PyTorch's paper-mode
+translation keeps dropout on; the export matches it with dropout switched off.)
+
+Export is verified: the written file is loaded back (onnxruntime for ONNX, torch.jit.load
+for TorchScript) and run on random inputs of two sizes and batch sizes; the largest
+absolute difference from the PyTorch generator in the same mode must stay within
+`tolerance`, or the file is removed and `VerificationError` says by how much it missed.
+
+ONNX uses PyTorch's torch.export-based exporter (`dynamo=True`, the default since
+PyTorch 2.9; needs `onnx` and `onnxscript`), with height and width declared as
+`stride * h` and `stride * w` so the graph's input shape states the constraint. The
+legacy TorchScript-based ONNX exporter is deprecated and not used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+import logging
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, get_args
+
+import torch
+from torch import nn
+
+from pix2pix.checkpoint import GENERATOR_FILE, find_checkpoint, load_weights, read_meta
+from pix2pix.config import RunConfig
+from pix2pix.errors import UserError
+from pix2pix.fileio import staged_file
+from pix2pix.nets import build_generator
+from pix2pix.translate import inference_mode
+
+Format = Literal["onnx", "torchscript"]
+FORMATS: tuple[str, ...] = get_args(Format)
+SUFFIXES: dict[str, str] = {"onnx": ".onnx", "torchscript": ".pt"}
+
+# Float32 outputs in [-1, 1]: runtimes that sum in a different order differ by ~1e-6.
+DEFAULT_TOLERANCE = 1e-4
+
+
+class VerificationError(UserError):
+    """The exported file does not reproduce the PyTorch generator within the tolerance."""
+
+
+class BatchStatsNorm2d(nn.Module):
+    """Batch norm with the current batch's statistics, as an explicit graph; no buffers.
+
+    (B, C, H, W) -> (B, C, H, W): what `nn.BatchNorm2d` computes in training mode (biased
+    variance over batch, height and width), without updating running averages, so it
+    exports as plain reductions instead of a training-mode BatchNormalization.
+    """
+
+    def __init__(self, norm: nn.BatchNorm2d) -> None:
+        super().__init__()
+        self.eps = float(norm.eps)
+        self.weight = None if norm.weight is None else nn.Parameter(norm.weight.detach().clone())
+        self.bias = None if norm.bias is None else nn.Parameter(norm.bias.detach().clone())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        mean = x.mean(dim=(0, 2, 3), keepdim=True)  # (1, C, 1, 1)
+        centred = x - mean
+        var = centred.pow(2).mean(dim=(0, 2, 3), keepdim=True)
+        y = centred * torch.rsqrt(var + self.eps)
+        if self.weight is not None:
+            y = y * self.weight.view(1, -1, 1, 1)
+        if self.bias is not None:
+            y = y + self.bias.view(1, -1, 1, 1)
+        return y
+
+
+def _replace_batch_norms(module: nn.Module) -> None:
+    for name, child in module.named_children():
+        if isinstance(child, nn.BatchNorm2d):
+            setattr(module, name, BatchStatsNorm2d(child))
+        else:
+            _replace_batch_norms(child)
+
+
+def exportable_generator(generator: nn.Module, eval_mode: bool) -> nn.Module:
+    """A copy of `generator` ready to trace: eval mode (dropout off), float32 on the CPU;
+    in paper mode with every batch norm replaced by `BatchStatsNorm2d`."""
+    net = _copy(generator)
+    if not eval_mode:
+        _replace_batch_norms(net)
+    net.eval().requires_grad_(False)
+    return net
+
+
+def _copy(generator: nn.Module) -> nn.Module:
+    return copy.deepcopy(generator).to("cpu", torch.float32)
+
+
+@contextlib.contextmanager
+def reference_mode(generator: nn.Module, eval_mode: bool) -> Iterator[None]:
+    """The PyTorch reference an export is compared with: `translate`'s inference mode
+    (batch statistics or running averages) with dropout switched off."""
+    with inference_mode(generator, eval_mode):
+        for m in generator.modules():
+            if isinstance(m, nn.modules.dropout._DropoutNd):
+                m.eval()
+        yield
+
+
+def verification_shapes(stride: int, channels: int) -> list[tuple[int, int, int, int]]:
+    """Two (B, C, H, W) inputs that differ in batch, height and width (multiples of stride).
+
+    The side is at least 64 px: a ResNet's stride is 4, but its reflection pads need a
+    few pixels left after downsampling.
+    """
+    side = stride * max(1, -(-64 // stride))
+    return [(1, channels, side, 2 * side), (2, channels, 2 * side, side)]
+
+
+@dataclass(frozen=True)
+class Check:
+    """One verification input and the largest |exported - PyTorch| on its output."""
+
+    shape: tuple[int, int, int, int]
+    max_abs_diff: float
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    path: Path
+    format: str
+    eval_mode: bool
+    stride: int
+    tolerance: float
+    checks: list[Check]
+
+
+def load_generator(checkpoint: str | Path) -> tuple[nn.Module, RunConfig]:
+    """The generator (float32, CPU, eval) and config of a run or checkpoint folder."""
+    ckpt = find_checkpoint(Path(checkpoint))
+    config, _ = read_meta(ckpt)
+    generator = build_generator(config.model, init=False)
+    load_weights(generator, ckpt / GENERATOR_FILE)
+    return generator.eval(), config
+
+
+def export_checkpoint(
+    checkpoint: str | Path,
+    fmt: str,
+    out: str | Path,
+    *,
+    eval_mode: bool = False,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> ExportResult:
+    """Export the generator of `checkpoint` to `out` and verify it (see the module doc)."""
+    generator, config = load_generator(checkpoint)
+    return export_generator(generator, config, fmt, out, eval_mode=eval_mode, tolerance=tolerance)
+
+
+def export_generator(
+    generator: nn.Module,
+    config: RunConfig,
+    fmt: str,
+    out: str | Path,
+    *,
+    eval_mode: bool = False,
+    tolerance: float = DEFAULT_TOLERANCE,
+) -> ExportResult:
+    """Write `generator` as `fmt` to `out`, run the file, compare it with PyTorch.
+
+    The file appears at `out` only after verification passed; on any failure nothing is
+    left behind (an existing `out` stays as it was).
+    """
+    if fmt not in FORMATS:
+        raise UserError(f"--format {fmt!r} is not valid; choose one of: {', '.join(FORMATS)}")
+    if not tolerance >= 0:
+        raise UserError(f"--tolerance {tolerance} is out of range; use a value >= 0")
+    if fmt == "onnx":
+        _require_onnx()
+    out = Path(out)
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder; give a file name such as {out / 'model'}")
+    stride = int(generator.stride)
+    c_in = int(config.model.in_channels or 0)
+    net = exportable_generator(generator, eval_mode)
+    reference = _copy(generator)
+    metadata = {
+        "pix2pix_config": config.to_json(),
+        "batch_norm": "running_statistics" if eval_mode else "batch_statistics",
+        "dropout": "off",
+        "stride": str(stride),
+        "value_range": "[-1, 1]",
+        "layout": "NCHW",
+    }
+    example = torch.rand(2, c_in, 2 * stride, 3 * stride) * 2 - 1  # see _write_onnx
+    rng = torch.Generator().manual_seed(0)
+    with staged_file(out) as tmp:
+        if fmt == "onnx":
+            _write_onnx(net, example, tmp, stride, metadata)
+            run = _onnx_runner(tmp)
+        else:
+            _write_torchscript(net, example, tmp, metadata)
+            run = _torchscript_runner(tmp)
+        checks = []
+        for shape in verification_shapes(stride, c_in):
+            x = torch.rand(shape, generator=rng) * 2 - 1
+            with torch.no_grad(), reference_mode(reference, eval_mode):
+                expected = reference(x)
+            got = run(x)
+            if got.shape != expected.shape:
+                raise VerificationError(
+                    f"{out}: the exported model gave shape {tuple(got.shape)} for input "
+                    f"{shape}, PyTorch {tuple(expected.shape)}; the file was not written"
+                )
+            checks.append(Check(shape, float((got - expected).abs().max())))
+        worst = max(checks, key=lambda c: c.max_abs_diff)
+        if not worst.max_abs_diff <= tolerance:
+            raise VerificationError(
+                f"{out}: the exported model differs from PyTorch by {worst.max_abs_diff:.3g} "
+                f"(input {worst.shape}), more than --tolerance {tolerance:g}; "
+                "the file was not written"
+            )
+    return ExportResult(out, fmt, eval_mode, stride, tolerance, checks)
+
+
+# ---------------------------------------------------------------- ONNX
+
+
+def _require_onnx() -> None:
+    missing = []
+    for module in ("onnx", "onnxscript", "onnxruntime"):
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        raise UserError(
+            f"ONNX export needs {', '.join(missing)}; install them with "
+            "pip install 'pix2pix[export]'"
+        )
+
+
+@contextlib.contextmanager
+def _quiet_onnx_exporter() -> Iterator[None]:
+    """Hide the exporter's progress lines, its notes about torchvision ops we lack and the
+    optimizer's per-pass messages (all logged at INFO/WARNING by torch and onnxscript)."""
+    names = ("torch.onnx", "torch.export", "torch._export", "onnxscript", "onnx_ir")
+    loggers = [logging.getLogger(n) for n in names]
+    levels = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            yield
+    finally:
+        for lg, level in zip(loggers, levels):
+            lg.setLevel(level)
+
+
+def _write_onnx(
+    net: nn.Module, example: torch.Tensor, path: Path, stride: int, metadata: dict[str, str]
+) -> None:
+    import onnx
+    from torch.export import Dim
+
+    # Derived dims: the file's input shape reads (batch, C, stride*h, stride*w), stating
+    # the constraint. An example with no dimension of size 1 keeps all three dynamic.
+    h, w = Dim("h", min=1), Dim("w", min=1)
+    dynamic = ({0: Dim("batch", min=1), 2: stride * h, 3: stride * w},)
+    with _quiet_onnx_exporter():
+        program = torch.onnx.export(
+            net,
+            (example,),
+            dynamo=True,
+            verbose=False,
+            dynamic_shapes=dynamic,
+            input_names=["input"],
+            output_names=["output"],
+        )
+    proto = program.model_proto
+    onnx.helper.set_model_props(proto, metadata)
+    onnx.save_model(proto, str(path))  # one file: 54M parameters are far below 2 GB
+
+
+def _onnx_runner(path: Path) -> Callable[[torch.Tensor], torch.Tensor]:
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        (y,) = session.run(["output"], {"input": x.numpy()})
+        return torch.from_numpy(y)
+
+    return run
+
+
+# ---------------------------------------------------------------- TorchScript
+
+
+def _write_torchscript(
+    net: nn.Module, example: torch.Tensor, path: Path, metadata: dict[str, str]
+) -> None:
+    # Tracing records the convolutions and the batch-statistics reductions, all of which
+    # are shape-agnostic, so the traced module takes any batch and any H, W multiple of
+    # the stride. (torch.jit is deprecated in PyTorch but still the format C++ loads.)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        traced = torch.jit.trace(net, example, check_trace=False)
+        extra = {"pix2pix.json": json.dumps(metadata, indent=2)}
+        torch.jit.save(traced, str(path), _extra_files=extra)
+
+
+def _torchscript_runner(path: Path) -> Callable[[torch.Tensor], torch.Tensor]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        module = torch.jit.load(str(path), map_location="cpu")
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return module(x)
+
+    return run

@@ -1,0 +1,167 @@
+"""The FastAPI application: the demo page, `GET /info` and `POST /translate`.
+
+Everything the page needs is served from this package (`static/`): no CDN, it works
+offline. FastAPI's interactive /docs and /redoc pages are switched off because they load
+Swagger UI and ReDoc from a CDN; the OpenAPI schema itself is served at /openapi.json.
+
+Requests never share mutable state: each one decodes its own image and encodes its own
+PNG in a worker thread (off the event loop); the model runs one request at a time
+(`Pix2Pix.translate_tensor` holds a lock), so concurrent requests queue instead of
+corrupting each other.
+"""
+
+from __future__ import annotations
+
+import time
+from importlib.resources import files
+from typing import Annotated, Literal
+
+from fastapi import FastAPI, File, HTTPException, Query, Request, Response, UploadFile
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel
+from starlette.concurrency import run_in_threadpool
+
+from pix2pix._version import __version__
+from pix2pix.data.images import to_tensor, to_uint8
+from pix2pix.serve.drawing import RGB, Drawing, drawing_for
+from pix2pix.serve.upload import BodyLimit, Limits, UploadError, decode_upload, encode_png
+from pix2pix.translate import Pix2Pix
+
+STATIC = files("pix2pix.serve") / "static"
+# The page loads nothing from elsewhere; translations are shown from blob: URLs.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob: data:; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+class ErrorBody(BaseModel):
+    """Why a request was refused."""
+
+    detail: str
+
+
+class DrawingInfo(BaseModel):
+    mode: Literal["pen", "palette"]
+    colours: list[RGB]
+    names: list[str]
+    width: int
+    height: int
+
+
+class ModelInfo(BaseModel):
+    """The served model and the page's drawing tools."""
+
+    generator: str
+    direction: str
+    in_channels: int
+    out_channels: int
+    stride: int
+    max_bytes: int
+    max_pixels: int
+    drawing: DrawingInfo
+
+
+class Translator:
+    """Bytes in, PNG bytes out, for one model; safe to call from many threads at once."""
+
+    def __init__(self, model: Pix2Pix, limits: Limits) -> None:
+        self.model = model
+        self.limits = limits
+
+    def __call__(self, data: bytes, eval_mode: bool, seed: int) -> tuple[bytes, float]:
+        """(PNG of the translation, milliseconds spent in the model)."""
+        arr = decode_upload(data, self.model.in_channels, self.limits)  # (H, W, C) uint8
+        x = to_tensor(arr)[None]  # (1, C_in, H, W) in [-1, 1]
+        start = time.perf_counter()
+        y = self.model.translate_tensor(x, eval_mode=eval_mode, seed=seed)
+        ms = (time.perf_counter() - start) * 1000
+        return encode_png(to_uint8(y[0])), ms
+
+
+ERRORS = {
+    400: {"model": ErrorBody, "description": "The image cannot be decoded"},
+    413: {"model": ErrorBody, "description": "The upload exceeds the byte or pixel limit"},
+    415: {"model": ErrorBody, "description": "The upload is not an image in a supported format"},
+}
+
+
+def create_app(
+    model: Pix2Pix, *, palette: list[RGB] | None = None, limits: Limits | None = None
+) -> FastAPI:
+    """The web app for `model`; `palette` overrides the checkpoint config's palette."""
+    limits = limits or Limits()
+    if model.in_channels not in (1, 3):
+        raise ValueError(f"the demo serves 1- or 3-channel models, not {model.in_channels}")
+    drawing: Drawing = drawing_for(model.config, model.in_channels, model.stride, palette)
+    translate = Translator(model, limits)
+    info = ModelInfo(
+        generator=model.config.model.generator,
+        direction=model.config.data.direction,
+        in_channels=model.in_channels,
+        out_channels=model.out_channels,
+        stride=model.stride,
+        max_bytes=limits.max_bytes,
+        max_pixels=limits.max_pixels,
+        drawing=DrawingInfo(**drawing.__dict__),
+    )
+
+    app = FastAPI(
+        title="pix2pix",
+        version=__version__,
+        description="Translate images with a trained pix2pix generator. "
+        "The demo page is at /; this schema is at /openapi.json.",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.add_middleware(BodyLimit, limits=limits)
+
+    @app.middleware("http")
+    async def security_headers(request: Request, call_next):  # type: ignore[no-untyped-def]
+        response = await call_next(request)
+        response.headers.update(SECURITY_HEADERS)
+        return response
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(str(STATIC / "index.html"), media_type="text/html")
+
+    @app.get("/info", response_model=ModelInfo, summary="The model and the page's tools")
+    async def get_info() -> ModelInfo:
+        return info
+
+    @app.post(
+        "/translate",
+        summary="Translate one image",
+        description="Send an image file (PNG, JPEG, WebP, BMP or GIF; any size up to the "
+        "pixel limit) as the multipart field `image`; the answer is a PNG of the same "
+        "size. The header X-Inference-Ms gives the time spent in the model.",
+        response_class=Response,
+        responses={
+            200: {"content": {"image/png": {}}, "description": "The translation (PNG)"},
+            **ERRORS,
+        },
+    )
+    async def post_translate(
+        image: Annotated[UploadFile, File(description="the input image")],
+        mode: Annotated[
+            Literal["paper", "eval"],
+            Query(
+                description="paper: dropout on and batch norm with this image's statistics "
+                "(the paper's inference); eval: running statistics, no dropout"
+            ),
+        ] = "paper",
+        seed: Annotated[int, Query(ge=0, description="dropout seed in paper mode")] = 0,
+    ) -> Response:
+        data = await image.read()
+        try:
+            png, ms = await run_in_threadpool(translate, data, mode == "eval", seed)
+        except UploadError as exc:
+            raise HTTPException(exc.status, exc.message) from None
+        return Response(png, media_type="image/png", headers={"X-Inference-Ms": f"{ms:.1f}"})
+
+    app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
+    return app

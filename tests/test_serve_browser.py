@@ -1,0 +1,128 @@
+"""The demo page in a real browser: headless Chromium uploads a label map, draws a stroke,
+and sees the translation appear.
+
+Uses the system's Chromium (Debian package `chromium`; `.ci/run` installs it) through
+the playwright package; playwright's own browser download is never used. Skipped only
+where /usr/bin/chromium is missing.
+
+The screenshot goes to a temporary folder. To refresh the README's picture with a trained
+model: PIX2PIX_SCREENSHOT=docs/serve.png PIX2PIX_SCREENSHOT_CHECKPOINT=runs/demo/run
+.venv/bin/pytest tests/test_serve_browser.py
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+
+from pix2pix.data.images import save_image
+from pix2pix.data.synthetic import LABEL_COLOURS, draw_labels
+from pix2pix.serve.app import create_app
+from pix2pix.serve.server import BackgroundServer
+from pix2pix.translate import Pix2Pix
+from test_serve import make_model
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Page
+
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+PALETTE = [tuple(int(v) for v in c) for c in LABEL_COLOURS]  # the synthetic scenes' labels
+SUN = 3
+GENERATION = "n => Number(document.getElementById('output').dataset.generation || 0) > n"
+
+
+def generation(page: Page) -> int:
+    return int(page.eval_on_selector("#output", "img => Number(img.dataset.generation || 0)"))
+
+
+def canvas_pixel(page: Page, x: int, y: int) -> list[int]:
+    script = "([x, y]) => Array.from(document.getElementById('input')"
+    script += ".getContext('2d').getImageData(x, y, 1, 1).data.slice(0, 3))"
+    return page.evaluate(script, [x, y])
+
+
+@pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="needs Chromium at /usr/bin/chromium (apt-get install -y chromium)",
+)
+def test_page_uploads_draws_and_shows_the_translation(tmp_path: Path) -> None:
+    from playwright.sync_api import sync_playwright
+
+    trained = os.environ.get("PIX2PIX_SCREENSHOT_CHECKPOINT")
+    if trained:
+        model = Pix2Pix.load(trained, device="cpu", precision="fp32", compile="off")
+    else:
+        model = make_model(tmp_path / "ck")  # unet_64, 3 -> 3 channels
+    size = model.stride
+    labels, _ = draw_labels(size, np.random.default_rng(7))
+    scene = tmp_path / "scene.png"
+    save_image(LABEL_COLOURS[labels], scene)
+    shot = tmp_path / "serve.png"
+
+    foreign, errors = [], []
+    with BackgroundServer(create_app(model, palette=PALETTE)) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1000, "height": 670})
+            page.on("request", lambda r: r.url.startswith((url, "blob:")) or foreign.append(r.url))
+            page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(url)
+            page.wait_for_function(GENERATION, arg=0)  # the blank canvas, translated
+
+            # upload: the file is translated and becomes the canvas
+            before = generation(page)
+            page.set_input_files("#upload", str(scene))
+            page.wait_for_function(GENERATION, arg=before)
+            width = page.eval_on_selector("#input", "c => c.width")
+            assert width == size
+
+            # draw a stroke with the sun's label colour
+            page.click(f"#swatches .swatch[data-index='{SUN}']")
+            box = page.locator("#input").bounding_box()
+            scale = box["width"] / size
+            points = [(0.3, 0.2), (0.4, 0.25), (0.5, 0.2)]
+            before = generation(page)
+            page.mouse.move(
+                box["x"] + points[0][0] * box["width"], box["y"] + points[0][1] * box["height"]
+            )
+            page.mouse.down()
+            for fx, fy in points[1:]:
+                page.mouse.move(
+                    box["x"] + fx * box["width"], box["y"] + fy * box["height"], steps=4
+                )
+            page.mouse.up()
+            page.wait_for_function(GENERATION, arg=before)
+
+            # the stroke holds exactly the palette colour (no anti-aliasing) ...
+            at = (int(0.4 * box["width"] / scale), int(0.25 * box["height"] / scale))
+            assert canvas_pixel(page, *at) == list(PALETTE[SUN])
+            # ... and the translation on screen is an image of the input's size
+            natural = page.eval_on_selector(
+                "#output", "img => [img.naturalWidth, img.naturalHeight]"
+            )
+            assert natural == [size, size]
+            assert "ms in the model" in page.inner_text("#status")
+            page.screenshot(path=str(shot))
+        finally:
+            browser.close()
+    assert not foreign, f"the page fetched from elsewhere: {foreign}"
+    assert not errors, f"the page logged errors: {errors}"
+    assert shot.stat().st_size > 10_000
+    target = os.environ.get("PIX2PIX_SCREENSHOT")
+    if target:
+        shutil.copy(shot, target)
