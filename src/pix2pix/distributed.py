@@ -128,10 +128,11 @@ def process_group(ctx: DistContext, device: torch.device, timeout_s: float) -> I
 def wrap_ddp(module: nn.Module, ctx: DistContext, device: torch.device) -> nn.Module:
     """DistributedDataParallel around `module` when the job has several ranks.
 
-    No buffer broadcast before each forward pass: the only buffers are batch norm running statistics, which
-    training-mode batch norm never reads. Broadcasting would copy rank 0's onto the
-    other ranks before every forward pass, a collective per pass for copies nobody uses:
-    the checkpoint takes rank 0's, and with SyncBatchNorm they are equal on every rank.
+    No buffer broadcast before each forward pass: the only buffers are batch norm
+    running statistics, which training-mode batch norm never reads. Broadcasting would
+    copy rank 0's onto the other ranks before every pass, a collective per pass for
+    copies nobody uses: the checkpoint takes rank 0's, and with SyncBatchNorm they are
+    equal on every rank anyway.
     """
     if not ctx.enabled:
         return module
