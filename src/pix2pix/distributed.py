@@ -14,13 +14,14 @@ hanging.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import datetime
 import inspect
 import logging
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -161,6 +162,24 @@ def sync_batch_norm(module: nn.Module, ctx: DistContext, device: torch.device) -
     return nn.SyncBatchNorm.convert_sync_batchnorm(module)
 
 
+# Our collectives keep their work handles and tensors referenced from Python for the next
+# few collectives. Otherwise gloo's worker thread may drop the last reference to a tensor
+# that has a Python object, which needs the GIL; if the main thread is at that moment
+# destroying the process group (it joins that worker thread while holding the GIL), the
+# process deadlocks at exit (seen with torch 2.13 on CPU, after the final barrier).
+_recent: collections.deque = collections.deque(maxlen=16)
+
+
+def _collective(
+    op: Callable[..., dist.Work | None], *args: torch.Tensor | list[torch.Tensor]
+) -> None:
+    """Run a torch.distributed collective to completion, its tensors kept alive a while."""
+    work = op(*args, async_op=True)
+    if work is not None:
+        work.wait()
+    _recent.append((work, args))
+
+
 def rank_seed(seed: int, rank: int, step: int = 0) -> int:
     """A seed for rank `rank`'s dropout stream, distinct per (seed, rank, step)."""
     return int(np.random.SeedSequence([seed, _DROPOUT_STREAM, rank, step]).generate_state(1)[0])
@@ -178,10 +197,9 @@ def agree(
     flag = torch.tensor([float(stop)], device=values.device)
     packed = torch.cat([values, flag])
     if ctx.enabled:
-        dist.all_reduce(packed)
-        packed[:-1] /= ctx.world_size
-    *means, stops = packed.tolist()
-    return dict(zip(losses, means)), stops > 0
+        _collective(dist.all_reduce, packed)
+    *sums, stops = packed.tolist()
+    return {k: v / ctx.world_size for k, v in zip(losses, sums)}, stops > 0
 
 
 def gather_rows(t: torch.Tensor, ctx: DistContext) -> torch.Tensor:
@@ -189,7 +207,7 @@ def gather_rows(t: torch.Tensor, ctx: DistContext) -> torch.Tensor:
     if not ctx.enabled:
         return t.unsqueeze(0)
     parts = [torch.empty_like(t) for _ in range(ctx.world_size)]
-    dist.all_gather(parts, t.contiguous())
+    _collective(dist.all_gather, parts, t.contiguous())
     return torch.stack(parts)
 
 
@@ -223,10 +241,10 @@ def check_same_start(step: int, ctx: DistContext, device: torch.device, source: 
         )
 
 
-def barrier(ctx: DistContext) -> None:
+def barrier(ctx: DistContext, device: torch.device) -> None:
     """Wait for every rank (bounded by the process group's timeout)."""
-    if ctx.enabled:
-        dist.barrier()
+    if ctx.enabled:  # an all-reduce: no rank returns before every rank has called it
+        _collective(dist.all_reduce, torch.zeros(1, device=device))
 
 
 def continue_epoch(

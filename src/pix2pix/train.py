@@ -43,7 +43,7 @@ from pix2pix.distributed import (
     train_device,
 )
 from pix2pix.errors import ConfigError, UserError
-from pix2pix.runlog import RunLog
+from pix2pix.runlog import NullLog, RunLog
 from pix2pix.runtime import (
     resolve_device,
     resolve_speed,
@@ -154,7 +154,7 @@ def fit(
             check_same_start(progress.step, ctx, device, str(ckpt))
             log.info("resuming %s at step %d (epoch %d)", ckpt, progress.step, progress.epoch + 1)
         latest = _loop(trainer, loader, sampler, config, run_dir, progress, should_stop)
-        barrier(ctx)  # every rank returns once rank 0's checkpoint is on disk
+        barrier(ctx, device)  # every rank returns once rank 0's checkpoint is on disk
         return latest
 
 
@@ -192,7 +192,7 @@ def _loop(
         log.info("%s: nothing to do, the run is at step %d of %d", run_dir, step, total)
         return latest if latest.exists() else save(latest)
 
-    runlog = RunLog(run_dir / "log.jsonl", resume_step=step) if ctx.is_main else None
+    runlog = RunLog(run_dir / "log.jsonl", resume_step=step) if ctx.is_main else NullLog()
     bar = tqdm(
         total=total,
         initial=step,
@@ -216,16 +216,15 @@ def _loop(
                 # the global batch's losses, and whether any rank was asked to stop
                 values, stop_requested = agree(losses, bool(should_stop and should_stop()), ctx)
                 now = time.perf_counter()
-                if runlog is not None:
-                    runlog.write(
-                        {
-                            "step": step,
-                            "epoch": epoch + 1,
-                            "lr": trainer.lr,
-                            **values,
-                            "sec": round(now - tick, 5),
-                        }
-                    )
+                runlog.write(
+                    {
+                        "step": step,
+                        "epoch": epoch + 1,
+                        "lr": trainer.lr,
+                        **values,
+                        "sec": round(now - tick, 5),
+                    }
+                )
                 tick = now
                 running = {k: 0.9 * running.get(k, v) + 0.1 * v for k, v in values.items()}
                 bar.update(1)
@@ -264,5 +263,4 @@ def _loop(
         return latest
     finally:
         bar.close()
-        if runlog is not None:
-            runlog.close()
+        runlog.close()

@@ -185,7 +185,7 @@ class Pix2PixTrainer:
             for key, value in rng.items():
                 gathered = gather_rows(value.to(self.device), self.ctx).cpu()
                 state[f"{key}_ranks"] = gathered
-                state[key] = gathered[0]
+                state[key] = gathered[0].clone()  # not a view that pickles all rows
         return state
 
     def load_state_dict(self, state: dict) -> None:
@@ -202,7 +202,9 @@ class Pix2PixTrainer:
         for key in ("rng_cpu", "rng_cuda"):
             ranks = state.get(f"{key}_ranks")
             if ranks is not None and len(ranks) == world:
-                value = ranks[rank]
+                # a copy: set_rng_state reads a row view of (world, n) from the wrong
+                # offset (torch 2.13 segfaults on it)
+                value = ranks[rank].clone()
             elif rank == 0 and key in state:
                 value = state[key]
             else:
