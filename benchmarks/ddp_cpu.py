@@ -2,14 +2,18 @@
 
     python -m benchmarks.ddp_cpu [--size 64] [--global-batch 4] [--steps 60] [--repeats 2]
 
-A functional measurement of the DistributedDataParallel code path, NOT a measurement of
-GPU scaling: on one machine the two processes share its cores (torchrun gives each
-OMP_NUM_THREADS=1; the single process gets all the cores), so the ratio shows what the
-gradient all-reduce, the per-step agreement and the extra process cost, not a speed-up.
-Both variants train the same model on the same synthetic data with the same global batch
-(1 x G images against 2 x G/2), each in its own `pix2pix train` command; the seconds per
-step after warm-up are read from each run's log.jsonl and the medians reported. The
-variants alternate (A B A B ...) so that a busy neighbour hits both alike.
+A functional measurement of the DistributedDataParallel code path on CPU, NOT of GPU
+scaling. Variants, all with the same model, synthetic data and global batch G:
+
+- 1 process x 1 thread, batch G: one "device";
+- 2 processes x 1 thread (torchrun, gloo), batch G/2 each: one core per rank, the CPU
+  analogue of one GPU per rank; the ratio to the first is the scaling over 2 cores,
+  net of the gradient all-reduce and the per-step agreement;
+- 1 process x all cores (torch's default threads), batch G: what one would run anyway.
+
+Each run is its own `pix2pix train` command; the seconds per step after warm-up are read
+from its log.jsonl, and medians over runs reported. The variants alternate (A B C A B C)
+so that a busy neighbour hits all alike.
 """
 
 from __future__ import annotations
@@ -36,6 +40,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+VARIANTS = {  # name: (processes, OMP threads per process; None: torch's default)
+    "1 process x 1 thread": (1, 1),
+    "2 processes x 1 thread (gloo)": (2, 1),
+    "1 process x all cores": (1, None),
+}
+
+
 def train_command(
     processes: int, data: Path, out: Path, size: int, batch: int, steps: int
 ) -> list[str]:
@@ -60,34 +71,36 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=64, help="image size (unet_<size>)")
     parser.add_argument("--global-batch", type=int, default=4, help="images per step in all")
-    parser.add_argument("--steps", type=int, default=60, help="steps per run")
-    parser.add_argument("--warmup", type=int, default=10, help="first steps not counted")
+    parser.add_argument("--steps", type=int, default=40, help="steps per run")
+    parser.add_argument("--warmup", type=int, default=5, help="first steps not counted")
     parser.add_argument("--repeats", type=int, default=2, help="runs per variant")
     args = parser.parse_args()
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
-    results: dict[int, list[float]] = {1: [], 2: []}
+    skip = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "OMP_NUM_THREADS")
+    base_env = {k: v for k, v in os.environ.items() if k not in skip}
+    results: dict[str, list[float]] = {name: [] for name in VARIANTS}
+    load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
         data = write_dataset(Path(tmp) / "data", size=args.size, train=64, test=0) / "train"
         for r in range(args.repeats):
-            for processes in (1, 2):
-                out = Path(tmp) / f"run{processes}_{r}"
+            for i, (name, (processes, threads)) in enumerate(VARIANTS.items()):
+                out = Path(tmp) / f"run{i}_{r}"
                 batch = args.global_batch // processes
                 cmd = train_command(processes, data, out, args.size, batch, args.steps)
+                env = {**base_env, **({"OMP_NUM_THREADS": str(threads)} if threads else {})}
                 subprocess.run(cmd, env=env, check=True, capture_output=True, timeout=1800)
-                results[processes].append(seconds_per_step(out, args.warmup))
+                results[name].append(seconds_per_step(out, args.warmup))
     cpu = platform.processor() or platform.machine()
     print(f"CPU: {cpu}, {os.cpu_count()} cores, torch {torch.__version__}")
+    print(f"load average at start / end: {load:.1f} / {os.getloadavg()[0]:.1f}")
     print(f"unet_{args.size} (ngf 32) + patch_70 (ndf 32), global batch {args.global_batch}, fp32")
     print("| variant | s/step (median of runs) | images/s | runs |")
     print("|---|---|---|---|")
-    base = statistics.median(results[1])
-    for processes in (1, 2):
-        sec = statistics.median(results[processes])
-        label = "1 process" if processes == 1 else f"{processes} processes (gloo)"
-        runs = ", ".join(f"{s:.4f}" for s in results[processes])
-        print(f"| {label} | {sec:.4f} | {args.global_batch / sec:.1f} | {runs} |")
-    ratio = base / statistics.median(results[2])
-    print(f"2-process throughput / 1-process throughput: {ratio:.2f}")
+    for name, secs in results.items():
+        sec = statistics.median(secs)
+        runs = ", ".join(f"{s:.3f}" for s in secs)
+        print(f"| {name} | {sec:.3f} | {args.global_batch / sec:.1f} | {runs} |")
+    one, two = (statistics.median(results[name]) for name in list(VARIANTS)[:2])
+    print(f"2 processes x 1 thread / 1 process x 1 thread, throughput: {one / two:.2f}")
 
 
 if __name__ == "__main__":
