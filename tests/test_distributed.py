@@ -10,7 +10,6 @@ import itertools
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -50,17 +49,14 @@ TINY = [
 ]  # fmt: skip
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def torchrun(*args: str | Path) -> list[str]:
-    """The launch command: torchrun with 2 local processes on a free port."""
+    """The launch command: torchrun with 2 local processes.
+
+    --standalone: torchrun's rendezvous store binds a free port itself (no race between
+    choosing a port and binding it).
+    """
     return [
-        sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-        "--master-addr", "127.0.0.1", "--master-port", str(free_port()),
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
         *[str(a) for a in args],
     ]  # fmt: skip
 

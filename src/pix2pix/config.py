@@ -155,7 +155,8 @@ class TrainConfig:
     decay_epochs: int = 100
     """Epochs over which the learning rate then decays linearly to zero."""
     batch_size: int = 1
-    """Images per optimiser step (the paper uses 1; with batch norm that is instance norm)."""
+    """Images per optimiser step (the paper uses 1; with batch norm that is instance norm);
+    per process under torchrun, where a step takes batch size x processes images."""
     lr: float = 2e-4
     """Adam learning rate for both networks."""
     beta1: float = 0.5
