@@ -48,11 +48,16 @@ INFERENCE_FILES = (CONFIG_FILE, GENERATOR_FILE)
 
 @dataclass(frozen=True)
 class Progress:
-    """How far training got: optimiser steps, the epoch, and batches done in that epoch."""
+    """How far training got: optimiser steps, the epoch, and batches done in that epoch.
+
+    `batch_in_epoch` counts per-process batches of a run with `world_size` processes
+    (torchrun); each step consumed world_size x batch_size images.
+    """
 
     step: int = 0
     epoch: int = 0
     batch_in_epoch: int = 0
+    world_size: int = 1
 
 
 def unwrap(module: nn.Module) -> nn.Module:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import types
@@ -124,7 +125,8 @@ def _train(args: argparse.Namespace) -> None:
     stop = StopFlag()
     stop.install()
     final = fit(config, out, resume=args.resume, should_stop=stop)
-    print(f"checkpoint: {final}")
+    if os.environ.get("RANK", "0") == "0":  # under torchrun, rank 0 wrote it
+        print(f"checkpoint: {final}")
 
 
 def add_translate(sub: Subparsers) -> None:
@@ -420,8 +422,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args = parser.parse_args(argv)
+    other_rank = os.environ.get("RANK", "0") != "0"  # under torchrun only rank 0 reports
     logging.basicConfig(
-        level=logging.WARNING if args.quiet else logging.INFO,
+        level=logging.WARNING if args.quiet or other_rank else logging.INFO,
         format="%(message)s",
         stream=sys.stderr,
     )

@@ -165,7 +165,8 @@ class TrainConfig:
     decay_epochs: int = 100
     """Epochs over which the learning rate then decays linearly to zero."""
     batch_size: int = 1
-    """Images per optimiser step (the paper uses 1; with batch norm that is instance norm)."""
+    """Images per optimiser step (the paper uses 1; with batch norm that is instance norm);
+    per process under torchrun, where a step takes batch size x processes images."""
     lr: float = 2e-4
     """Adam learning rate for both networks."""
     beta1: float = 0.5
@@ -188,7 +189,14 @@ class TrainConfig:
     compile: Switch = field(default="auto", metadata=RUNTIME)
     """torch.compile the networks: auto (off: measured slower for CPU training), on, off."""
     device: str = field(default="auto", metadata=RUNTIME)
-    """auto (cuda when available, else cpu), cpu, cuda, cuda:N, mps."""
+    """auto (cuda when available, else cpu), cpu, cuda, cuda:N, mps. Under torchrun each
+    process takes cuda:LOCAL_RANK."""
+    sync_bn: bool = field(default=False, metadata=RUNTIME)
+    """Multi-process runs (torchrun): batch norm statistics over the global batch
+    (SyncBatchNorm, CUDA only) instead of each process's own batch; see docs/DISTRIBUTED.md."""
+    dist_timeout: int = field(default=600, metadata=RUNTIME)
+    """Multi-process runs: seconds a process waits for the others in a collective before
+    the job fails (bounds a hang when a process dies or stalls)."""
     sample_every: int = field(default=500, metadata=RUNTIME)
     """Save an input | output | target grid every N steps (0: never)."""
     save_every: int = field(default=500, metadata=RUNTIME)
@@ -214,6 +222,7 @@ class TrainConfig:
         _at_least("--lambda-l1", self.lambda_l1, 0.0)
         for name in ("max_steps", "sample_every", "save_every", "keep_every"):
             _at_least(flag_name(name), getattr(self, name), 0)
+        _at_least("--dist-timeout", self.dist_timeout, 1)
 
     @property
     def total_epochs(self) -> int:

@@ -32,6 +32,19 @@ class RunLog:
         self._file.close()
 
 
+class NullLog(RunLog):
+    """The log of ranks other than 0 in a multi-process run: records go nowhere."""
+
+    def __init__(self) -> None:
+        pass
+
+    def write(self, record: dict[str, Any]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def read_log(path: Path) -> list[dict[str, Any]]:
     """All complete records (a line cut short by a kill is skipped)."""
     records = []

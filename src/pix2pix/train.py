@@ -1,6 +1,8 @@
 """The training loop (`fit`): data, checkpoints, logs and samples around the paper's step.
 
-The step itself (G forward, D step, G step) is `pix2pix.trainer.Pix2PixTrainer`.
+The step itself (G forward, D step, G step) is `pix2pix.trainer.Pix2PixTrainer`. Under
+torchrun every rank runs this loop on its share of each global batch (`pix2pix.distributed`);
+rank 0 alone writes the log, samples and checkpoints.
 """
 
 from __future__ import annotations
@@ -30,8 +32,19 @@ from pix2pix.data.datasets import PairedDataset, resolve_format
 from pix2pix.data.encoding import display_batch
 from pix2pix.data.images import save_image
 from pix2pix.data.sampler import EpochBatchSampler
+from pix2pix.distributed import (
+    DistContext,
+    agree,
+    barrier,
+    check_in_sync,
+    check_same_start,
+    process_group,
+    rank_seed,
+    resume_progress,
+    train_device,
+)
 from pix2pix.errors import ConfigError, UserError
-from pix2pix.runlog import RunLog
+from pix2pix.runlog import NullLog, RunLog
 from pix2pix.runtime import (
     resolve_device,
     resolve_speed,
@@ -87,12 +100,16 @@ def fit(
     `run_dir/samples/` every `sample_every` steps. `should_stop()` is polled between
     steps (the CLI wires it to SIGINT/SIGTERM): training then saves and returns.
     The global torch RNG is seeded inside and restored on return.
+
+    Under torchrun (RANK, WORLD_SIZE, LOCAL_RANK set) call it on every rank: it joins
+    the process group unless the caller did, and `--batch-size` is per rank.
     """
     run_dir = Path(run_dir)
+    ctx = DistContext.from_env()
     config = resolve_channels(config)
     config, progress, ckpt = _start(config, run_dir, resume)
     t = config.train
-    device = resolve_device(t.device)
+    device = train_device(resolve_device(t.device), ctx)
     speed = resolve_speed(device, "train", t.precision, t.channels_last, t.compile)
     dataset = PairedDataset(
         config.data, config.model.in_channels, config.model.out_channels, seed=t.seed
@@ -102,7 +119,11 @@ def fit(
             f"{dataset.root}: images differ in size after --preprocess {config.data.preprocess}; "
             "use --batch-size 1 or a preprocess that crops"
         )
-    sampler = EpochBatchSampler(len(dataset), t.batch_size, seed=t.seed)
+    if ckpt is not None:
+        progress = resume_progress(progress, ctx, t.batch_size, len(dataset))
+    sampler = EpochBatchSampler(
+        len(dataset), t.batch_size, seed=t.seed, rank=ctx.rank, world_size=ctx.world_size
+    )
     workers = _workers(config.data.workers)
     loader = DataLoader(
         dataset,
@@ -113,16 +134,22 @@ def fit(
         generator=torch.Generator().manual_seed(t.seed),
     )
     cuda_devices = [device] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda_devices):
-        torch.manual_seed(t.seed)
-        trainer = Pix2PixTrainer(config, device, speed)
+    with process_group(ctx, device, t.dist_timeout), torch.random.fork_rng(devices=cuda_devices):
+        torch.manual_seed(t.seed)  # the same initial weights on every rank
+        trainer = Pix2PixTrainer(config, device, speed, ctx)
+        if ctx.enabled:  # but each rank its own dropout noise
+            torch.manual_seed(rank_seed(t.seed, ctx.rank, progress.step))
+            log.info("%d processes, global batch %d", ctx.world_size, ctx.world_size * t.batch_size)
         log.info("training on %s: %s", device, speed)
         if ckpt is not None:
             load_weights(trainer.g, ckpt / "generator.safetensors")
             load_weights(trainer.d, ckpt / "discriminator.safetensors")
             trainer.load_state_dict(load_training_state(ckpt))
+            check_same_start(progress.step, ctx, device, str(ckpt))
             log.info("resuming %s at step %d (epoch %d)", ckpt, progress.step, progress.epoch + 1)
-        return _loop(trainer, loader, sampler, config, run_dir, progress, should_stop)
+        latest = _loop(trainer, loader, sampler, config, run_dir, progress, should_stop)
+        barrier(ctx, device)  # every rank returns once rank 0's checkpoint is on disk
+        return latest
 
 
 def _loop(
@@ -135,6 +162,7 @@ def _loop(
     should_stop: Callable[[], bool] | None,
 ) -> Path:
     t = config.train
+    ctx = trainer.ctx
     latest = run_dir / "latest"
     per_epoch = len(sampler)
     total = t.total_epochs * per_epoch
@@ -143,8 +171,13 @@ def _loop(
     step, epoch, batch_in_epoch = progress.step, progress.epoch, progress.batch_in_epoch
 
     def save(path: Path) -> Path:
-        state = Progress(step, epoch, batch_in_epoch)
-        return save_checkpoint(path, config, state, trainer.g, trainer.d, trainer.state_dict())
+        """Called on every rank (gathering the RNG states is a collective); rank 0 writes."""
+        training_state = trainer.state_dict()
+        check_in_sync({"generator": trainer.g, "discriminator": trainer.d}, ctx)
+        if ctx.is_main:
+            state = Progress(step, epoch, batch_in_epoch, ctx.world_size)
+            save_checkpoint(path, config, state, trainer.g, trainer.d, training_state)
+        return path
 
     def at_max_steps() -> bool:
         return bool(t.max_steps) and step >= t.max_steps
@@ -153,12 +186,12 @@ def _loop(
         log.info("%s: nothing to do, the run is at step %d of %d", run_dir, step, total)
         return latest if latest.exists() else save(latest)
 
-    runlog = RunLog(run_dir / "log.jsonl", resume_step=step)
+    runlog = RunLog(run_dir / "log.jsonl", resume_step=step) if ctx.is_main else NullLog()
     bar = tqdm(
         total=total,
         initial=step,
         unit="step",
-        disable=not t.progress or None,  # None: only on a terminal
+        disable=not (t.progress and ctx.is_main) or None,  # None: only on a terminal
         dynamic_ncols=True,
     )
     running: dict[str, float] = {}
@@ -174,7 +207,8 @@ def _loop(
                 losses, fake = trainer.step(real_a, real_b)
                 step += 1
                 batch_in_epoch += 1
-                values = dict(zip(losses, torch.stack(list(losses.values())).tolist()))
+                # the global batch's losses, and whether any rank was asked to stop
+                values, stop_requested = agree(losses, bool(should_stop and should_stop()), ctx)
                 now = time.perf_counter()
                 runlog.write(
                     {
@@ -194,10 +228,10 @@ def _loop(
                     L1=f"{running['loss_g_l1']:.4f}",
                     refresh=False,
                 )
-                if t.sample_every and step % t.sample_every == 0:
+                if t.sample_every and step % t.sample_every == 0 and ctx.is_main:
                     grid = batch_grid(*display_batch(config.data.color_space, real_a, fake, real_b))
                     save_image(grid, run_dir / "samples" / f"step_{step:08d}.png")
-                stop = at_max_steps() or (should_stop is not None and should_stop())
+                stop = at_max_steps() or stop_requested
                 if stop or (t.save_every and step % t.save_every == 0):
                     save(latest)
                 if stop:

@@ -4,13 +4,19 @@ Per batch, in the paper's order (sec. 3.3): G translates the input; D takes one 
 (input, target) as real and (input, G(input)) as fake, its loss halved; then G takes one
 step on the non-saturating GAN loss plus lambda * L1, with D frozen. Adam(2e-4, 0.5,
 0.999); the LR is constant for `epochs` then decays linearly to zero over `decay_epochs`.
+
+Under torchrun (a `DistContext` with several ranks) G and D's step run inside
+DistributedDataParallel, which averages the gradients over ranks: the mean over the
+global batch, since every rank's losses are means over equal per-rank batches.
 """
 
 from __future__ import annotations
 
 import torch
+from torch import nn
 
 from pix2pix.config import RunConfig
+from pix2pix.distributed import DistContext, gather_rows, sync_batch_norm, wrap_ddp
 from pix2pix.losses import adversarial_loss, discriminator_loss, reconstruction_loss
 from pix2pix.nets import build_discriminator, build_generator
 from pix2pix.nets.padding import run_any_size
@@ -25,23 +31,53 @@ def lr_factor(epoch: int, epochs: int, decay_epochs: int) -> float:
     return 1.0 - max(0, epoch + 1 - epochs) / (decay_epochs + 1)
 
 
+class DiscriminatorPair(nn.Module):
+    """D on the fake pairs, then on the real pairs, in one call.
+
+    Two forward passes, so that batch norm sees each batch on its own as in the paper;
+    one call, so that DistributedDataParallel sees one forward per backward.
+    """
+
+    def __init__(self, d: nn.Module) -> None:
+        super().__init__()
+        self.d = d
+
+    def forward(self, fake: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.d(fake), self.d(real)
+
+
 class Pix2PixTrainer:
     """Both networks, their optimisers and learning rates, and one training step."""
 
-    def __init__(self, config: RunConfig, device: torch.device, speed: Speed | None = None):
+    def __init__(
+        self,
+        config: RunConfig,
+        device: torch.device,
+        speed: Speed | None = None,
+        ctx: DistContext | None = None,
+    ) -> None:
         m, t = config.model, config.train
         self.config = config
         self.device = device
+        self.ctx = ctx or DistContext()
         self.speed = speed or resolve_speed(
             device, "train", t.precision, t.channels_last, t.compile
         )
         fmt = memory_format(self.speed)
-        # g and d are the plain modules (saved, optimised); g_run and d_run what runs,
-        # the same modules or their torch.compile wrappers sharing the parameters.
+        # g and d are the plain modules (saved, optimised). What runs: g_run, G inside
+        # DDP (several ranks) inside torch.compile (if on), the order DDP's compiled
+        # bucketing wants; d_pair, D's own step likewise; d_frozen, D in G's step, outside
+        # DDP: frozen there, it has no gradients to average, and a DDP forward with no
+        # matching gradients would leave DDP waiting for them.
         self.g = build_generator(m).to(device, memory_format=fmt)
         self.d = build_discriminator(m).to(device, memory_format=fmt)
-        self.g_run = compiled(self.g, self.speed, "train")
-        self.d_run = compiled(self.d, self.speed, "train")
+        if t.sync_bn:
+            self.g = sync_batch_norm(self.g, self.ctx, device)
+            self.d = sync_batch_norm(self.d, self.ctx, device)
+        self.g_run = compiled(wrap_ddp(self.g, self.ctx, device), self.speed, "train")
+        pair = wrap_ddp(DiscriminatorPair(self.d), self.ctx, device)
+        self.d_pair = compiled(pair, self.speed, "train")
+        self.d_frozen = compiled(self.d, self.speed, "train")
         self.stride: int = self.g.stride
         # The fused Adam kernel does the whole update in one pass over memory: 3x faster
         # than the per-tensor loop on this U-Net's 54M parameters (CPU and CUDA).
@@ -61,10 +97,9 @@ class Pix2PixTrainer:
         """G(input) for (B, C_in, H, W) of any H, W -> (B, C_out, H, W)."""
         return run_any_size(self.g_run, real_a, self.stride)
 
-    def discriminate(self, real_a: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
-        """Patch logits for an output `image`, seen beside its input if conditional."""
-        x = torch.cat([real_a, image], dim=1) if self.config.model.conditional else image
-        return self.d_run(x)
+    def d_input(self, real_a: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        """What D judges: an output `image` (B, C_out, H, W), beside its input if conditional."""
+        return torch.cat([real_a, image], dim=1) if self.config.model.conditional else image
 
     def d_step(
         self, real_a: torch.Tensor, real_b: torch.Tensor, fake: torch.Tensor
@@ -73,8 +108,9 @@ class Pix2PixTrainer:
         self.d.requires_grad_(True)
         self.opt_d.zero_grad(set_to_none=True)
         with self.autocast():
-            fake_logits = self.discriminate(real_a, fake.detach())
-            real_logits = self.discriminate(real_a, real_b)
+            fake_logits, real_logits = self.d_pair(
+                self.d_input(real_a, fake.detach()), self.d_input(real_a, real_b)
+            )
         loss, loss_real, loss_fake = discriminator_loss(
             real_logits, fake_logits, self.config.train.gan_loss
         )
@@ -90,7 +126,7 @@ class Pix2PixTrainer:
         self.d.requires_grad_(False)
         self.opt_g.zero_grad(set_to_none=True)
         with self.autocast():
-            fake_logits = self.discriminate(real_a, fake)
+            fake_logits = self.d_frozen(self.d_input(real_a, fake))
         loss_gan = adversarial_loss(fake_logits, True, t.gan_loss)
         loss_l1 = reconstruction_loss(fake, real_b)
         loss = loss_gan + t.lambda_l1 * loss_l1
@@ -121,27 +157,59 @@ class Pix2PixTrainer:
     def lr(self) -> float:
         return self.opt_g.param_groups[0]["lr"]
 
+    def _rng_states(self) -> dict[str, torch.Tensor]:
+        states = {"rng_cpu": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            states["rng_cuda"] = torch.cuda.get_rng_state(self.device)
+        return states
+
     def state_dict(self) -> dict:
         """Optimisers, grad scaler and the RNG: what the weights do not hold.
+
+        The optimisers are equal on every rank; the RNG (dropout) is not: with several
+        ranks `rng_*_ranks` (world_size, n) hold every rank's, `rng_*` rank 0's. That
+        makes this a collective: call it on every rank.
 
         The LR schedule needs no state of its own: it is a function of the epoch, which
         the checkpoint's progress records.
         """
+        rng = self._rng_states()
         state = {
             "optimizer_g": self.opt_g.state_dict(),
             "optimizer_d": self.opt_d.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "rng_cpu": torch.get_rng_state(),
+            **rng,
         }
-        if self.device.type == "cuda":
-            state["rng_cuda"] = torch.cuda.get_rng_state(self.device)
+        if self.ctx.enabled:
+            # NCCL gathers device tensors, gloo CPU ones; both are (n,) uint8
+            for key, value in rng.items():
+                gathered = gather_rows(value.to(self.device), self.ctx).cpu()
+                state[f"{key}_ranks"] = gathered
+                state[key] = gathered[0].clone()  # not a view that pickles all rows
         return state
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore optimisers, scaler and this rank's RNG.
+
+        A checkpoint written by another number of ranks gives rank 0 the saved rank 0
+        stream; the other ranks keep the stream the caller seeded for them.
+        """
         self.opt_g.load_state_dict(state["optimizer_g"])
         self.opt_d.load_state_dict(state["optimizer_d"])
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["rng_cpu"])
-        if self.device.type == "cuda" and "rng_cuda" in state:
-            torch.cuda.set_rng_state(state["rng_cuda"], self.device)
+        rank, world = self.ctx.rank, self.ctx.world_size
+        for key in ("rng_cpu", "rng_cuda"):
+            ranks = state.get(f"{key}_ranks")
+            if ranks is not None and len(ranks) == world:
+                # a copy: set_rng_state reads a row view of (world, n) from the wrong
+                # offset (torch 2.13 segfaults on it)
+                value = ranks[rank].clone()
+            elif rank == 0 and key in state:
+                value = state[key]
+            else:
+                continue
+            if key == "rng_cpu":
+                torch.set_rng_state(value)
+            elif self.device.type == "cuda":
+                torch.cuda.set_rng_state(value, self.device)

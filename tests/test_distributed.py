@@ -1,0 +1,324 @@
+"""Multi-process training: 2 CPU processes (gloo) started by torchrun, as users start them.
+
+Each launch trains a tiny model for a few steps (seconds); every launch has a timeout, so
+a hang fails the test instead of stalling the suite.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from conftest import tiny_config, write_aligned
+from pix2pix.checkpoint import Progress, read_meta
+from pix2pix.config import RunConfig
+from pix2pix.data.datasets import find_pairs
+from pix2pix.data.sampler import EpochBatchSampler
+from pix2pix.distributed import (
+    DistContext,
+    continue_epoch,
+    sync_batch_norm,
+    train_device,
+)
+from pix2pix.errors import ConfigError, UserError
+from pix2pix.nets import build_discriminator, build_generator
+from pix2pix.runlog import read_log
+from pix2pix.train import fit
+from pix2pix.translate import Pix2Pix
+
+TESTS = Path(__file__).parent
+LAUNCH_TIMEOUT = 180  # seconds; a launch takes ~10 s on 2 busy cores
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+# 8 images, 2 ranks x batch 2 per rank: 2 steps per epoch, global batch 4
+TINY = [
+    "--generator", "unet_32", "--ngf", "8", "--ndf", "8", "--load-size", "36",
+    "--crop-size", "32", "--batch-size", "2", "--workers", "0", "--sample-every", "0",
+    "--keep-every", "0", "--device", "cpu", "--no-progress",
+]  # fmt: skip
+
+
+def torchrun(*args: str | Path) -> list[str]:
+    """The launch command: torchrun with 2 local processes.
+
+    --standalone: torchrun's rendezvous store binds a free port itself (no race between
+    choosing a port and binding it).
+    """
+    return [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+        *[str(a) for a in args],
+    ]  # fmt: skip
+
+
+def finish(proc: subprocess.Popen) -> subprocess.CompletedProcess:
+    """Wait for a launch; if it hangs, stop it and its workers, and fail."""
+    try:
+        out, err = proc.communicate(timeout=LAUNCH_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        # the workers run in their own sessions: killing torchrun alone would orphan
+        # them, while a SIGTERM makes torchrun stop them (SIGKILL after 30 s)
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+        pytest.fail(f"{' '.join(proc.args)} did not finish in {LAUNCH_TIMEOUT} s")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def launch(*args: str | Path) -> subprocess.CompletedProcess:
+    pipe = subprocess.PIPE
+    return finish(subprocess.Popen(torchrun(*args), env=ENV, stdout=pipe, stderr=pipe, text=True))
+
+
+def weights(ckpt: Path) -> dict[str, torch.Tensor]:
+    return {
+        **{f"g.{k}": v for k, v in load_file(ckpt / "generator.safetensors").items()},
+        **{f"d.{k}": v for k, v in load_file(ckpt / "discriminator.safetensors").items()},
+    }
+
+
+def max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+    assert a.keys() == b.keys()
+    return max((a[k].double() - b[k].double()).abs().max().item() for k in a)
+
+
+def weights_at_init(cfg: RunConfig) -> dict[str, torch.Tensor]:
+    cfg = cfg.replace(model={"in_channels": 3, "out_channels": 3})
+    torch.manual_seed(cfg.train.seed)
+    g, d = build_generator(cfg.model), build_discriminator(cfg.model)
+    return {
+        **{f"g.{k}": v for k, v in g.state_dict().items()},
+        **{f"d.{k}": v for k, v in d.state_dict().items()},
+    }
+
+
+def build_d(cfg: RunConfig) -> nn.Module:
+    return build_discriminator(cfg.replace(model={"in_channels": 3, "out_channels": 3}).model)
+
+
+def normalised_away(net: nn.Module, prefix: str) -> set[str]:
+    """Keys of conv biases followed by instance norm, which subtracts them right away.
+
+    Their gradient is zero up to rounding, and Adam scales that rounding noise up to
+    full-size steps, so they drift apart between any two runs that round differently
+    (1 process vs 2) while the function the network computes does not change.
+    """
+    keys = set()
+    for name, seq in net.named_modules():
+        if isinstance(seq, nn.Sequential):
+            for i, (layer, nxt) in enumerate(itertools.pairwise(seq)):
+                conv = isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d))
+                if conv and layer.bias is not None and isinstance(nxt, nn.InstanceNorm2d):
+                    keys.add(f"{prefix}{name}.{i}.bias".replace("..", "."))
+    return keys
+
+
+# ------------------------------------------------------------ launches
+
+# Instance norm normalises each image on its own and dropout 0 removes the only noise
+# drawn per rank (augmentation is a function of (seed, epoch, index)), so with DDP
+# averaging the per-rank mean gradients, 2 ranks x 2 images take the same steps as
+# 1 process x 4 images, up to float rounding.
+MATCHING = ["--norm", "instance", "--dropout", "0", "--epochs", "2", "--decay-epochs", "1"]
+# The paper's batch norm and dropout: each rank draws its own dropout noise, so a resumed
+# run equals the whole one only if the checkpoint restores every rank's RNG.
+PAPER = ["--epochs", "12", "--decay-epochs", "12", "--seed", "3"]  # 48 steps
+
+
+@pytest.fixture(scope="module")
+def launched(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One job, two runs: MATCHING into ddp/ (saving every 2 steps), PAPER into whole/."""
+    root = tmp_path_factory.mktemp("ddp")
+    data = write_aligned(root / "data", count=8)
+    matching = ["--out", root / "ddp", "--data", data, "--save-every", "2", *TINY, *MATCHING]
+    paper = ["--out", root / "whole", "--data", data, *TINY, *PAPER]
+    done = launch(TESTS / "ddp_worker.py", root / "dumps", *matching, "::", *paper)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return root
+
+
+def test_two_ranks_stay_identical_and_match_one_process(launched: Path) -> None:
+    data, run, dumps = launched / "data", launched / "ddp", launched / "dumps"
+    # every rank holds the same weights at every save (steps 2, 4, 6 and epoch ends)
+    saves = sorted(p.name for p in dumps.glob("run*_rank0_*"))
+    assert len(saves) >= 3 + 24  # both runs
+    for name in saves:
+        rank0, rank1 = load_file(dumps / name), load_file(dumps / name.replace("rank0", "rank1"))
+        params = [k for k in rank0 if not k.endswith(("running_mean", "running_var", "tracked"))]
+        assert all(torch.equal(rank0[k], rank1[k]) for k in params), name
+
+    # rank 0 alone wrote the log: each step once, with the global batch's losses
+    records = read_log(run / "log.jsonl")
+    assert [r["step"] for r in records] == list(range(1, 7))
+    _, progress = read_meta(run / "latest")
+    assert progress == Progress(step=6, epoch=3, batch_in_epoch=0, world_size=2)
+
+    # one process, the same global batch of 4
+    cfg = tiny_config(
+        data,
+        model={"norm": "instance", "dropout": 0.0},
+        train={"epochs": 2, "decay_epochs": 1, "batch_size": 4},
+    )
+    one_run = launched / "one"
+    fit(cfg, one_run)
+    g_one, g_ddp = Pix2Pix.load(one_run, device="cpu"), Pix2Pix.load(run, device="cpu")
+    dead = normalised_away(g_one.generator, "g.") | normalised_away(build_d(cfg), "d.")
+    one, ddp = weights(one_run / "latest"), weights(run / "latest")
+    one, ddp = ({k: v for k, v in w.items() if k not in dead} for w in (one, ddp))
+    initial = {k: v for k, v in weights_at_init(cfg).items() if k in one}
+    assert max_difference(one, initial) > 1e-3  # training moved the weights ...
+    assert max_difference(one, ddp) < 1e-5  # ... and 2 ranks moved them the same way
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    assert torch.allclose(g_one.translate_tensor(x), g_ddp.translate_tensor(x), atol=1e-5)
+    for a, b in zip(read_log(one_run / "log.jsonl"), records):
+        assert a["loss_g_l1"] == pytest.approx(b["loss_g_l1"], rel=1e-4)
+        assert a["loss_d"] == pytest.approx(b["loss_d"], rel=1e-4)
+
+    # the checkpoint holds plain modules: it loaded above, in this one process, strictly
+    saved = load_file(run / "latest" / "generator.safetensors")
+    assert saved.keys() == g_ddp.generator.state_dict().keys()  # no "module." prefixes
+
+
+def test_sigterm_stops_every_rank_and_resume_continues_the_run(
+    launched: Path, tmp_path: Path
+) -> None:
+    data = launched / "data"
+    flags = [*TINY, "--data", data, *PAPER]
+    # SIGTERM to torchrun, as SLURM or Ctrl-C deliver it: torchrun passes it to every
+    # worker; they agree on a step, rank 0 saves, all exit
+    run = tmp_path / "run"
+    cmd = torchrun("-m", "pix2pix", "train", "--out", run, *flags)
+    proc = subprocess.Popen(
+        cmd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    log = run / "log.jsonl"
+    deadline = time.monotonic() + LAUNCH_TIMEOUT
+    while time.monotonic() < deadline and proc.poll() is None:
+        if log.exists() and len(log.read_text().splitlines()) >= 6:
+            break
+        time.sleep(0.01)  # polling the log for progress, not waiting for an outcome
+    assert proc.poll() is None, "the run ended before it could be stopped"
+    proc.send_signal(signal.SIGTERM)
+    output = finish(proc).stdout
+    assert "checkpoint: " in output  # rank 0 returned from fit: past the final barrier
+    assert "SIGKILL" not in output  # no worker had to be killed
+    _, progress = read_meta(run / "latest")
+    assert 6 <= progress.step < 48 and progress.world_size == 2
+    assert [r["step"] for r in read_log(log)][-1] == progress.step
+
+    # a single process can take the 2-process checkpoint over (when its position in
+    # the epoch is a whole number of 1-process batches, as it is here)
+    shutil.copytree(run, tmp_path / "single")
+    cfg = tiny_config(data, train={"seed": 3, "epochs": 12, "decay_epochs": 12})
+    fit(cfg.replace(train={"max_steps": progress.step + 2}), tmp_path / "single", resume=True)
+    taken_over = read_meta(tmp_path / "single" / "latest")[1]
+    assert (taken_over.step, taken_over.world_size) == (progress.step + 2, 1)
+
+    resumed = launch("-m", "pix2pix", "train", "--out", run, "--resume")  # all else saved
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert max_difference(weights(launched / "whole" / "latest"), weights(run / "latest")) == 0
+    assert [r["step"] for r in read_log(log)] == list(range(1, 49))
+
+
+def test_a_failing_rank_fails_the_whole_job(tmp_path: Path) -> None:
+    # a truncated image that only rank 1 reads, in its second batch: rank 1 raises while
+    # rank 0 waits for it in a collective; the job must end, non-zero, not hang
+    data = write_aligned(tmp_path / "data", count=8)
+    rank1 = list(EpochBatchSampler(8, 2, seed=0, rank=1, world_size=2))
+    _, index = rank1[1][0]
+    bad = find_pairs(data)[index].a
+    bad.write_bytes(bad.read_bytes()[:200])
+    run = tmp_path / "run"
+    flags = ["--data", data, "--cache", "off", "--epochs", "1", "--decay-epochs", "0"]
+    done = launch("-m", "pix2pix", "train", "--out", run, "--save-every", "1", *TINY, *flags)
+    assert done.returncode != 0
+    assert f"pix2pix: error: {bad}: cannot read image" in done.stderr
+    _, progress = read_meta(run / "latest")  # the checkpoint before the failure is whole
+    assert progress.step == 1
+
+
+# ------------------------------------------------------------ in-process pieces
+
+
+def test_context_from_torchrun_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    assert DistContext.from_env() == DistContext(0, 1, 0)
+    monkeypatch.setenv("RANK", "3")
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    ctx = DistContext.from_env()
+    assert (ctx.rank, ctx.world_size, ctx.local_rank, ctx.enabled, ctx.is_main) == (
+        3, 4, 1, True, False,
+    )  # fmt: skip
+    monkeypatch.setenv("RANK", "4")
+    with pytest.raises(ConfigError, match="RANK=4, WORLD_SIZE=4"):
+        DistContext.from_env()
+    monkeypatch.setenv("RANK", "x")
+    with pytest.raises(ConfigError, match="RANK='x' is not an integer"):
+        DistContext.from_env()
+
+
+def test_device_per_rank() -> None:
+    two = DistContext(rank=1, world_size=2, local_rank=1)
+    cpu = torch.device("cpu")
+    assert train_device(cpu, two) == cpu
+    assert train_device(torch.device("cuda", 1), DistContext()) == torch.device("cuda", 1)
+    with pytest.raises(ConfigError, match="each process takes cuda:LOCAL_RANK"):
+        train_device(torch.device("cuda", 1), two)
+    with pytest.raises(ConfigError, match="runs on CUDA .NCCL. or CPU .gloo."):
+        train_device(torch.device("mps"), two)
+
+
+def test_sync_batch_norm_needs_cuda_and_keeps_checkpoint_keys() -> None:
+    cfg = tiny_config("unused", model={"in_channels": 3, "out_channels": 3})
+    with pytest.raises(ConfigError, match="--sync-bn needs CUDA"):
+        sync_batch_norm(build_generator(cfg.model), DistContext(0, 2, 0), torch.device("cpu"))
+    # the conversion itself: same state dict keys, so the checkpoint loads as plain BN
+    g = build_generator(cfg.model)
+    synced = nn.SyncBatchNorm.convert_sync_batchnorm(build_generator(cfg.model))
+    assert any(isinstance(m, nn.SyncBatchNorm) for m in synced.modules())
+    g.load_state_dict(synced.state_dict())
+
+
+@pytest.mark.parametrize("old_world, new_world", [(2, 1), (1, 2), (2, 4), (4, 2)])
+def test_an_epoch_continues_exactly_with_another_process_count(
+    old_world: int, new_world: int
+) -> None:
+    size, batch = 24, 2
+
+    def consumed(world: int, steps: int) -> list[int]:
+        """Images a `world`-process run feeds in the first `steps` steps of epoch 1."""
+        images = []
+        for rank in range(world):
+            sampler = EpochBatchSampler(size, batch, seed=7, rank=rank, world_size=world)
+            sampler.set_epoch(1)
+            images += [i for rank_batch in list(sampler)[:steps] for _, i in rank_batch]
+        return sorted(images)
+
+    steps = 8 // (batch * old_world)  # 8 images done
+    skip = continue_epoch(steps, batch, old_world, new_world, size)
+    assert skip * batch * new_world == 8
+    assert consumed(new_world, skip) == consumed(old_world, steps)  # none repeated or missed
+    assert len(set(consumed(old_world, steps))) == 8
+    finished = continue_epoch(size // (batch * old_world), batch, old_world, new_world, size)
+    assert finished == len(EpochBatchSampler(size, batch, world_size=new_world))
+
+
+def test_an_epoch_that_cannot_continue_exactly_is_refused() -> None:
+    # 1 process x 2 images did 3 batches = 6 images; 4 processes x 2 need multiples of 8
+    with pytest.raises(UserError, match="resume with 1 process"):
+        continue_epoch(3, 2, old_world=1, new_world=4, size=24)
