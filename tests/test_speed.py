@@ -11,7 +11,7 @@ import torch
 from conftest import tiny_config
 from pix2pix.checkpoint import GENERATOR_FILE, Progress, load_weights, save_checkpoint
 from pix2pix.nets import build_generator
-from pix2pix.runtime import Speed, default_speed, resolve_speed
+from pix2pix.runtime import Speed, compiled, default_speed, resolve_speed
 from pix2pix.trainer import Pix2PixTrainer
 from pix2pix.translate import Pix2Pix
 
@@ -102,3 +102,15 @@ def test_auto_settings_per_device() -> None:
     assert resolve_speed(CPU, "train", "fp32", "on", "off") == Speed("fp32", True, False)
     with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
         resolve_speed(CPU, "train", precision="fp16")
+
+
+def test_compile_modes_turn_compile_on_and_reach_torch_compile(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    speed = resolve_speed(CPU, "train", compile="reduce-overhead")
+    assert speed.compile and speed.compile_mode == "reduce-overhead"
+    assert resolve_speed(CPU, "train", compile="on").compile_mode is None
+    seen = {}
+    monkeypatch.setattr(torch, "compile", lambda module, mode=None: seen.setdefault("mode", mode))
+    compiled(torch.nn.Identity(), speed, "train")
+    assert seen["mode"] == "reduce-overhead"

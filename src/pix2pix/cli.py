@@ -171,8 +171,9 @@ def add_speed_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--compile",
         default="auto",
-        choices=["auto", "on", "off"],
-        help="torch.compile with frozen weights; auto: for jobs of 200+ images on CPU",
+        choices=["auto", "on", "off", "reduce-overhead", "max-autotune"],
+        help="torch.compile with frozen weights (optionally in a torch.compile mode); "
+        "auto: for jobs of 200+ images on CPU",
     )
 
 
@@ -406,6 +407,10 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
 ]
 
 
+# commands that run networks, and so get the process-wide backend settings
+NETWORK_COMMANDS = {"train", "translate", "export", "serve", "demo"}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pix2pix",
@@ -429,6 +434,10 @@ def main(argv: list[str] | None = None) -> None:
         stream=sys.stderr,
     )
     func: Callable[[argparse.Namespace], None] = args.func
+    if args.command in NETWORK_COMMANDS:
+        from pix2pix.runtime import configure_backends
+
+        configure_backends()
     try:
         func(args)
     except UserError as exc:

@@ -32,6 +32,7 @@ Norm = Literal["batch", "instance", "none"]
 GanLoss = Literal["vanilla", "lsgan"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Switch = Literal["auto", "on", "off"]
+CompileChoice = Literal["auto", "on", "off", "reduce-overhead", "max-autotune"]
 
 # Fields marked RUNTIME say *where* and *how often*, not *what* is trained: a resumed run
 # may change them; every other field must match the checkpoint.
@@ -186,8 +187,9 @@ class TrainConfig:
     fp32 (the paper's numerics), bf16 (autocast) or fp16 (CUDA, with loss scaling)."""
     channels_last: Switch = field(default="auto", metadata=RUNTIME)
     """NHWC memory layout: auto (on for CUDA, off for CPU, as measured), on, off."""
-    compile: Switch = field(default="auto", metadata=RUNTIME)
-    """torch.compile the networks: auto (off: measured slower for CPU training), on, off."""
+    compile: CompileChoice = field(default="auto", metadata=RUNTIME)
+    """torch.compile the networks: auto (off: measured slower for CPU training), on, off,
+    or on in a torch.compile mode: reduce-overhead (CUDA graphs), max-autotune."""
     device: str = field(default="auto", metadata=RUNTIME)
     """auto (cuda when available, else cpu), cpu, cuda, cuda:N, mps. Under torchrun each
     process takes cuda:LOCAL_RANK."""

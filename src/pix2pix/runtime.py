@@ -21,6 +21,9 @@ from pix2pix.errors import ConfigError
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 Purpose = Literal["train", "infer"]
+# --compile values beyond auto/on/off: torch.compile modes. reduce-overhead captures CUDA
+# graphs (worth it for small GPU batches, where kernel launches dominate).
+COMPILE_MODES = ("reduce-overhead", "max-autotune")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -63,6 +66,7 @@ class Speed:
     precision: str = "fp32"
     channels_last: bool = False
     compile: bool = False
+    compile_mode: str | None = None  # None: torch.compile's default mode
 
 
 # Inference compiles only for jobs of at least this many images: compilation costs about
@@ -98,7 +102,8 @@ def resolve_speed(
     compile: str = "auto",
     images: int | None = None,
 ) -> Speed:
-    """Concrete settings from 'auto'/explicit choices ('on'/'off' for the switches).
+    """Concrete settings from 'auto'/explicit choices ('on'/'off' for the switches;
+    `compile` also takes a torch.compile mode from COMPILE_MODES, which turns it on).
 
     `images`: how many images an inference job will translate (decides 'auto' compile).
     """
@@ -106,11 +111,21 @@ def resolve_speed(
     speed = Speed(
         precision=base.precision if precision == "auto" else precision,
         channels_last=base.channels_last if channels_last == "auto" else channels_last == "on",
-        compile=base.compile if compile == "auto" else compile == "on",
+        compile=base.compile if compile == "auto" else compile != "off",
+        compile_mode=compile if compile in COMPILE_MODES else None,
     )
     if speed.precision == "fp16" and device.type != "cuda":
         raise ConfigError(f"--precision fp16 needs a CUDA device (got {device}); use bf16 or fp32")
     return speed
+
+
+def configure_backends() -> None:
+    """Process-wide backend settings for speed; call once, at the entry point.
+
+    cuDNN benchmark mode times the convolution algorithms for each new input shape and
+    keeps the fastest: pix2pix trains on one crop size, so the search is paid once.
+    """
+    torch.backends.cudnn.benchmark = True
 
 
 def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
@@ -133,7 +148,7 @@ def compiled(module: nn.Module, speed: Speed, purpose: Purpose) -> Callable[...,
     """
     if not speed.compile:
         return module
-    fn = torch.compile(module)
+    fn = torch.compile(module, mode=speed.compile_mode)
     if purpose == "train":
         return fn
 
