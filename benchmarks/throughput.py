@@ -32,7 +32,7 @@ from pix2pix.data.datasets import PairedDataset
 from pix2pix.data.images import save_image
 from pix2pix.data.sampler import EpochBatchSampler
 from pix2pix.data.synthetic import make_pair
-from pix2pix.runtime import resolve_device, resolve_speed
+from pix2pix.runtime import configure_backends, resolve_device, resolve_speed
 from pix2pix.train import _workers
 from pix2pix.trainer import Pix2PixTrainer
 from pix2pix.translate import Pix2Pix
@@ -278,6 +278,7 @@ def main() -> None:
     )
     parser.add_argument("--json", help="write the figures to this file")
     args = parser.parse_args()
+    configure_backends()
     result = run(args)
     print(table(result))
     if args.json:

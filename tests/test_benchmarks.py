@@ -6,6 +6,7 @@ import argparse
 import math
 from pathlib import Path
 
+from benchmarks import knobs
 from benchmarks.throughput import run, table
 from conftest import write_aligned
 
@@ -29,3 +30,14 @@ def test_throughput_harness_reports_all_figures(tmp_path: Path) -> None:
     # the FLOP count of a unet_32 iteration at 32x32, batch 2: the same every run
     assert 0.05 < result["gflop_per_iter"] < 5
     assert "| training |" in table(result)
+
+
+def test_knob_table_measures_every_variant_against_the_baseline() -> None:
+    args = argparse.Namespace(device="cpu", size=32, batch_size=1, reps=1, skip="compile")
+    result = knobs.run(args)
+    assert "+ channels_last" in result["train"] and "bf16 weights" in result["infer"]
+    assert not any("compile" in name for name in result["train"])
+    for part in ("train", "infer"):
+        assert result[part]["plain fp32 eager"]["speedup"] == 1.0
+        assert all(math.isfinite(v["s"]) and v["s"] > 0 for v in result[part].values())
+    assert "| + channels_last |" in knobs.table(result)
