@@ -23,6 +23,7 @@ from pix2pix.checkpoint import (
     load_training_state,
     load_weights,
     read_meta,
+    read_metadata,
     save_checkpoint,
 )
 from pix2pix.config import RunConfig
@@ -30,12 +31,14 @@ from pix2pix.data.datasets import PairedDataset, detect_channels, find_pairs, re
 from pix2pix.data.images import save_image
 from pix2pix.data.sampler import EpochBatchSampler
 from pix2pix.errors import ConfigError, UserError
+from pix2pix.monitor import RunMonitor
 from pix2pix.runlog import RunLog
 from pix2pix.runtime import (
     resolve_device,
     resolve_speed,
 )
 from pix2pix.trainer import Pix2PixTrainer
+from pix2pix.validation import split_holdout
 from pix2pix.visual import batch_grid
 
 log = logging.getLogger(__name__)
@@ -90,7 +93,8 @@ def fit(
 
     Writes `run_dir/latest/` every `save_every` steps and at each epoch's end,
     `run_dir/epoch_NNNN/` every `keep_every` epochs, `run_dir/log.jsonl` every step and
-    `run_dir/samples/` every `sample_every` steps. `should_stop()` is polled between
+    `run_dir/samples/` every `sample_every` steps, and with validation (`config.monitor`)
+    `run_dir/val.jsonl` and `run_dir/best/`. `should_stop()` is polled between
     steps (the CLI wires it to SIGINT/SIGTERM): training then saves and returns.
     The global torch RNG is seeded inside and restored on return.
     """
@@ -103,12 +107,14 @@ def fit(
     dataset = PairedDataset(
         config.data, config.model.in_channels, config.model.out_channels, seed=t.seed
     )
+    dataset, val_pairs = split_holdout(dataset, config)  # unchanged without --val-fraction
     if t.batch_size > 1 and len(dataset.output_sizes()) > 1:
         raise UserError(
             f"{dataset.root}: images differ in size after --preprocess {config.data.preprocess}; "
             "use --batch-size 1 or a preprocess that crops"
         )
     sampler = EpochBatchSampler(len(dataset), t.batch_size, seed=t.seed)
+    monitor = RunMonitor(config, run_dir, len(sampler), val_pairs, progress.step)
     workers = _workers(config.data.workers)
     loader = DataLoader(
         dataset,
@@ -127,8 +133,12 @@ def fit(
             load_weights(trainer.g, ckpt / "generator.safetensors")
             load_weights(trainer.d, ckpt / "discriminator.safetensors")
             trainer.load_state_dict(load_training_state(ckpt))
+            monitor.load_state(read_metadata(ckpt))
             log.info("resuming %s at step %d (epoch %d)", ckpt, progress.step, progress.epoch + 1)
-        return _loop(trainer, loader, sampler, config, run_dir, progress, should_stop)
+        try:
+            return _loop(trainer, loader, sampler, config, run_dir, progress, should_stop, monitor)
+        finally:
+            monitor.close()
 
 
 def _loop(
@@ -139,6 +149,7 @@ def _loop(
     run_dir: Path,
     progress: Progress,
     should_stop: Callable[[], bool] | None,
+    monitor: RunMonitor,
 ) -> Path:
     t = config.train
     latest = run_dir / "latest"
@@ -150,7 +161,9 @@ def _loop(
 
     def save(path: Path) -> Path:
         state = Progress(step, epoch, batch_in_epoch)
-        return save_checkpoint(path, config, state, trainer.g, trainer.d, trainer.state_dict())
+        return save_checkpoint(
+            path, config, state, trainer.g, trainer.d, trainer.state_dict(), monitor.metadata()
+        )
 
     def at_max_steps() -> bool:
         return bool(t.max_steps) and step >= t.max_steps
@@ -182,16 +195,16 @@ def _loop(
                 batch_in_epoch += 1
                 values = dict(zip(losses, torch.stack(list(losses.values())).tolist()))
                 now = time.perf_counter()
-                runlog.write(
-                    {
-                        "step": step,
-                        "epoch": epoch + 1,
-                        "lr": trainer.lr,
-                        **values,
-                        "sec": round(now - tick, 5),
-                    }
-                )
-                tick = now
+                record = {
+                    "step": step,
+                    "epoch": epoch + 1,
+                    "lr": trainer.lr,
+                    **values,
+                    "sec": round(now - tick, 5),
+                }
+                runlog.write(record)
+                monitor.after_step(trainer, Progress(step, epoch, batch_in_epoch), record)
+                tick = time.perf_counter()  # validation time is not the next step's
                 running = {k: 0.9 * running.get(k, v) + 0.1 * v for k, v in values.items()}
                 bar.update(1)
                 bar.set_postfix(
