@@ -13,7 +13,7 @@ from conftest import tiny_config, write_aligned
 from pix2pix.checkpoint import GENERATOR_FILE, read_meta, read_metadata
 from pix2pix.config import MonitorConfig, RunConfig
 from pix2pix.data.datasets import PairedDataset
-from pix2pix.errors import ConfigError
+from pix2pix.errors import ConfigError, UserError
 from pix2pix.runlog import read_log
 from pix2pix.train import fit
 from pix2pix.validation import Validator, holdout_indices, split_holdout
@@ -47,6 +47,14 @@ def test_monitor_config_checks_its_values() -> None:
         MonitorConfig(val_data="x", val_fraction=0.1)
     with pytest.raises(ConfigError, match="--val-fraction 1.0"):
         MonitorConfig(val_fraction=1.0)
+
+
+def test_missing_validation_folder_is_named_before_training(tmp_path: Path) -> None:
+    data = write_aligned(tmp_path / "data", count=4)
+    cfg = tiny_config(data, monitor={"val_data": str(tmp_path / "nope")})
+    with pytest.raises(UserError, match=r"nope: dataset folder not found; check --val-data"):
+        fit(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.parametrize(("metric", "higher"), [("l1", False), ("psnr", True), ("ssim", True)])

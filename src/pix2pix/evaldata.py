@@ -84,9 +84,9 @@ def load_eval_pairs(
     return [load_eval_pair(p, config, rule) for p in pairs]
 
 
-def pairs_folder(path: str | Path, split: str) -> Path:
+def pairs_folder(path: str | Path, split: str, flag: str = "--data") -> Path:
     """`path/split` when it exists, else `path`; a missing folder is a UserError."""
     root = Path(path).expanduser()
     if not root.is_dir():
-        raise UserError(f"{root}: dataset folder not found; check --data")
+        raise UserError(f"{root}: dataset folder not found; check {flag}")
     return root / split if (root / split).is_dir() else root

@@ -81,7 +81,7 @@ def split_holdout(dataset: PairedDataset, config: RunConfig) -> tuple[Dataset, l
         keep = [i for i in range(len(dataset)) if i not in set(held)]
         return TrainingSubset(dataset, keep), [dataset.pairs[i] for i in held]
     if mon.val_data:
-        root = pairs_folder(mon.val_data, "val")
+        root = pairs_folder(mon.val_data, "val", "--val-data")
         return dataset, find_pairs(root, config.data.layout)
     return dataset, []
 

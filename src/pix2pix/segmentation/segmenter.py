@@ -167,7 +167,7 @@ class Segmenter:
         Images are resized (bilinear, antialiased) to the segmenter's size first.
         """
         x = images.float().to(self.device)
-        if x.shape[1] == 1 and self.net.down[0][0].in_channels == 3:
+        if x.shape[1] == 1 and self.net.in_channels == 3:
             x = x.expand(-1, 3, -1, -1)
         if x.shape[-2:] != (self.size, self.size):
             x = F.interpolate(
