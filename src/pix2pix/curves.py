@@ -43,6 +43,14 @@ def binned(steps: np.ndarray, values: np.ndarray, points: int = MAX_POINTS) -> t
     return np.array(mids), np.array(means)
 
 
+def rolling_mean(values: np.ndarray, window: int) -> np.ndarray:
+    """Mean of the last `window` values at each point (fewer at the start)."""
+    sums = np.concatenate([[0.0], np.cumsum(values)])  # sums[i] = values[:i].sum()
+    end = np.arange(1, len(values) + 1)
+    counts = np.minimum(end, window)
+    return (sums[end] - sums[end - counts]) / counts
+
+
 def _series(records: list[dict[str, Any]], key: str) -> tuple[np.ndarray, np.ndarray]:
     rows = [(r["step"], r[key]) for r in records if isinstance(r.get(key), (int, float))]
     if not rows:
@@ -67,10 +75,16 @@ def plot_curves(
         steps, values = _series(records, key)
         if smooth:
             steps, values = binned(steps, values)
-        ax.plot(steps, values, marker="" if smooth else "o", markersize=3, linewidth=1.2)
+            noisy = key != "lr"  # the learning rate is exact: no smoothed line
+            ax.plot(steps, values, linewidth=0.8 if noisy else 1.2, alpha=0.35 if noisy else 1)
+            if noisy:
+                ax.plot(steps, rolling_mean(values, max(1, len(values) // 40)), color="C0")
+        else:
+            ax.plot(steps, values, marker="o", markersize=3, linewidth=1.2)
         ax.set_title(key, fontsize=10)
         ax.set_xlabel("step", fontsize=8)
         ax.tick_params(labelsize=8)
+        ax.ticklabel_format(axis="y", useOffset=False)
         ax.grid(alpha=0.3)
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
