@@ -136,14 +136,13 @@ def markdown(result: dict[str, Any]) -> str:
 def run(args: argparse.Namespace) -> dict[str, Any]:
     out = Path(args.out)
     data = Path(args.data)
-    train_pairs = len(find_pairs(data / "train"))
-    epochs = choose_epochs(args, train_pairs)
     run_dir = out / "run"
-    config = train_config(args, epochs)
     resume = (run_dir / "latest").exists()
     if resume:  # continue with the saved schedule (the epoch count is part of it)
-        config = json.loads((run_dir / "latest" / "config.json").read_text())["config"]
-        config = RunConfig.from_dict(config).replace(train={"max_steps": args.max_steps})
+        saved = json.loads((run_dir / "latest" / "config.json").read_text())["config"]
+        config = RunConfig.from_dict(saved).replace(train={"max_steps": args.max_steps})
+    else:
+        config = train_config(args, choose_epochs(args, len(find_pairs(data / "train"))))
     start = time.perf_counter()
     checkpoint = fit(config, run_dir, resume=resume)
     train_minutes = (time.perf_counter() - start) / 60

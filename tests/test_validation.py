@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -141,3 +142,14 @@ def test_run_report_with_curves_and_tensorboard(tmp_path: Path) -> None:
     assert all((run / link).is_file() for link in links)
     assert any(link.startswith("samples/") for link in links)
     assert list((run / "tensorboard").glob("events.out.tfevents.*"))
+
+
+def test_tensorboard_without_its_package_is_refused_before_any_file(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails
+    data = write_aligned(tmp_path / "data", count=4)
+    cfg = tiny_config(data, monitor={"tensorboard": True, "val_fraction": 0.25})
+    with pytest.raises(ConfigError, match=r"pip install 'pix2pix\[tensorboard\]'"):
+        fit(cfg, tmp_path / "run")
+    assert not (tmp_path / "run").exists()

@@ -158,6 +158,8 @@ def evaluate(
     in the paper's mode (dropout on), or deterministically with `eval_mode`.
     """
     start = time.perf_counter()
+    if samples < 0:
+        raise UserError(f"--samples {samples} is out of range; use a value >= 0")
     ckpt = find_checkpoint(Path(checkpoint))
     _, ckpt_progress = read_meta(ckpt)
     root = pairs_folder(data, split)

@@ -29,15 +29,15 @@ log = logging.getLogger(__name__)
 REPORT_EVERY_S = 300.0  # refresh the curves after a validation at most this often
 
 
-def _tensorboard_writer(folder: Path, resume_step: int) -> Any:
+def _summary_writer() -> Any:
+    """torch's SummaryWriter class; a ConfigError naming the extra when not installed."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
         raise ConfigError(
             "--tensorboard needs the tensorboard package: pip install 'pix2pix[tensorboard]'"
         ) from None
-    # purge_step: a resumed run hides the events logged after its checkpoint's step
-    return SummaryWriter(str(folder), purge_step=resume_step + 1 if resume_step else None)
+    return SummaryWriter
 
 
 class RunMonitor:
@@ -55,14 +55,15 @@ class RunMonitor:
         self.run_dir = Path(run_dir)
         self.per_epoch = per_epoch
         self.total = config.train.total_epochs * per_epoch
+        # everything that can refuse (a missing extra, bad held-out data) before any file
+        writer = _summary_writer() if config.monitor.tensorboard else None
         self.validator = Validator(config, val_pairs) if val_pairs else None
+        self.tb = None
+        if writer is not None:  # a resumed run hides the events logged after its checkpoint
+            purge = resume_step + 1 if resume_step else None
+            self.tb = writer(str(self.run_dir / "tensorboard"), purge_step=purge)
         self.vallog = (
             RunLog(self.run_dir / "val.jsonl", resume_step) if self.validator is not None else None
-        )
-        self.tb = (
-            _tensorboard_writer(self.run_dir / "tensorboard", resume_step)
-            if config.monitor.tensorboard
-            else None
         )
         self._last_report = time.monotonic()
         if self.validator is not None:

@@ -151,8 +151,11 @@ class Segmenter:
                 f"{config_file}: segmenter format version {meta.get('format_version')}, "
                 f"this pix2pix reads {FORMAT_VERSION}"
             )
-        config = SegmenterConfig(**meta["config"])
-        classes = meta["classes"]
+        try:
+            config = SegmenterConfig(**meta["config"])
+            classes = meta["classes"]
+        except (TypeError, KeyError, UserError) as exc:
+            raise UserError(f"{config_file}: not a valid segmenter config ({exc})") from None
         palette = None
         if classes.get("colors") is not None:
             palette = Palette(tuple(map(tuple, classes["colors"])), tuple(classes["names"]))
