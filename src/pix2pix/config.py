@@ -243,11 +243,6 @@ class MonitorConfig:
             raise ConfigError("--val-data and --val-fraction both given; use one of them")
         _at_least("--val-every", self.val_every, 0)
 
-    @property
-    def enabled(self) -> bool:
-        """Whether the run validates at all."""
-        return bool(self.val_data or self.val_fraction)
-
 
 SECTIONS: dict[str, type] = {
     "model": ModelConfig,
