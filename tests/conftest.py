@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from pix2pix.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from pix2pix.config import DataConfig, ModelConfig, MonitorConfig, RunConfig, TrainConfig
 from pix2pix.data.images import save_image
 
 torch.set_num_threads(2)
@@ -64,6 +64,7 @@ def tiny_config(root: Path | str, **sections: dict) -> RunConfig:
             keep_every=0,
             device="cpu",
         ),
+        monitor=MonitorConfig(report=False),  # curves cost ~0.5 s a run; tested on their own
     )
     return base.replace(**sections)
 

@@ -18,7 +18,7 @@ TINY = [
     "--generator", "unet_32", "--ngf", "4", "--ndf", "4", "--load-size", "36",
     "--crop-size", "32", "--batch-size", "2", "--epochs", "1", "--decay-epochs", "1",
     "--workers", "0", "--sample-every", "0", "--keep-every", "0", "--device", "cpu",
-    "--no-progress",
+    "--no-progress", "--no-report",
 ]  # fmt: skip
 
 

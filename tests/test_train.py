@@ -178,7 +178,7 @@ def _train_cmd(data: Path, out: Path) -> list[str]:
         "--generator", "unet_32", "--ngf", "8", "--ndf", "8", "--load-size", "36",
         "--crop-size", "32", "--batch-size", "2", "--epochs", "30", "--decay-epochs", "30",
         "--workers", "0", "--save-every", "7", "--sample-every", "0", "--keep-every", "0",
-        "--device", "cpu", "--seed", "5", "--no-progress",
+        "--device", "cpu", "--seed", "5", "--no-progress", "--no-report",
     ]  # fmt: skip
 
 

@@ -88,8 +88,13 @@ def save_checkpoint(
     generator: nn.Module,
     discriminator: nn.Module | None = None,
     training_state: dict[str, Any] | None = None,
+    metadata: dict[str, Any] | None = None,
 ) -> Path:
-    """Write a checkpoint folder at `path`, replacing any previous one atomically."""
+    """Write a checkpoint folder at `path`, replacing any previous one atomically.
+
+    `metadata`: JSON-able state kept in config.json beside the progress (for example the
+    best validation score so far), read back with `read_metadata`.
+    """
     path = Path(path)
     tmp, old = path.parent / f".{path.name}.tmp", _old(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -105,6 +110,8 @@ def save_checkpoint(
         "config": config.to_dict(),
         "progress": asdict(progress),
     }
+    if metadata:
+        meta["metadata"] = metadata
     atomic_write_bytes(tmp / GENERATOR_FILE, weights_bytes(generator))
     if discriminator is not None:
         atomic_write_bytes(tmp / DISCRIMINATOR_FILE, weights_bytes(discriminator))
@@ -161,6 +168,15 @@ def read_meta(path: Path, need: tuple[str, ...] = INFERENCE_FILES) -> tuple[RunC
         raise UserError(f"{path}: checkpoint is missing {', '.join(missing)}; it is incomplete")
     config = RunConfig.from_dict(meta["config"], source=str(config_file))
     return config, Progress(**meta.get("progress", {}))
+
+
+def read_metadata(path: Path) -> dict[str, Any]:
+    """The `metadata` a checkpoint was saved with ({} when none)."""
+    try:
+        meta = json.loads((Path(path) / CONFIG_FILE).read_text())
+    except (OSError, json.JSONDecodeError):
+        return {}
+    return meta.get("metadata", {}) if isinstance(meta, dict) else {}
 
 
 def load_weights(module: nn.Module, file: Path) -> nn.Module:

@@ -20,12 +20,18 @@ from typing import Any, Literal, get_args, get_origin
 
 from pix2pix._version import __version__
 from pix2pix.cli_data import add_data_tools
+from pix2pix.cli_eval import add_evaluate, add_segmenter
 from pix2pix.config import SECTIONS, RunConfig, field_docs, flag_name, load_config_file
 from pix2pix.errors import UserError
 
 log = logging.getLogger("pix2pix")
 
-SECTION_TITLES = {"data": "data", "model": "networks", "train": "training"}
+SECTION_TITLES = {
+    "data": "data",
+    "model": "networks",
+    "train": "training",
+    "monitor": "validation and logging",
+}
 
 
 class StopFlag:
@@ -54,10 +60,12 @@ class StopFlag:
 # ---------------------------------------------------------------- config flags
 
 
-def _add_config_flags(parser: argparse.ArgumentParser) -> None:
-    """One flag per RunConfig field, help from the field's docstring; unset flags are absent."""
-    for section, cls in SECTIONS.items():
-        group = parser.add_argument_group(f"{SECTION_TITLES[section]} options")
+def _add_config_flags(
+    parser: argparse.ArgumentParser, sections: dict[str, type] = SECTIONS
+) -> None:
+    """One flag per config field, help from the field's docstring; unset flags are absent."""
+    for section, cls in sections.items():
+        group = parser.add_argument_group(f"{SECTION_TITLES.get(section, section)} options")
         docs = field_docs(cls)
         hints = typing.get_type_hints(cls)
         for f in fields(cls):
@@ -81,12 +89,12 @@ def _add_config_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    """{'model': {...}, 'data': {...}, 'train': {...}} of the config flags given."""
+    """{'model': {...}, 'data': {...}, ...} of the config flags given."""
     sections: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
     for key, value in vars(args).items():
         if "." in key:
             section, name = key.split(".", 1)
-            sections[section][name] = value
+            sections.setdefault(section, {})[name] = value
     return sections
 
 
@@ -404,11 +412,13 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
     add_serve,
     add_demo,
     add_data,
+    add_evaluate,
+    add_segmenter,
 ]
 
 
 # commands that run networks, and so get the process-wide backend settings
-NETWORK_COMMANDS = {"train", "translate", "export", "serve", "demo"}
+NETWORK_COMMANDS = {"train", "translate", "export", "serve", "demo", "evaluate", "segmenter"}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -33,6 +33,7 @@ GanLoss = Literal["vanilla", "lsgan"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Switch = Literal["auto", "on", "off"]
 CompileChoice = Literal["auto", "on", "off", "reduce-overhead", "max-autotune"]
+ValMetric = Literal["l1", "mse", "psnr", "ssim", "ms_ssim", "fid"]
 
 # Fields marked RUNTIME say *where* and *how often*, not *what* is trained: a resumed run
 # may change them; every other field must match the checkpoint.
@@ -231,7 +232,45 @@ class TrainConfig:
         return self.epochs + self.decay_epochs
 
 
-SECTIONS: dict[str, type] = {"model": ModelConfig, "data": DataConfig, "train": TrainConfig}
+@dataclass(frozen=True)
+class MonitorConfig:
+    """Validation on held-out pairs, the best/ checkpoint, curves and TensorBoard."""
+
+    val_data: str = field(default="", metadata=RUNTIME)
+    """Folder of held-out pairs (layout as --data; its val/ subfolder when present) to
+    validate on during training; best/ is kept beside latest/."""
+    val_fraction: float = 0.0
+    """Hold out this fraction of the training pairs (chosen by --seed) for validation
+    instead of --val-data; training never sees them."""
+    val_every: int = field(default=0, metadata=RUNTIME)
+    """Validate every N steps (0: at the end of each epoch) and at the end of training."""
+    val_metric: ValMetric = field(default="l1", metadata=RUNTIME)
+    """The metric best/ follows: l1, mse, fid (lower is better); psnr, ssim, ms_ssim
+    (higher is better). fid needs the Inception weights (see --help of evaluate)."""
+    val_eval: bool = field(default=False, metadata=RUNTIME)
+    """Validate with eval-mode inference (no dropout, running batch-norm statistics)
+    instead of the paper's test-time mode (dropout on, batch statistics, fixed seed)."""
+    tensorboard: bool = field(default=False, metadata=RUNTIME)
+    """Also log losses and metrics to RUN_DIR/tensorboard (needs the tensorboard extra)."""
+    report: bool = field(default=True, metadata=RUNTIME)
+    """Write RUN_DIR/report.html with loss and metric curves (PNG; needs matplotlib)
+    when the run ends and after validations (at most every 5 minutes)."""
+
+    def __post_init__(self) -> None:
+        _check_literals(self)
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError(f"--val-fraction {self.val_fraction} is out of range; use 0 <= f < 1")
+        if self.val_fraction and self.val_data:
+            raise ConfigError("--val-data and --val-fraction both given; use one of them")
+        _at_least("--val-every", self.val_every, 0)
+
+
+SECTIONS: dict[str, type] = {
+    "model": ModelConfig,
+    "data": DataConfig,
+    "train": TrainConfig,
+    "monitor": MonitorConfig,
+}
 
 
 @dataclass(frozen=True)
@@ -241,6 +280,7 @@ class RunConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)

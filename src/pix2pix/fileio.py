@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -65,3 +66,27 @@ def staged_file(path: Path) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
+
+
+def replace_folder(path: Path, files: dict[str, bytes]) -> Path:
+    """Write `files` (name -> bytes) as the folder `path`, replacing any previous one.
+
+    The new folder is written complete beside the old one, then swapped in by renames;
+    a kill at any instant leaves the old folder or the new one (the old one possibly as
+    `.NAME.old` while the swap is half done; the next call finishes it).
+    """
+    path = Path(path)
+    tmp, old = path.parent / f".{path.name}.tmp", path.parent / f".{path.name}.old"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists() and old.exists():
+        os.replace(old, path)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    for name, data in files.items():
+        atomic_write_bytes(tmp / name, data)
+    if path.exists():
+        os.replace(path, old)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+    shutil.rmtree(old, ignore_errors=True)
+    return path

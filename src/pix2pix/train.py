@@ -25,6 +25,7 @@ from pix2pix.checkpoint import (
     load_training_state,
     load_weights,
     read_meta,
+    read_metadata,
     save_checkpoint,
 )
 from pix2pix.config import RunConfig
@@ -44,12 +45,14 @@ from pix2pix.distributed import (
     train_device,
 )
 from pix2pix.errors import ConfigError, UserError
+from pix2pix.monitor import NullMonitor, RunMonitor
 from pix2pix.runlog import NullLog, RunLog
 from pix2pix.runtime import (
     resolve_device,
     resolve_speed,
 )
 from pix2pix.trainer import Pix2PixTrainer
+from pix2pix.validation import split_holdout
 from pix2pix.visual import batch_grid
 
 log = logging.getLogger(__name__)
@@ -97,7 +100,8 @@ def fit(
 
     Writes `run_dir/latest/` every `save_every` steps and at each epoch's end,
     `run_dir/epoch_NNNN/` every `keep_every` epochs, `run_dir/log.jsonl` every step and
-    `run_dir/samples/` every `sample_every` steps. `should_stop()` is polled between
+    `run_dir/samples/` every `sample_every` steps, and with validation (`config.monitor`)
+    `run_dir/val.jsonl` and `run_dir/best/`. `should_stop()` is polled between
     steps (the CLI wires it to SIGINT/SIGTERM): training then saves and returns.
     The global torch RNG is seeded inside and restored on return.
 
@@ -114,6 +118,7 @@ def fit(
     dataset = PairedDataset(
         config.data, config.model.in_channels, config.model.out_channels, seed=t.seed
     )
+    dataset, val_pairs = split_holdout(dataset, config)  # unchanged without --val-fraction
     if t.batch_size > 1 and len(dataset.output_sizes()) > 1:
         raise UserError(
             f"{dataset.root}: images differ in size after --preprocess {config.data.preprocess}; "
@@ -123,6 +128,12 @@ def fit(
         progress = resume_progress(progress, ctx, t.batch_size, len(dataset))
     sampler = EpochBatchSampler(
         len(dataset), t.batch_size, seed=t.seed, rank=ctx.rank, world_size=ctx.world_size
+    )
+    # rank 0 alone validates, keeps best/ and reports
+    monitor = (
+        RunMonitor(config, run_dir, len(sampler), val_pairs, progress.step)
+        if ctx.is_main
+        else NullMonitor()
     )
     workers = _workers(config.data.workers)
     loader = DataLoader(
@@ -145,9 +156,15 @@ def fit(
             load_weights(trainer.g, ckpt / "generator.safetensors")
             load_weights(trainer.d, ckpt / "discriminator.safetensors")
             trainer.load_state_dict(load_training_state(ckpt))
+            monitor.load_state(read_metadata(ckpt))
             check_same_start(progress.step, ctx, device, str(ckpt))
             log.info("resuming %s at step %d (epoch %d)", ckpt, progress.step, progress.epoch + 1)
-        latest = _loop(trainer, loader, sampler, config, run_dir, progress, should_stop)
+        try:
+            latest = _loop(
+                trainer, loader, sampler, config, run_dir, progress, should_stop, monitor
+            )
+        finally:
+            monitor.close()
         barrier(ctx, device)  # every rank returns once rank 0's checkpoint is on disk
         return latest
 
@@ -160,6 +177,7 @@ def _loop(
     run_dir: Path,
     progress: Progress,
     should_stop: Callable[[], bool] | None,
+    monitor: RunMonitor | NullMonitor,
 ) -> Path:
     t = config.train
     ctx = trainer.ctx
@@ -176,7 +194,9 @@ def _loop(
         check_in_sync({"generator": trainer.g, "discriminator": trainer.d}, ctx)
         if ctx.is_main:
             state = Progress(step, epoch, batch_in_epoch, ctx.world_size)
-            save_checkpoint(path, config, state, trainer.g, trainer.d, training_state)
+            save_checkpoint(
+                path, config, state, trainer.g, trainer.d, training_state, monitor.metadata()
+            )
         return path
 
     def at_max_steps() -> bool:
@@ -210,16 +230,18 @@ def _loop(
                 # the global batch's losses, and whether any rank was asked to stop
                 values, stop_requested = agree(losses, bool(should_stop and should_stop()), ctx)
                 now = time.perf_counter()
-                runlog.write(
-                    {
-                        "step": step,
-                        "epoch": epoch + 1,
-                        "lr": trainer.lr,
-                        **values,
-                        "sec": round(now - tick, 5),
-                    }
+                record = {
+                    "step": step,
+                    "epoch": epoch + 1,
+                    "lr": trainer.lr,
+                    **values,
+                    "sec": round(now - tick, 5),
+                }
+                runlog.write(record)
+                monitor.after_step(
+                    trainer, Progress(step, epoch, batch_in_epoch, ctx.world_size), record
                 )
-                tick = now
+                tick = time.perf_counter()  # validation time is not the next step's
                 running = {k: 0.9 * running.get(k, v) + 0.1 * v for k, v in values.items()}
                 bar.update(1)
                 bar.set_postfix(

@@ -1,0 +1,216 @@
+"""`pix2pix evaluate`: translate a test split and score it the ways papers do.
+
+For every pair of the split (in the model's direction, at the evaluation size of
+`pix2pix.evaldata`) the model's output is compared with the target: L1, MSE, PSNR, SSIM,
+MS-SSIM (`pix2pix.metrics`, on the 8-bit output as saved). Optionally:
+
+- FID and KID between the outputs and the targets (`pix2pix.fid`; skipped with one log
+  line when the Inception weights are not installed);
+- FCN-scores (`pix2pix.segmentation`): a segmenter trained on real photos segments each
+  output and each real target; both are scored against the model's input label map.
+
+Writes into the report folder: `outputs/<name>.png` (every output), `metrics.csv` (one
+row per image), `metrics.json` (means and dataset-level scores), `index.html` with the
+tables and input | output | target rows for the best, worst and random pairs by L1
+(their images in `images/`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from pix2pix.checkpoint import find_checkpoint, read_meta
+from pix2pix.data.datasets import PairFiles, find_pairs
+from pix2pix.data.images import save_image, to_tensor, to_uint8
+from pix2pix.errors import UserError
+from pix2pix.eval_report import write_report
+from pix2pix.evaldata import EvalPair, SizeRule, load_eval_pair, pairs_folder
+from pix2pix.fid import FeatureExtractor, find_inception, kid
+from pix2pix.fid import fid as fid_score
+from pix2pix.metrics import image_metrics, quantize
+from pix2pix.segmentation import Segmenter, confusion_matrix, fcn_scores
+from pix2pix.segmentation.data import read_labels
+from pix2pix.translate import Pix2Pix
+
+log = logging.getLogger(__name__)
+
+FEATURE_BATCH = 16  # outputs buffered before an Inception forward pass
+
+
+@dataclass
+class _Features:
+    """Inception features of outputs and targets, extracted in batches of equal size."""
+
+    extractor: FeatureExtractor
+    fake: list[np.ndarray] = field(default_factory=list)
+    real: list[np.ndarray] = field(default_factory=list)
+    pending: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
+
+    def add(self, output: torch.Tensor, target: torch.Tensor) -> None:
+        if self.pending and self.pending[0][0].shape != output.shape:
+            self.flush()
+        self.pending.append((output, target))
+        if len(self.pending) >= FEATURE_BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.fake.append(self.extractor(torch.cat([o for o, _ in self.pending])))
+            self.real.append(self.extractor(torch.cat([t for _, t in self.pending])))
+            self.pending = []
+
+    def scores(self) -> dict[str, Any]:
+        self.flush()
+        fake, real = np.concatenate(self.fake), np.concatenate(self.real)
+        if len(fake) < 2:
+            log.warning("FID/KID skipped: they need at least 2 images")
+            return {}
+        kid_mean, kid_std = kid(fake, real)
+        return {"fid": fid_score(fake, real), "kid": {"mean": kid_mean, "std": kid_std}}
+
+
+@dataclass
+class _FcnScores:
+    """Confusion matrices of the segmenter on outputs and on real targets."""
+
+    segmenter: Segmenter
+    direction: str
+    generated: np.ndarray = field(init=False)
+    real: np.ndarray = field(init=False)
+
+    def __post_init__(self) -> None:
+        k = self.segmenter.num_classes
+        self.generated = np.zeros((k, k), dtype=np.int64)
+        self.real = np.zeros((k, k), dtype=np.int64)
+
+    def add(self, pair: PairFiles, p: EvalPair, output: torch.Tensor, target: torch.Tensor) -> dict:
+        """Accumulate one pair; returns its per-image pixel accuracies.
+
+        The truth is the model's input label map at its file's size: colours mapped to the
+        segmenter's palette, or (index segmenters) the class numbers stored in the file.
+        """
+        seg = self.segmenter
+        if seg.palette is not None:
+            truth = seg.label_classes(p.raw_input)
+        else:
+            photo_side = "B" if self.direction == "AtoB" else "A"
+            truth = seg.label_classes(read_labels(pair, photo_side, None, seg.num_classes))
+        row = {}
+        for name, image, conf in (
+            ("generated", output, self.generated),
+            ("real", target, self.real),
+        ):
+            c = confusion_matrix(seg.predict(image)[0], truth, seg.num_classes)
+            conf += c
+            row[f"fcn_pixel_acc_{name}"] = float(np.trace(c) / max(c.sum(), 1))
+        return row
+
+    def scores(self) -> dict[str, Any]:
+        names = self.segmenter.names
+        return {
+            "generated": fcn_scores(self.generated, names),
+            "real": fcn_scores(self.real, names),
+        }
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe: NaN and infinities become None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    return value
+
+
+def evaluate(
+    checkpoint: str | Path,
+    data: str | Path,
+    out: str | Path | None = None,
+    *,
+    split: str = "test",
+    size: SizeRule = "auto",
+    eval_mode: bool = False,
+    seed: int = 0,
+    fid: bool = False,
+    inception_weights: str | None = None,
+    segmenter: str | Path | None = None,
+    device: str = "auto",
+    precision: str = "auto",
+    samples: int = 4,
+    progress: bool = True,
+) -> tuple[Path, dict[str, Any]]:
+    """Evaluate a checkpoint on a split; returns (report folder, the metrics.json content).
+
+    out: report folder (default: CHECKPOINT_PARENT/eval_<checkpoint>_<split>).
+    fid: compute FID/KID (also implied by `inception_weights`). segmenter: a folder from
+    `pix2pix segmenter train`, for FCN-scores. Pair i is translated with seed `seed + i`
+    in the paper's mode (dropout on), or deterministically with `eval_mode`.
+    """
+    start = time.perf_counter()
+    if samples < 0:
+        raise UserError(f"--samples {samples} is out of range; use a value >= 0")
+    ckpt = find_checkpoint(Path(checkpoint))
+    _, ckpt_progress = read_meta(ckpt)
+    root = pairs_folder(data, split)
+    pairs = find_pairs(root, "auto")
+    # fail fast on bad inputs, before any work
+    seg = Segmenter.load(segmenter, device) if segmenter else None
+    extractor = find_inception(inception_weights, fid)
+    model = Pix2Pix.load(ckpt, device, precision=precision, images=len(pairs))
+    if extractor is not None:
+        extractor.net.to(model.device)
+        extractor.device = model.device
+    if seg is not None and seg.palette is not None and model.in_channels != 3:
+        raise UserError(
+            f"{segmenter}: a colour-coded segmenter needs RGB label maps as the model's input, "
+            f"but {ckpt} reads {model.in_channels}-channel images"
+        )
+    out = Path(out) if out else ckpt.parent / f"eval_{ckpt.name}_{split}"
+    feats = _Features(extractor) if extractor is not None else None
+    fcn = _FcnScores(seg, model.config.data.direction) if seg is not None else None
+    rows: list[dict[str, Any]] = []
+    for i, pair in enumerate(tqdm(pairs, unit="img", disable=not progress or None)):
+        p = load_eval_pair(pair, model.config, size)
+        x, y = to_tensor(p.input)[None], to_tensor(p.target)[None]
+        output = quantize(model.translate_tensor(x, eval_mode=eval_mode, seed=seed + i))
+        save_image(to_uint8(output[0]), out / "outputs" / f"{p.name}.png")
+        row: dict[str, Any] = {"name": p.name, "width": x.shape[-1], "height": x.shape[-2]}
+        row |= {k: v.item() for k, v in image_metrics(output, y).items()}
+        if fcn is not None:
+            row |= fcn.add(pair, p, output, y)
+        if feats is not None:
+            feats.add(output, y)
+        rows.append(row)
+    metric_names = [k for k in rows[0] if k not in ("name", "width", "height")]
+    summary: dict[str, Any] = {
+        "checkpoint": str(ckpt),
+        "step": ckpt_progress.step,
+        "data": str(root),
+        "split": split,
+        "images": len(rows),
+        "size": size,
+        "inference": "eval" if eval_mode else "paper",
+        "seed": seed,
+        "mean": {k: float(np.mean([r[k] for r in rows])) for k in metric_names},
+        "std": {k: float(np.std([r[k] for r in rows])) for k in metric_names},
+    }
+    if feats is not None:
+        summary |= feats.scores()
+    if fcn is not None:
+        summary["fcn"] = {"segmenter": str(segmenter), **fcn.scores()}
+    summary["seconds"] = round(time.perf_counter() - start, 2)
+    summary = _clean(summary)
+    write_report(out, summary, rows, pairs_by_name={pp.name: pp for pp in pairs},
+                 config=model.config, size=size, samples=samples, seed=seed)  # fmt: skip
+    return out, summary

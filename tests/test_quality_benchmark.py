@@ -1,0 +1,29 @@
+"""The facades quality benchmark runs end to end on tiny facades-like data."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from benchmarks.quality import markdown, run
+from test_segmentation import write_label_pairs
+
+
+def test_quality_benchmark_writes_its_table(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr("pix2pix.fid.default_weights_path", lambda: None)  # FID: skipped
+    write_label_pairs(tmp_path / "facades" / "train", count=4, seed=0)
+    write_label_pairs(tmp_path / "facades" / "test", count=3, seed=1)
+    args = argparse.Namespace(
+        data=str(tmp_path / "facades"), out=str(tmp_path / "q"), size=32, ngf=4, epochs=None,
+        minutes=60.0, max_steps=3, segmenter=None, segmenter_epochs=1, seed=0, device="cpu",
+    )  # fmt: skip
+    result = run(args)
+    assert result["protocol"]["steps"] == 3 and result["evaluation"]["images"] == 3
+    saved = json.loads((tmp_path / "q" / "quality.json").read_text())
+    assert saved["evaluation"]["mean"] == result["evaluation"]["mean"]
+    table = (tmp_path / "q" / "quality.md").read_text()
+    assert table == markdown(result)
+    assert "| FID (lower is better) | not measured |" in table
+    assert "| FCN class IoU: generated / real |" in table
+    assert (tmp_path / "q" / "segmenter" / "config.json").is_file()
