@@ -2,8 +2,11 @@
 
 The page shows the mean of each per-image metric, FID/KID and FCN-scores when computed,
 then input | output | target rows for the best, worst and a random sample of pairs by
-L1 (lower is better). The inputs and targets shown are written to `images/`; outputs are
-linked from `outputs/`, so every image the page links exists beside it.
+L1 (lower is better). The inputs and targets shown are written to `images/` as 8-bit
+PNG previews (`visual.save_preview`: grayscale and RGB as they are, other channel counts
+as one gray tile per channel, 16-bit and float scaled to 8 bits); outputs are linked from
+`outputs/` when they are 8-bit PNGs, else previewed in `images/` too. Every image the
+page links exists beside it and a browser shows it.
 """
 
 from __future__ import annotations
@@ -18,8 +21,14 @@ import numpy as np
 
 from pix2pix.config import RunConfig
 from pix2pix.data.datasets import PairFiles
-from pix2pix.data.images import save_image
-from pix2pix.evaldata import SizeRule, load_eval_pair
+from pix2pix.data.images import read_image
+from pix2pix.evaldata import (
+    SizeRule,
+    input_preview,
+    load_eval_pair,
+    output_depth,
+    output_file_suffix,
+)
 from pix2pix.fileio import atomic_write_text
 from pix2pix.report import (
     heading_html,
@@ -28,6 +37,7 @@ from pix2pix.report import (
     table_html,
     write_page,
 )
+from pix2pix.visual import save_preview
 
 RANK_BY = "l1"
 
@@ -57,6 +67,21 @@ def pick_rows(
     return picked
 
 
+def _compared(outputs: dict[str, Any] | None) -> str:
+    """What the metrics compare, in words."""
+    if not outputs:
+        return ""
+    if outputs["color_space"] == "lab":
+        return (
+            f" Outputs are the RGB images of (input L*, predicted a*b*) as written "
+            f"({outputs['depth']}), compared with the RGB target photos."
+        )
+    return (
+        f" Outputs ({outputs['channels']} channel(s)) as written at {outputs['depth']}, "
+        "targets normalised from their own depth; channels averaged."
+    )
+
+
 def _summary_parts(summary: dict[str, Any]) -> list[str]:
     mean, std = summary["mean"], summary["std"]
     parts = [
@@ -65,6 +90,7 @@ def _summary_parts(summary: dict[str, Any]) -> list[str]:
             f"{summary['checkpoint']} (step {summary['step']}), {summary['inference']} "
             f"inference, size {summary['size']}, in {summary['seconds']} s. Metrics on "
             "images scaled to [0, 1]; PSNR and SSIM with data range 1."
+            + _compared(summary.get("outputs"))
         ),
         heading_html("Per-image metrics"),
         table_html(["metric", "mean", "std"], [[k, mean[k], std[k]] for k in mean]),
@@ -115,12 +141,17 @@ def write_report(
     write_csv(out / "metrics.csv", rows)
     atomic_write_text(out / "metrics.json", json.dumps(summary, indent=2) + "\n")
     image_rows = []
+    suffix = output_file_suffix(config)
+    viewable = suffix == ".png" and output_depth(config) == "uint8"  # link the output itself
     for label, row in pick_rows(rows, samples, seed):
         pair = load_eval_pair(pairs_by_name[row["name"]], config, size)
         paths = [f"images/{pair.name}_input.png", f"outputs/{pair.name}.png",
                  f"images/{pair.name}_target.png"]  # fmt: skip
-        save_image(pair.input, out / paths[0])
-        save_image(pair.target, out / paths[2])
+        if not viewable:
+            paths[1] = f"images/{pair.name}_output.png"
+            save_preview(read_image(out / "outputs" / f"{pair.name}{suffix}"), out / paths[1])
+        save_preview(input_preview(pair, config), out / paths[0])
+        save_preview(pair.target, out / paths[2])
         shown = f"{label}: {pair.name} (L1 {row['l1']:.4f}, SSIM {row['ssim']:.3f})"
         image_rows.append((shown, paths))
     parts = _summary_parts(summary)

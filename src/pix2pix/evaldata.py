@@ -4,6 +4,13 @@ The size follows the official pix2pix test protocol (load size = crop size, no r
 crop, no flip): `auto` resizes like training minus the crop, so a model trained on
 random 256x256 crops of 286x286 resizes is tested on 256x256 resizes. `native` keeps
 each file's size; an integer N resizes to N x N.
+
+Any data the training reads is evaluated the same way: 1, 3 or N channels (stacked
+A1/, A2/ folders too) at 8 or 16 bits or float, resized per channel without losing
+precision (`transforms.resize_array`), and turned into model tensors by
+`pix2pix.data.encoding`. In ``lab`` mode the model input is the L* of the target photo
+(as in training) and outputs are compared, as RGB images of (input L*, predicted a*b*),
+with the RGB target photo.
 """
 
 from __future__ import annotations
@@ -12,11 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+import torch
 
 from pix2pix.config import DataConfig, RunConfig
 from pix2pix.data.datasets import PairFiles, load_pair
+from pix2pix.data.encoding import decode_output, encode_input, image_channels
+from pix2pix.data.images import from_tensor, output_suffix, to_tensor, with_channels
+from pix2pix.data.transforms import resize_array
 from pix2pix.errors import UserError
+from pix2pix.metrics import quantize
 
 SizeRule = str | int  # "auto", "native" or N
 
@@ -48,16 +59,21 @@ def eval_size(
 
 
 def _resize(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """(H, W, C) of any channels and depth -> (h, w, C) bicubic, same depth (`size` is (w, h))."""
     if (arr.shape[1], arr.shape[0]) == size:
         return arr
-    image = Image.fromarray(arr[:, :, 0] if arr.shape[2] == 1 else arr)
-    return np.asarray(image.resize(size, Image.BICUBIC)).reshape(size[1], size[0], arr.shape[2])
+    return resize_array(arr, size)
 
 
 @dataclass(frozen=True)
 class EvalPair:
-    """One test pair: model input and target (H, W, C) uint8 at the evaluation size, and
-    the input at its file's size (label maps for FCN-scores are read from it)."""
+    """One test pair at the evaluation size, as (H, W, C) arrays at their files' depth.
+
+    input: what the model input is made from (`model_input`; lab: the colour target
+    photo, whose L* the model sees). target: what outputs are compared with (lab: the
+    RGB photo). raw_input: the input side at its file's size (label maps for FCN-scores
+    are read from it).
+    """
 
     name: str
     input: np.ndarray
@@ -65,17 +81,70 @@ class EvalPair:
     raw_input: np.ndarray
 
 
-def load_eval_pair(pair: PairFiles, config: RunConfig, rule: SizeRule = "auto") -> EvalPair:
-    """Decode one pair in the model's direction, resized by `rule` (see `eval_size`)."""
+def _read_sides(pair: PairFiles, config: RunConfig) -> tuple[np.ndarray, np.ndarray]:
+    """(input side, target side) of a pair in the model's direction, as training reads them."""
     m, d = config.model, config.data
+    if d.color_space == "lab":  # the colour target photo; channels as stored
+        a, b = load_pair(pair, None, None)
+        x, y = (a, b) if d.direction == "AtoB" else (b, a)
+        return x, with_channels(y, 3, pair.a)
     c_in, c_out = int(m.in_channels or 3), int(m.out_channels or 3)
     ch_a, ch_b = (c_in, c_out) if d.direction == "AtoB" else (c_out, c_in)
     a, b = load_pair(pair, ch_a, ch_b)
-    if a.shape[:2] != b.shape[:2]:
+    return (a, b) if d.direction == "AtoB" else (b, a)
+
+
+def load_eval_pair(pair: PairFiles, config: RunConfig, rule: SizeRule = "auto") -> EvalPair:
+    """Decode one pair in the model's direction, resized by `rule` (see `eval_size`)."""
+    x, y = _read_sides(pair, config)
+    if x.shape[:2] != y.shape[:2]:
         raise UserError(f"{pair.a}: the two sides of this pair differ in size; align them")
-    x, y = (a, b) if d.direction == "AtoB" else (b, a)
-    size = eval_size(d, x.shape[1], x.shape[0], rule)
-    return EvalPair(pair.name, _resize(x, size), _resize(y, size), x)
+    size = eval_size(config.data, y.shape[1], y.shape[0], rule)
+    target = _resize(y, size)
+    model_input = target if config.data.color_space == "lab" else _resize(x, size)
+    return EvalPair(pair.name, model_input, target, x)
+
+
+def model_input(pair: EvalPair, config: RunConfig) -> torch.Tensor:
+    """The model input (1, C_in, H, W) in [-1, 1] (lab: L* of the target photo)."""
+    return encode_input(pair.input, config.data.color_space)[None]
+
+
+def target_tensor(pair: EvalPair) -> torch.Tensor:
+    """The target (1, C, H, W) in [-1, 1], normalised from its depth (lab: RGB)."""
+    return to_tensor(pair.target)[None]
+
+
+def output_depth(config: RunConfig) -> str:
+    """The depth outputs are written at (checkpoints from before the setting: uint8)."""
+    depth = config.data.output_depth
+    return "uint8" if depth == "auto" else depth
+
+
+def output_channels(config: RunConfig) -> int:
+    """Channels of an output image as written (lab: 3, RGB)."""
+    return image_channels(int(config.model.out_channels or 3), config.data.color_space)
+
+
+def output_file_suffix(config: RunConfig) -> str:
+    """.png for 1 or 3 channels of 8 or 16 bits, else .tif (as `pix2pix translate` writes)."""
+    return output_suffix(output_channels(config), output_depth(config))
+
+
+def output_image(y: torch.Tensor, x: torch.Tensor, config: RunConfig) -> torch.Tensor:
+    """Model outputs (B, C_out, H, W) for inputs x -> the images they stand for, (B, C, H, W)
+    in [-1, 1], rounded to the levels of the output depth: what a written file holds.
+
+    lab: RGB of (input L*, predicted a*b*). Metrics are computed on these.
+    """
+    return quantize(decode_output(y, x, config.data.color_space), output_depth(config))
+
+
+def input_preview(pair: EvalPair, config: RunConfig) -> np.ndarray:
+    """The input as a picture (H, W, C): as read, or in lab mode the L* the model sees."""
+    if config.data.color_space == "lab":
+        return from_tensor(model_input(pair, config)[0], "uint8")
+    return pair.input
 
 
 def load_eval_pairs(

@@ -2,17 +2,22 @@
 
 For every pair of the split (in the model's direction, at the evaluation size of
 `pix2pix.evaldata`) the model's output is compared with the target: L1, MSE, PSNR, SSIM,
-MS-SSIM (`pix2pix.metrics`, on the 8-bit output as saved). Optionally:
+MS-SSIM (`pix2pix.metrics`), on [0, 1] images: the output as its file holds it (rounded
+to the checkpoint's output depth: 8 or 16 bits, or float) against the target normalised
+from its own depth, every channel averaged. Lab colorization models are scored on the
+RGB image of (input L*, predicted a*b*) against the RGB target photo. Optionally:
 
 - FID and KID between the outputs and the targets (`pix2pix.fid`; skipped with one log
-  line when the Inception weights are not installed);
+  line when the Inception weights are not installed, or when the outputs have other than
+  1 or 3 channels);
 - FCN-scores (`pix2pix.segmentation`): a segmenter trained on real photos segments each
   output and each real target; both are scored against the model's input label map.
 
-Writes into the report folder: `outputs/<name>.png` (every output), `metrics.csv` (one
-row per image), `metrics.json` (means and dataset-level scores), `index.html` with the
-tables and input | output | target rows for the best, worst and random pairs by L1
-(their images in `images/`).
+Writes into the report folder: `outputs/<name>.png` (every output, as `pix2pix
+translate` writes it: `.tif` for other than 1 or 3 channels), `metrics.csv` (one row per
+image), `metrics.json` (means and dataset-level scores), `index.html` with the tables and
+input | output | target rows for the best, worst and random pairs by L1 (8-bit previews
+in `images/`).
 """
 
 from __future__ import annotations
@@ -29,14 +34,27 @@ import torch
 from tqdm import tqdm
 
 from pix2pix.checkpoint import find_checkpoint, read_meta
+from pix2pix.data import formats
 from pix2pix.data.datasets import PairFiles, find_pairs
-from pix2pix.data.images import save_image, to_tensor, to_uint8
+from pix2pix.data.encoding import output_array
+from pix2pix.data.images import save_image
 from pix2pix.errors import UserError
 from pix2pix.eval_report import write_report
-from pix2pix.evaldata import EvalPair, SizeRule, load_eval_pair, pairs_folder
+from pix2pix.evaldata import (
+    EvalPair,
+    SizeRule,
+    load_eval_pair,
+    model_input,
+    output_channels,
+    output_depth,
+    output_file_suffix,
+    output_image,
+    pairs_folder,
+    target_tensor,
+)
 from pix2pix.fid import FeatureExtractor, find_inception, kid
 from pix2pix.fid import fid as fid_score
-from pix2pix.metrics import image_metrics, quantize
+from pix2pix.metrics import image_metrics
 from pix2pix.segmentation import Segmenter, confusion_matrix, fcn_scores
 from pix2pix.segmentation.data import read_labels
 from pix2pix.translate import Pix2Pix
@@ -161,11 +179,20 @@ def evaluate(
     if samples < 0:
         raise UserError(f"--samples {samples} is out of range; use a value >= 0")
     ckpt = find_checkpoint(Path(checkpoint))
-    _, ckpt_progress = read_meta(ckpt)
+    config, ckpt_progress = read_meta(ckpt)
     root = pairs_folder(data, split)
     pairs = find_pairs(root, "auto")
     # fail fast on bad inputs, before any work
     seg = Segmenter.load(segmenter, device) if segmenter else None
+    channels, depth = output_channels(config), output_depth(config)
+    suffix = output_file_suffix(config)
+    if channels == 3 and depth == "uint16":
+        formats.require_opencv("writing 16-bit colour outputs")
+    wants_fid = fid or inception_weights is not None
+    if wants_fid and channels not in (1, 3):
+        log.warning("FID/KID skipped: Inception features need 1- or 3-channel images, "
+                    "these outputs have %d", channels)  # fmt: skip
+        fid, inception_weights = False, None
     extractor = find_inception(inception_weights, fid)
     model = Pix2Pix.load(ckpt, device, precision=precision, images=len(pairs))
     if extractor is not None:
@@ -182,9 +209,11 @@ def evaluate(
     rows: list[dict[str, Any]] = []
     for i, pair in enumerate(tqdm(pairs, unit="img", disable=not progress or None)):
         p = load_eval_pair(pair, model.config, size)
-        x, y = to_tensor(p.input)[None], to_tensor(p.target)[None]
-        output = quantize(model.translate_tensor(x, eval_mode=eval_mode, seed=seed + i))
-        save_image(to_uint8(output[0]), out / "outputs" / f"{p.name}.png")
+        x, y = model_input(p, model.config), target_tensor(p)
+        raw = model.translate_tensor(x, eval_mode=eval_mode, seed=seed + i)
+        output = output_image(raw, x, model.config)  # (1, C, H, W) as the file holds it
+        written = output_array(raw[0], x[0], model.config.data)  # as `translate` writes it
+        save_image(written, out / "outputs" / f"{p.name}{suffix}")
         row: dict[str, Any] = {"name": p.name, "width": x.shape[-1], "height": x.shape[-2]}
         row |= {k: v.item() for k, v in image_metrics(output, y).items()}
         if fcn is not None:
@@ -202,6 +231,11 @@ def evaluate(
         "size": size,
         "inference": "eval" if eval_mode else "paper",
         "seed": seed,
+        "outputs": {
+            "channels": channels,
+            "depth": depth,
+            "color_space": model.config.data.color_space,
+        },
         "mean": {k: float(np.mean([r[k] for r in rows])) for k in metric_names},
         "std": {k: float(np.std([r[k] for r in rows])) for k in metric_names},
     }

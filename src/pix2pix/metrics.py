@@ -166,6 +166,16 @@ def image_metrics(
     return {name: METRICS[name](output, target).cpu() for name in names}
 
 
-def quantize(x: torch.Tensor) -> torch.Tensor:
-    """Round [-1, 1] values to the 256 levels an 8-bit image file keeps (as saved to disk)."""
-    return ((x.float().clamp(-1, 1) + 1.0) * 127.5).round() / 127.5 - 1.0
+# Levels above zero of each output depth (float32 files keep the values as they are).
+LEVELS = {"uint8": 255.0, "uint16": 65535.0}
+
+
+def quantize(x: torch.Tensor, depth: str = "uint8") -> torch.Tensor:
+    """Round [-1, 1] values to the levels an image file of `depth` keeps (as saved to disk):
+    256 for uint8, 65536 for uint16; float32 is only clamped to [-1, 1]."""
+    if depth == "float32":
+        return x.float().clamp(-1, 1)
+    if depth not in LEVELS:
+        raise ValueError(f"depth {depth!r} is not valid; choose one of: uint8, uint16, float32")
+    half = LEVELS[depth] / 2
+    return ((x.float().clamp(-1, 1) + 1.0) * half).round() / half - 1.0

@@ -4,7 +4,9 @@ Held-out pairs come from `--val-data DIR`, or from `--val-fraction F` of the tra
 pairs: a fixed subset drawn from the run's seed, removed from training
 (`split_holdout`). Validation translates them one at a time at the evaluation size
 (`pix2pix.evaldata`), in the paper's test mode with seed = the pair's index (or eval
-mode with --val-eval), on 8-bit outputs as a saved file holds them. It runs under
+mode with --val-eval), on outputs as a saved file holds them (the run's output depth;
+lab: RGB of input L* and predicted a*b*), exactly as `pix2pix evaluate` scores them. Any
+data the run trains on validates: N channels, 16 bits, stacked inputs, lab. It runs under
 `torch.random.fork_rng` and never updates batch-norm statistics, so a run validates
 without changing a single weight of the training: resumed and uninterrupted runs still
 end bit-identical.
@@ -23,11 +25,17 @@ from torch.utils.data import Dataset
 
 from pix2pix.config import RunConfig
 from pix2pix.data.datasets import PairedDataset, PairFiles, find_pairs
-from pix2pix.data.images import to_tensor
 from pix2pix.errors import ConfigError, UserError
-from pix2pix.evaldata import load_eval_pairs, pairs_folder
+from pix2pix.evaldata import (
+    load_eval_pairs,
+    model_input,
+    output_channels,
+    output_image,
+    pairs_folder,
+    target_tensor,
+)
 from pix2pix.fid import INSTALL, FeatureExtractor, default_weights_path, fid, load_inception
-from pix2pix.metrics import HIGHER_IS_BETTER, image_metrics, quantize
+from pix2pix.metrics import HIGHER_IS_BETTER, image_metrics
 from pix2pix.nets.padding import run_any_size
 from pix2pix.runtime import autocast
 from pix2pix.translate import inference_mode
@@ -99,6 +107,12 @@ class Validator:
         self.metric = mon.val_metric
         self.eval_mode = mon.val_eval
         self.every = mon.val_every
+        self.config = config
+        if self.metric == "fid" and output_channels(config) not in (1, 3):
+            raise ConfigError(
+                f"--val-metric fid needs 1- or 3-channel outputs, this run's have "
+                f"{output_channels(config)}; pick another --val-metric"
+            )
         if self.metric == "fid" and features is None:
             if default_weights_path() is None:
                 raise ConfigError(f"--val-metric fid needs the Inception weights; run: {INSTALL}")
@@ -108,8 +122,8 @@ class Validator:
         self.features = features
         eval_pairs = load_eval_pairs(pairs, config)
         self.names = [p.name for p in eval_pairs]
-        self.inputs = [to_tensor(p.input)[None] for p in eval_pairs]  # (1, C_in, H, W)
-        self.targets = [to_tensor(p.target)[None] for p in eval_pairs]
+        self.inputs = [model_input(p, config) for p in eval_pairs]  # (1, C_in, H, W)
+        self.targets = [target_tensor(p) for p in eval_pairs]  # (1, C, H, W)
         self.best: dict[str, Any] | None = None  # {"metric", "value", "step"}
         self._real: np.ndarray | None = None  # Inception features of the targets, once
 
@@ -135,7 +149,7 @@ class Validator:
                     torch.manual_seed(i)  # the seed `pix2pix evaluate` gives pair i
                     with autocast(precision, device):
                         out = run_any_size(generator, x.to(device), stride)
-                    out = quantize(out.float().cpu())
+                    out = output_image(out.float().cpu(), x, self.config)
                     rows.append({k: v.item() for k, v in image_metrics(out, y).items()})
                     outputs.append(out)
         finally:
