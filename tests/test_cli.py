@@ -11,8 +11,11 @@ import numpy as np
 import pytest
 
 from conftest import write_aligned, write_paired
+from pix2pix.checkpoint import read_meta
 from pix2pix.cli import main
 from pix2pix.data.images import read_image, save_image
+from pix2pix.data.synthetic import LABEL_COLOURS
+from pix2pix.serve.drawing import drawing_for
 
 TINY = [
     "--generator", "unet_32", "--ngf", "4", "--ndf", "4", "--load-size", "36",
@@ -93,6 +96,11 @@ def test_demo_end_to_end_at_a_tiny_size(capsys, tmp_path: Path) -> None:
     assert len(links) == 16 * 3
     assert all((page.parent / link).is_file() for link in links)
     assert "Mean L1 error" in page.read_text()
+    # the checkpoint records the label colours, for `pix2pix serve`'s drawing tools
+    config, _ = read_meta(tmp_path / "demo" / "run" / "latest")
+    drawing = drawing_for(config, 3, 32)
+    assert drawing.mode == "palette" and drawing.colours == [tuple(c) for c in LABEL_COLOURS]
+    assert drawing.names == ["sky", "ground", "building", "sun", "tree"]
     # running it again reuses the finished run
     code, out2, err = run(capsys, "demo", "--out", tmp_path / "demo", "--size", "32",
                           "--steps", "6", "--train-images", "4", "--device", "cpu")  # fmt: skip

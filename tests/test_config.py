@@ -80,3 +80,44 @@ def test_load_config_file_reads_checkpoint_configs(tmp_path) -> None:
     assert load_config_file(tmp_path / "ckpt.json") == cfg
     with pytest.raises(ConfigError, match="not found"):
         load_config_file(tmp_path / "nope.json")
+
+
+def test_label_palette_round_trips_through_config_and_checkpoint(tmp_path) -> None:
+    from pix2pix.checkpoint import Progress, read_meta, save_checkpoint
+    from pix2pix.nets import build_generator
+    from pix2pix.segmentation import parse_palette
+
+    cfg = RunConfig(
+        model=ModelConfig(generator="unet_32", ngf=4, ndf=4, in_channels=3, out_channels=3),
+        data=DataConfig(palette="facades"),
+    )
+    assert RunConfig.from_json(cfg.to_json()) == cfg
+    # a file's palette is stored inline: the checkpoint does not need the file again
+    (tmp_path / "labels.json").write_text('{"colors": [[0, 0, 0], [9, 8, 7]], "names": ["a", "b"]}')
+    from_file = cfg.replace(data={"palette": str(tmp_path / "labels.json")})
+    save_checkpoint(tmp_path / "ck", from_file, Progress(), build_generator(from_file.model))
+    (tmp_path / "labels.json").unlink()
+    saved = read_meta(tmp_path / "ck")[0].data.palette
+    assert parse_palette(saved).colors == ((0, 0, 0), (9, 8, 7))
+    assert parse_palette(saved).names == ("a", "b")
+    # runtime: a resumed run may record another palette; configs from before it have none
+    assert cfg.differences(from_file) == []
+    raw = cfg.to_dict()
+    del raw["data"]["palette"]
+    assert RunConfig.from_dict(raw).data.palette == ""
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("sunset", "--palette 'sunset' is not a preset (facades), JSON, or a file"),
+        ("[[0, 0, 0], [1, 2]]", "--palette (inline JSON): expected a JSON list of [R, G, B]"),
+    ],
+)
+def test_a_bad_palette_is_one_line_and_exit_2(capsys, tmp_path, value: str, message: str) -> None:
+    from test_cli import error_line, run
+
+    code, _, err = run(capsys, "train", "--data", tmp_path, "--out", tmp_path / "run",
+                       "--palette", value)  # fmt: skip
+    assert code == 2 and message in error_line(err)
+    assert not (tmp_path / "run").exists()

@@ -9,7 +9,6 @@ import threading
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -23,18 +22,23 @@ from pix2pix.cli import main
 from pix2pix.data.images import to_tensor, to_uint8
 from pix2pix.errors import UserError
 from pix2pix.nets import build_generator
+from pix2pix.segmentation import parse_palette as parse_label_palette
 from pix2pix.serve.app import STATIC, create_app
-from pix2pix.serve.drawing import palette_from_config, parse_palette
+from pix2pix.serve.drawing import palette_from_config, palette_option, parse_palette
 from pix2pix.serve.upload import Limits
 from pix2pix.translate import Pix2Pix
 
 PALETTE = [(30, 40, 160), (40, 160, 40), (200, 30, 30), (250, 220, 0), (0, 200, 200)]
 
 
-def make_model(path: Path, generator: str = "unet_64", c_in: int = 3, c_out: int = 3) -> Pix2Pix:
+def make_model(
+    path: Path, generator: str = "unet_64", c_in: int = 3, c_out: int = 3, palette: str = ""
+) -> Pix2Pix:
     """A tiny trained-looking model (unet_64 has one dropout layer) loaded for serving."""
     cfg = tiny_config(
-        "data", model={"generator": generator, "in_channels": c_in, "out_channels": c_out}
+        "data",
+        model={"generator": generator, "in_channels": c_in, "out_channels": c_out},
+        data={"palette": palette},
     )
     torch.manual_seed(0)
     g = build_generator(cfg.model).train()
@@ -224,10 +228,14 @@ def test_drawing_tools_follow_the_model(model: Pix2Pix, tmp_path: Path) -> None:
     gray = make_model(tmp_path / "gray", "unet_32", c_in=1, c_out=3)
     drawing = TestClient(create_app(gray, palette=PALETTE)).get("/info").json()["drawing"]
     assert drawing["mode"] == "pen"  # label colours make no sense for a 1-channel input
-    # a `palette` value in a checkpoint config (any section) is picked up
-    config = SimpleNamespace(data=SimpleNamespace(palette=[[0, 0, 0], [9, 9, 9]]), model=0, train=0)
-    assert palette_from_config(config) == [(0, 0, 0), (9, 9, 9)]  # type: ignore[arg-type]
+    # the checkpoint config's `data.palette` (train --palette) is picked up
+    config = tiny_config("data", data={"palette": "[[0, 0, 0], [9, 9, 9]]"})
+    assert palette_from_config(config).colors == ((0, 0, 0), (9, 9, 9))  # type: ignore[union-attr]
+    assert palette_from_config(tiny_config("data")) is None
     assert parse_palette("1,2,3 4,5,6") == [(1, 2, 3), (4, 5, 6)]
+    # serve --palette takes R,G,B lists, and what train --palette takes
+    assert palette_option("1,2,3 4,5,6").names == ("label 0", "label 1")
+    assert palette_option("facades").names[:2] == ("background", "facade")
     with pytest.raises(UserError, match="entry 1 is \\[4, 5, 256\\]"):
         parse_palette("1,2,3 4,5,256")
     with pytest.raises(UserError, match="'1;2;3' is not R,G,B"):
@@ -258,6 +266,22 @@ def test_serve_command_binds_loopback_by_default(
     with pytest.raises(SystemExit):
         main(["serve", "--checkpoint", str(checkpoint)])
     assert "needs fastapi; install it with pip install 'pix2pix[serve]'" in capsys.readouterr().err
+
+
+def test_serve_draws_with_the_palette_the_checkpoint_records(tmp_path: Path, monkeypatch) -> None:
+    import pix2pix.serve.server as server
+
+    make_model(tmp_path / "ck", "unet_32", palette="facades")
+    apps = []
+    monkeypatch.setattr(server, "serve", lambda app, host, port: apps.append(app))
+    flags = ["serve", "--checkpoint", str(tmp_path / "ck"), "--device", "cpu"]
+    main(flags)
+    main([*flags, "--palette", "1,2,3 4,5,6"])  # the flag still overrides
+    recorded, given = (TestClient(app).get("/info").json()["drawing"] for app in apps)
+    assert recorded["mode"] == "palette"
+    assert [tuple(c) for c in recorded["colours"]] == list(parse_label_palette("facades").colors)
+    assert recorded["names"][:3] == ["background", "facade", "window"]
+    assert given["colours"] == [[1, 2, 3], [4, 5, 6]] and given["names"] == ["label 0", "label 1"]
 
 
 def test_latency_benchmark_reports_its_figures() -> None:

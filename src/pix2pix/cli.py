@@ -231,8 +231,9 @@ def add_serve(sub: Subparsers) -> None:
     p.add_argument(
         "--palette",
         metavar="'R,G,B R,G,B ...'",
-        help="label colours to draw with (the first is the background); default: the "
-        "checkpoint config's palette if it has one, else a pen and an eraser",
+        help="label colours to draw with (the first is the background), or a preset "
+        "(facades), JSON or JSON file as for train --palette; default: the palette the "
+        "checkpoint records (train --palette), else a pen and an eraser",
     )
     p.add_argument(
         "--max-upload-mb",
@@ -259,7 +260,7 @@ def _serve(args: argparse.Namespace) -> None:
         raise UserError(
             f"pix2pix serve needs {exc.name}; install it with pip install 'pix2pix[serve]'"
         ) from None
-    from pix2pix.serve.drawing import parse_palette
+    from pix2pix.serve.drawing import palette_option
     from pix2pix.serve.upload import Limits
     from pix2pix.translate import Pix2Pix
 
@@ -267,7 +268,7 @@ def _serve(args: argparse.Namespace) -> None:
         raise UserError(f"--port {args.port} is out of range; use 1..65535")
     if args.max_upload_mb <= 0 or args.max_pixels < 1:
         raise UserError("--max-upload-mb and --max-pixels must be positive")
-    palette = parse_palette(args.palette) if args.palette else None
+    palette = palette_option(args.palette) if args.palette else None
     limits = Limits(max_bytes=int(args.max_upload_mb * 2**20), max_pixels=args.max_pixels)
     model = Pix2Pix.load(
         args.checkpoint,

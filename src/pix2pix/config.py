@@ -65,6 +65,18 @@ def _check_literals(obj: object) -> None:
             _choice(flag_name(f.name), getattr(obj, f.name), get_args(tp))
 
 
+def _palette_value(value: str) -> str:
+    """A checked --palette value: a preset name or inline JSON as given, a file's palette
+    as inline JSON. A bad value is a ConfigError naming it."""
+    from pix2pix.segmentation.palette import PRESETS, parse_palette  # imports this module
+
+    palette = parse_palette(value)
+    text = value.strip()
+    if text in PRESETS or text.startswith(("[", "{")):
+        return text
+    return json.dumps(palette.to_dict(), separators=(",", ":"))
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """The networks: what `pix2pix translate` needs to rebuild the generator."""
@@ -139,6 +151,11 @@ class DataConfig:
     output_depth: OutputDepth = field(default="auto", metadata=RUNTIME)
     """Depth of translated images: uint8, uint16 (16-bit PNG/TIFF), float32 (TIFF, values
     in [0, 1]); auto: the depth of the training targets, recorded in the checkpoint."""
+    # runtime: it describes the input images, it does not change what is trained
+    palette: str = field(default="", metadata=RUNTIME)
+    """Label colours of the input (a preset name such as facades, a JSON list of
+    [R, G, B], or a JSON file); recorded for `serve`'s drawing tools. A file's palette is
+    stored in the checkpoint as inline JSON."""
     cache: CacheMode = field(default="auto", metadata=RUNTIME)
     """Keep decoded images in memory: auto (when they fit in a quarter of RAM), on, off."""
     workers: int = field(default=-1, metadata=RUNTIME)
@@ -146,6 +163,8 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         _check_literals(self)
+        if self.palette:  # checked now; a file becomes inline JSON, so checkpoints carry it
+            object.__setattr__(self, "palette", _palette_value(self.palette))
         _at_least("--load-size", self.load_size, 1)
         _at_least("--crop-size", self.crop_size, 1)
         _at_least("--workers", self.workers, -1)

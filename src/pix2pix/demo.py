@@ -17,7 +17,7 @@ import numpy as np
 from pix2pix.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from pix2pix.data.datasets import find_pairs, load_pair
 from pix2pix.data.images import save_image, to_tensor, to_uint8
-from pix2pix.data.synthetic import write_dataset
+from pix2pix.data.synthetic import label_palette, write_dataset
 from pix2pix.errors import ConfigError
 from pix2pix.report import write_image_table
 from pix2pix.train import fit
@@ -47,7 +47,13 @@ def demo_config(
     epochs = max(2, math.ceil(steps / per_epoch))
     return RunConfig(
         model=ModelConfig(generator=f"unet_{size}", ngf=32, ndf=32, in_channels=3, out_channels=3),
-        data=DataConfig(root=str(data_root), split="train", preprocess="none", workers=0),
+        data=DataConfig(
+            root=str(data_root),
+            split="train",
+            preprocess="none",
+            palette=label_palette(),  # `pix2pix serve` draws with the label colours
+            workers=0,
+        ),
         train=TrainConfig(
             epochs=epochs - epochs // 2,
             decay_epochs=epochs // 2,

@@ -9,6 +9,7 @@ A -> B the way it learns facades labels -> photos. Everything is a pure function
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,14 @@ SKY, GROUND, BUILDING, SUN, TREE = range(5)
 LABEL_COLOURS = np.array(
     [(30, 40, 160), (40, 160, 40), (200, 30, 30), (250, 220, 0), (0, 200, 200)], dtype=np.uint8
 )
+LABEL_NAMES = ("sky", "ground", "building", "sun", "tree")
+
+
+def label_palette() -> str:
+    """The label colours and class names as a palette value (`--palette`, inline JSON)."""
+    return json.dumps(
+        {"colors": LABEL_COLOURS.tolist(), "names": list(LABEL_NAMES)}, separators=(",", ":")
+    )
 
 
 def draw_labels(size: int, rng: np.random.Generator) -> tuple[np.ndarray, list[tuple]]:

@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 
 from pix2pix._version import __version__
 from pix2pix.data.images import to_tensor, to_uint8
+from pix2pix.segmentation.palette import Palette
 from pix2pix.serve.drawing import RGB, Drawing, drawing_for
 from pix2pix.serve.upload import BodyLimit, Limits, UploadError, decode_upload, encode_png
 from pix2pix.translate import Pix2Pix
@@ -90,9 +91,9 @@ ERRORS = {
 
 
 def create_app(
-    model: Pix2Pix, *, palette: list[RGB] | None = None, limits: Limits | None = None
+    model: Pix2Pix, *, palette: Palette | list[RGB] | None = None, limits: Limits | None = None
 ) -> FastAPI:
-    """The web app for `model`; `palette` overrides the checkpoint config's palette."""
+    """The web app for `model`; `palette` overrides the checkpoint config's `data.palette`."""
     limits = limits or Limits()
     if model.in_channels not in (1, 3):
         raise ValueError(f"the demo serves 1- or 3-channel models, not {model.in_channels}")

@@ -1,9 +1,10 @@
 """What the demo page lets a user draw with, decided by the model.
 
 - palette mode, for label -> photo models: one swatch per label colour, as RGB triples.
-  The palette comes from `--palette` or from a `palette` value in the checkpoint's config
-  (any section; a list of [R, G, B] triples); its first colour is the background that
-  "clear" fills the canvas with, so it doubles as the eraser.
+  The palette comes from serve's `--palette` or from the checkpoint's config
+  (`data.palette`, set by `pix2pix train --palette`: a preset such as facades, JSON or a
+  JSON file, read by `pix2pix.segmentation.palette`); its first colour is the background
+  that "clear" fills the canvas with, so it doubles as the eraser.
 - pen mode, for edge-like models (a 1-channel input, or no palette known): a black pen
   and a white eraser on a white canvas, as in the edges2shoes/edges2handbags data.
 
@@ -14,10 +15,13 @@ the page holds only palette colours.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from pix2pix.config import RunConfig
 from pix2pix.errors import UserError
+from pix2pix.segmentation.palette import PRESETS, Palette
+from pix2pix.segmentation.palette import parse_palette as parse_label_palette
 
 RGB = tuple[int, int, int]
 Mode = Literal["pen", "palette"]
@@ -65,13 +69,20 @@ def parse_palette(text: str) -> list[RGB]:
     return check_palette(entries, "--palette")
 
 
-def palette_from_config(config: RunConfig) -> list[RGB] | None:
-    """The `palette` value of any config section, if the checkpoint's config has one."""
-    for section in (config.data, config.model, config.train):
-        raw = getattr(section, "palette", None)
-        if raw:
-            return check_palette(raw, "checkpoint config palette")
-    return None
+def palette_option(text: str) -> Palette:
+    """serve's --palette: 'R,G,B R,G,B ...', or a value as `train --palette` takes it
+    (a preset such as facades, a JSON list of [R, G, B], a JSON file)."""
+    value = text.strip()
+    if value in PRESETS or value.startswith(("[", "{")) or Path(value).expanduser().is_file():
+        return parse_label_palette(value)
+    colours = parse_palette(value)
+    return Palette(tuple(colours), tuple(f"label {i}" for i in range(len(colours))))
+
+
+def palette_from_config(config: RunConfig) -> Palette | None:
+    """The label palette the checkpoint's config records (`data.palette`), if any."""
+    value = getattr(config.data, "palette", "")  # configs from before the field: none
+    return parse_label_palette(value) if value else None
 
 
 def canvas_size(config: RunConfig, stride: int) -> int:
@@ -89,12 +100,21 @@ def canvas_size(config: RunConfig, stride: int) -> int:
 
 
 def drawing_for(
-    config: RunConfig, in_channels: int, stride: int, palette: list[RGB] | None = None
+    config: RunConfig,
+    in_channels: int,
+    stride: int,
+    palette: Palette | list[RGB] | None = None,
 ) -> Drawing:
-    """Palette mode when a palette is given or configured and the input is colour; else pen."""
+    """Palette mode when a palette is given or configured and the input is colour; else pen.
+
+    `palette` (from --palette) overrides the checkpoint's; plain colours are named
+    'label 0', 'label 1', ...
+    """
     side = canvas_size(config, stride)
-    colours = palette if palette is not None else palette_from_config(config)
-    if colours is None or in_channels != 3:
+    chosen = palette if palette is not None else palette_from_config(config)
+    if chosen is None or in_channels != 3:
         return Drawing("pen", [PAPER, PEN], side, side, ["eraser", "pen"])
-    names = [f"label {i}" for i in range(len(colours))]
-    return Drawing("palette", colours, side, side, names)
+    if isinstance(chosen, Palette):
+        return Drawing("palette", list(chosen.colors), side, side, list(chosen.names))
+    names = [f"label {i}" for i in range(len(chosen))]
+    return Drawing("palette", list(chosen), side, side, names)
