@@ -77,3 +77,23 @@ def aligned_data(tmp_path: Path) -> Path:
 @pytest.fixture
 def paired_data(tmp_path: Path) -> Path:
     return write_paired(tmp_path / "paired")
+
+
+def run_cli(capsys: pytest.CaptureFixture[str], *args: object) -> tuple[int, str, str]:
+    """`pix2pix ARGS...` in this process: (exit status, stdout, stderr)."""
+    from pix2pix.cli import main
+
+    try:
+        main([str(a) for a in args])
+        code = 0
+    except SystemExit as exc:
+        code = int(exc.code or 0)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def error_line(err: str) -> str:
+    """The one `pix2pix: error: ...` line of a failed command (asserting there is one)."""
+    lines = [line for line in err.splitlines() if line.startswith("pix2pix: error:")]
+    assert len(lines) == 1, err
+    return lines[0]

@@ -10,9 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import write_aligned, write_paired
+from conftest import error_line, run_cli, write_aligned, write_paired
 from pix2pix.checkpoint import read_meta
-from pix2pix.cli import main
 from pix2pix.data.images import read_image, save_image
 from pix2pix.data.synthetic import LABEL_COLOURS
 from pix2pix.serve.drawing import drawing_for
@@ -25,22 +24,6 @@ TINY = [
 ]  # fmt: skip
 
 
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def error_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.startswith("pix2pix: error:")]
-    assert len(lines) == 1, err
-    return lines[0]
-
-
 def test_help_lists_the_subcommands() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "pix2pix", "--help"], capture_output=True, text=True, check=True
@@ -50,7 +33,7 @@ def test_help_lists_the_subcommands() -> None:
 
 
 def test_train_help_documents_every_flag(capsys) -> None:
-    code, out, _ = run(capsys, "train", "--help")
+    code, out, _ = run_cli(capsys, "train", "--help")
     assert code == 0
     for flag in ("--data", "--direction", "--generator", "--epochs", "--decay-epochs",
                  "--batch-size", "--load-size", "--crop-size", "--ngf", "--ndf", "--seed",
@@ -60,13 +43,13 @@ def test_train_help_documents_every_flag(capsys) -> None:
 
 def test_train_then_translate(capsys, tmp_path: Path) -> None:
     data = write_aligned(tmp_path / "data", count=4)
-    code, out, err = run(capsys, "train", "--data", data, "--out", tmp_path / "run",
+    code, out, err = run_cli(capsys, "train", "--data", data, "--out", tmp_path / "run",
                          "--direction", "BtoA", *TINY)  # fmt: skip
     assert code == 0, err
     assert "checkpoint:" in out
     save_image(np.zeros((45, 70, 3), np.uint8), tmp_path / "in" / "x.png")
     pattern = tmp_path / "in" / "*.png"
-    code, out, err = run(capsys, "translate", "--checkpoint", tmp_path / "run", pattern,
+    code, out, err = run_cli(capsys, "translate", "--checkpoint", tmp_path / "run", pattern,
                          "--out", tmp_path / "out", "--eval")  # fmt: skip
     assert code == 0, err
     assert read_image(tmp_path / "out" / "x.png", 3).shape == (45, 70, 3)
@@ -75,19 +58,21 @@ def test_train_then_translate(capsys, tmp_path: Path) -> None:
 def test_resume_needs_only_the_run_folder(capsys, tmp_path: Path) -> None:
     data = write_aligned(tmp_path / "data", count=4)
     run_dir = tmp_path / "run"
-    code, _, err = run(capsys, "train", "--data", data, "--out", run_dir, "--max-steps", "2", *TINY)
+    code, _, err = run_cli(
+        capsys, "train", "--data", data, "--out", run_dir, "--max-steps", "2", *TINY
+    )
     assert code == 0, err
-    code, _, err = run(capsys, "train", "--out", run_dir, "--resume")
+    code, _, err = run_cli(capsys, "train", "--out", run_dir, "--resume")
     assert code == 0, err  # the run already reached its --max-steps: nothing more to do
     assert len((run_dir / "log.jsonl").read_text().splitlines()) == 2
-    code, _, err = run(capsys, "train", "--out", run_dir, "--resume", "--max-steps", "0")
+    code, _, err = run_cli(capsys, "train", "--out", run_dir, "--resume", "--max-steps", "0")
     assert code == 0, err
     lines = (run_dir / "log.jsonl").read_text().splitlines()
     assert len(lines) == 4  # 2 epochs of 2 steps
 
 
 def test_demo_end_to_end_at_a_tiny_size(capsys, tmp_path: Path) -> None:
-    code, out, err = run(capsys, "demo", "--out", tmp_path / "demo", "--size", "32",
+    code, out, err = run_cli(capsys, "demo", "--out", tmp_path / "demo", "--size", "32",
                          "--steps", "6", "--train-images", "4", "--device", "cpu")  # fmt: skip
     assert code == 0, err
     page = Path(out.strip().split()[-1])
@@ -102,7 +87,7 @@ def test_demo_end_to_end_at_a_tiny_size(capsys, tmp_path: Path) -> None:
     assert drawing.mode == "palette" and drawing.colours == [tuple(c) for c in LABEL_COLOURS]
     assert drawing.names == ["sky", "ground", "building", "sun", "tree"]
     # running it again reuses the finished run
-    code, out2, err = run(capsys, "demo", "--out", tmp_path / "demo", "--size", "32",
+    code, out2, err = run_cli(capsys, "demo", "--out", tmp_path / "demo", "--size", "32",
                           "--steps", "6", "--train-images", "4", "--device", "cpu")  # fmt: skip
     assert code == 0 and out2 == out, err
 
@@ -142,7 +127,7 @@ def _bad_dataset(tmp_path: Path, kind: str) -> tuple[Path, str]:
 )
 def test_bad_dataset_gets_one_line_and_exit_2(capsys, tmp_path: Path, kind: str) -> None:
     data, expected = _bad_dataset(tmp_path, kind)
-    code, _, err = run(capsys, "train", "--data", data, "--out", tmp_path / "run", *TINY)
+    code, _, err = run_cli(capsys, "train", "--data", data, "--out", tmp_path / "run", *TINY)
     assert code == 2
     assert expected in error_line(err)
     assert "Traceback" not in err
@@ -161,7 +146,9 @@ def test_bad_dataset_gets_one_line_and_exit_2(capsys, tmp_path: Path, kind: str)
 )
 def test_bad_flag_values(capsys, tmp_path: Path, flags: list[str], expected: str) -> None:
     data = write_aligned(tmp_path / "data", count=2)
-    code, _, err = run(capsys, "train", "--data", data, "--out", tmp_path / "run", *TINY, *flags)
+    code, _, err = run_cli(
+        capsys, "train", "--data", data, "--out", tmp_path / "run", *TINY, *flags
+    )
     assert code == 2
     assert expected in error_line(err)
 
@@ -169,17 +156,22 @@ def test_bad_flag_values(capsys, tmp_path: Path, flags: list[str], expected: str
 def test_bad_checkpoints(capsys, tmp_path: Path) -> None:
     data = write_aligned(tmp_path / "data", count=4)
     run_dir = tmp_path / "run"
-    assert run(capsys, "train", "--data", data, "--out", run_dir, "--max-steps", "1", *TINY)[0] == 0
+    assert (
+        run_cli(capsys, "train", "--data", data, "--out", run_dir, "--max-steps", "1", *TINY)[0]
+        == 0
+    )
     ckpt = run_dir / "latest"
     config = (ckpt / "config.json").read_text()
     (ckpt / "config.json").write_text(config.replace('"format_version": 1', '"format_version": 7'))
-    code, _, err = run(capsys, "translate", "--checkpoint", run_dir, data, "--out", tmp_path / "o")
+    code, _, err = run_cli(
+        capsys, "translate", "--checkpoint", run_dir, data, "--out", tmp_path / "o"
+    )
     assert code == 2 and "checkpoint format version 7" in error_line(err)
     (ckpt / "config.json").write_text(config)
     (ckpt / "training_state.pt").rename(tmp_path / "state.pt")
-    code, _, err = run(capsys, "train", "--out", run_dir, "--resume")
+    code, _, err = run_cli(capsys, "train", "--out", run_dir, "--resume")
     assert code == 2 and "missing training_state.pt" in error_line(err)
-    code, _, err = run(
+    code, _, err = run_cli(
         capsys, "translate", "--checkpoint", tmp_path / "nowhere", data, "--out", tmp_path / "o"
     )
     assert code == 2 and "nowhere: no such checkpoint" in error_line(err)
@@ -188,14 +180,17 @@ def test_bad_checkpoints(capsys, tmp_path: Path) -> None:
 def test_a_failed_resume_leaves_the_checkpoint_intact(capsys, tmp_path: Path) -> None:
     data = write_aligned(tmp_path / "data", count=4)
     run_dir = tmp_path / "run"
-    assert run(capsys, "train", "--data", data, "--out", run_dir, "--max-steps", "1", *TINY)[0] == 0
+    assert (
+        run_cli(capsys, "train", "--data", data, "--out", run_dir, "--max-steps", "1", *TINY)[0]
+        == 0
+    )
     before = {p.name: p.read_bytes() for p in (run_dir / "latest").iterdir()}
     log_before = (run_dir / "log.jsonl").read_bytes()
     (data / "2.png").write_text("broken")
-    code, _, err = run(capsys, "train", "--out", run_dir, "--resume")
+    code, _, err = run_cli(capsys, "train", "--out", run_dir, "--resume")
     assert code == 2 and "2.png: cannot read image" in error_line(err)
     assert {p.name: p.read_bytes() for p in (run_dir / "latest").iterdir()} == before
     assert (run_dir / "log.jsonl").read_bytes() == log_before
     # starting over into the same folder by mistake is refused too
-    code, _, err = run(capsys, "train", "--data", data, "--out", run_dir, *TINY)
+    code, _, err = run_cli(capsys, "train", "--data", data, "--out", run_dir, *TINY)
     assert code == 2 and "already holds a checkpoint" in error_line(err)

@@ -115,9 +115,9 @@ def test_label_palette_round_trips_through_config_and_checkpoint(tmp_path) -> No
     ],
 )
 def test_a_bad_palette_is_one_line_and_exit_2(capsys, tmp_path, value: str, message: str) -> None:
-    from test_cli import error_line, run
+    from conftest import error_line, run_cli
 
-    code, _, err = run(capsys, "train", "--data", tmp_path, "--out", tmp_path / "run",
+    code, _, err = run_cli(capsys, "train", "--data", tmp_path, "--out", tmp_path / "run",
                        "--palette", value)  # fmt: skip
     assert code == 2 and message in error_line(err)
     assert not (tmp_path / "run").exists()

@@ -11,12 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import tiny_config
+from conftest import error_line, run_cli, tiny_config
 from pix2pix.data.images import read_image
 from pix2pix.evaluate import evaluate
 from pix2pix.segmentation import SegmenterConfig, train_segmenter
 from pix2pix.train import fit
-from test_cli import error_line, run
 from test_metrics import TinyFeatures
 from test_segmentation import write_label_pairs
 
@@ -42,7 +41,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 def test_evaluate_command_writes_metrics_and_a_report(capsys, setup) -> None:
     out = setup["tmp"] / "report"
-    code, stdout, err = run(
+    code, stdout, err = run_cli(
         capsys, "evaluate", "--checkpoint", setup["run"], "--data", setup["data"],
         "--out", out, "--segmenter", setup["seg"], "--inception-weights", setup["inception"],
         "--samples", "2", "--device", "cpu", "--no-progress",
@@ -105,7 +104,7 @@ def test_fid_is_skipped_with_one_line_without_the_weights(setup, monkeypatch, ca
 def test_bad_input_gets_one_line_and_exit_2(capsys, setup, flags, message) -> None:
     out = setup["tmp"] / "bad_report"
     flags = [f.format(tmp=setup["tmp"]) for f in flags]
-    code, _, err = run(capsys, "evaluate", "--checkpoint", setup["run"], "--data",
+    code, _, err = run_cli(capsys, "evaluate", "--checkpoint", setup["run"], "--data",
                        setup["data"], "--out", out, "--device", "cpu", *flags)  # fmt: skip
     assert code == 2
     assert re.search(message, error_line(err))
@@ -113,7 +112,7 @@ def test_bad_input_gets_one_line_and_exit_2(capsys, setup, flags, message) -> No
 
 
 def test_unknown_validation_metric_is_refused(capsys, setup) -> None:
-    code, _, err = run(capsys, "train", "--data", setup["data"], "--out",
+    code, _, err = run_cli(capsys, "train", "--data", setup["data"], "--out",
                        setup["tmp"] / "never", "--val-metric", "lpips")  # fmt: skip
     assert code == 2 and "invalid choice: 'lpips'" in err
     assert not (setup["tmp"] / "never").exists()

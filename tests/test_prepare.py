@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import random_image, write_aligned, write_paired
-from pix2pix.cli import main
+from conftest import random_image, run_cli, write_aligned, write_paired
 from pix2pix.data.check import check_dataset
 from pix2pix.data.colour import rgb_to_lab
 from pix2pix.data.datasets import find_pairs
@@ -20,16 +19,6 @@ from pix2pix.data.images import read_image, save_image
 from pix2pix.data.masks import hole_mask
 from pix2pix.data.prepare import combine, separate, split_dataset
 from pix2pix.errors import UserError
-
-
-def run(capsys, *args: object) -> tuple[int, str, str]:
-    try:
-        main([str(a) for a in args])
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def write_photos(folder: Path, count: int = 4, size: tuple[int, int] = (32, 40)) -> Path:
@@ -202,10 +191,10 @@ def test_cli_of_each_tool(capsys, tmp_path: Path) -> None:
         (["check", tmp_path / "sp"], "no defects found"),
     ]  # fmt: skip
     for args, expected in steps:
-        code, out, err = run(capsys, "data", *args)
+        code, out, err = run_cli(capsys, "data", *args)
         assert code == 0 and expected in out, (args, out, err)
     (tmp_path / "sp" / "train" / "extra.png").write_text("broken")
-    code, out, _ = run(capsys, "data", "check", tmp_path / "sp")
+    code, out, _ = run_cli(capsys, "data", "check", tmp_path / "sp")
     assert code == 1 and "extra.png: cannot read image" in out
 
 
@@ -227,7 +216,7 @@ def test_bad_tool_input_gets_one_line_and_exit_2(
     capsys, tmp_path: Path, args: list[str], expected: str
 ) -> None:
     write_photos(tmp_path / "photos", count=1)
-    code, _, err = run(capsys, "data", *[a.format(tmp=tmp_path) for a in args])
+    code, _, err = run_cli(capsys, "data", *[a.format(tmp=tmp_path) for a in args])
     assert code == 2 and "Traceback" not in err
     lines = [line for line in err.splitlines() if line.startswith("pix2pix: error:")]
     assert len(lines) == 1 and expected in lines[0], err

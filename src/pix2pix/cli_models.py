@@ -1,0 +1,220 @@
+"""`pix2pix translate`, `export` and `serve`: the subcommands that run a trained model.
+
+Thin adapters over `pix2pix.translate`, `pix2pix.export` and `pix2pix.serve`; registered
+by `pix2pix.cli`, which reads argv and turns `UserError`s into one line and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from pix2pix.errors import UserError
+
+log = logging.getLogger("pix2pix")
+
+Subparsers = argparse._SubParsersAction  # what add_subparsers() returns
+
+
+def add_translate(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "translate",
+        help="translate images with a trained model",
+        description="Translate images of any size. Default inference is the paper's: dropout "
+        "on and batch norm with the test batch's statistics; --eval uses the running "
+        "statistics and no dropout (deterministic).",
+    )
+    p.add_argument("--checkpoint", required=True, help="run folder or checkpoint folder")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
+    p.add_argument("--out", required=True, metavar="OUT_DIR", help="folder for <stem>.png outputs")
+    p.add_argument("--batch-size", type=int, default=1, help="images per forward pass (default: 1)")
+    p.add_argument("--eval", action="store_true", help="eval-mode inference (deterministic)")
+    p.add_argument(
+        "--aligned", action="store_true", help="inputs are A|B files: translate the input half"
+    )
+    p.add_argument(
+        "--paired",
+        action="store_true",
+        help="inputs are dataset folders with A/ and B/ (or stacked A1/, A2/, ...): "
+        "translate the input side",
+    )
+    p.add_argument("--seed", type=int, default=0, help="dropout seed in paper mode (default: 0)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
+    add_speed_flags(p)
+    p.set_defaults(func=_translate)
+
+
+def add_speed_flags(p: argparse.ArgumentParser) -> None:
+    """--precision, --channels-last, --compile for inference commands."""
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=["auto", "fp32", "bf16", "fp16"],
+        help="inference precision: auto (bf16 where the hardware has it), fp32, bf16, fp16",
+    )
+    p.add_argument(
+        "--channels-last", default="auto", choices=["auto", "on", "off"], help="NHWC layout"
+    )
+    p.add_argument(
+        "--compile",
+        default="auto",
+        choices=["auto", "on", "off", "reduce-overhead", "max-autotune"],
+        help="torch.compile with frozen weights (optionally in a torch.compile mode); "
+        "auto: for jobs of 200+ images on CPU",
+    )
+
+
+def _translate(args: argparse.Namespace) -> None:
+    from pix2pix.data.images import expand_inputs
+    from pix2pix.translate import Pix2Pix, translate_files
+
+    # --paired takes dataset folders, whose input files translate_files finds
+    paths = args.inputs if args.paired else [str(p) for p in expand_inputs(args.inputs)]
+    model = Pix2Pix.load(
+        args.checkpoint,
+        device=args.device,
+        precision=args.precision,
+        channels_last=args.channels_last,
+        compile=args.compile,
+        images=None if args.paired else len(paths),
+    )
+    outputs = translate_files(
+        model,
+        paths,
+        args.out,
+        batch_size=args.batch_size,
+        eval_mode=args.eval,
+        aligned=args.aligned,
+        paired=args.paired,
+        seed=args.seed,
+    )
+    print(f"wrote {len(outputs)} image(s) to {args.out}")
+
+
+def add_serve(sub: Subparsers) -> None:
+    from pix2pix.serve.upload import Limits
+
+    limits = Limits()
+    p = sub.add_parser(
+        "serve",
+        help="a local web page: draw or upload an image, see its translation",
+        description="Serve a demo page (draw on a canvas or upload an image; the translation "
+        "appears beside it) and POST /translate (image in, PNG out; OpenAPI schema at "
+        "/openapi.json). Needs the 'serve' extra: pip install 'pix2pix[serve]'. Binds "
+        "127.0.0.1 (this machine only) unless --host says otherwise; there is no "
+        "authentication.",
+    )
+    p.add_argument("--checkpoint", required=True, help="run folder or checkpoint folder")
+    p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument(
+        "--palette",
+        metavar="'R,G,B R,G,B ...'",
+        help="label colours to draw with (the first is the background), or a preset "
+        "(facades), JSON or JSON file as for train --palette; default: the palette the "
+        "checkpoint records (train --palette), else a pen and an eraser",
+    )
+    p.add_argument(
+        "--max-upload-mb",
+        type=float,
+        default=limits.max_bytes / 2**20,
+        help=f"largest upload in MB (default: {limits.max_bytes / 2**20:g})",
+    )
+    p.add_argument(
+        "--max-pixels",
+        type=int,
+        default=limits.max_pixels,
+        help=f"largest image, width x height (default: {limits.max_pixels} = 2048x2048)",
+    )
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
+    add_speed_flags(p)
+    p.set_defaults(func=_serve)
+
+
+def _serve(args: argparse.Namespace) -> None:
+    try:
+        from pix2pix.serve.app import create_app
+        from pix2pix.serve.server import LOOPBACK, serve
+    except ImportError as exc:
+        raise UserError(
+            f"pix2pix serve needs {exc.name}; install it with pip install 'pix2pix[serve]'"
+        ) from None
+    from pix2pix.serve.drawing import palette_option
+    from pix2pix.serve.upload import Limits
+    from pix2pix.translate import Pix2Pix
+
+    if not 0 < args.port < 65536:
+        raise UserError(f"--port {args.port} is out of range; use 1..65535")
+    if args.max_upload_mb <= 0 or args.max_pixels < 1:
+        raise UserError("--max-upload-mb and --max-pixels must be positive")
+    palette = palette_option(args.palette) if args.palette else None
+    limits = Limits(max_bytes=int(args.max_upload_mb * 2**20), max_pixels=args.max_pixels)
+    model = Pix2Pix.load(
+        args.checkpoint,
+        device=args.device,
+        precision=args.precision,
+        channels_last=args.channels_last,
+        compile=args.compile,
+    )
+    if model.in_channels not in (1, 3):
+        raise UserError(
+            f"{args.checkpoint}: the demo serves 1- or 3-channel models; this one takes "
+            f"{model.in_channels} channels (export it instead)"
+        )
+    app = create_app(model, palette=palette, limits=limits)
+    if args.host not in LOOPBACK:
+        log.warning(
+            "serving on %s: anyone who can reach this address can use the model "
+            "(there is no authentication)",
+            args.host,
+        )
+    print(f"pix2pix demo: http://{args.host}:{args.port}/  (Ctrl-C to stop)", flush=True)
+    serve(app, host=args.host, port=args.port)
+
+
+def add_export(sub: Subparsers) -> None:
+    from pix2pix.export import DEFAULT_TOLERANCE, FORMATS
+
+    p = sub.add_parser(
+        "export",
+        help="export the generator to ONNX or TorchScript, verified against PyTorch",
+        description="Export the generator: input (B, C_in, H, W) float32 in [-1, 1], H and W "
+        "multiples of the generator's stride (256 for unet_256, 4 for resnet_*), batch, "
+        "height and width dynamic; output (B, C_out, H, W) in [-1, 1]. Dropout is off. "
+        "Batch norm uses the statistics of the translated batch, as the paper's inference "
+        "(default), or the running statistics from training (--eval). The written file is "
+        "run (onnxruntime or torch.jit.load) on two random input sizes and compared with "
+        "PyTorch in the same mode; if it differs by more than --tolerance, nothing is written.",
+    )
+    p.add_argument("--checkpoint", required=True, help="run folder or checkpoint folder")
+    p.add_argument("--format", required=True, choices=FORMATS, help="onnx or torchscript")
+    p.add_argument("--out", required=True, metavar="FILE", help="the exported file (e.g. g.onnx)")
+    p.add_argument(
+        "--eval",
+        action="store_true",
+        help="batch norm with running statistics (default: the batch's own statistics, "
+        "the paper's inference); dropout is off either way",
+    )
+    p.add_argument(
+        "--tolerance",
+        type=float,
+        default=DEFAULT_TOLERANCE,
+        help=f"largest accepted |exported - PyTorch| (default: {DEFAULT_TOLERANCE:g})",
+    )
+    p.set_defaults(func=_export)
+
+
+def _export(args: argparse.Namespace) -> None:
+    from pix2pix.export import export_checkpoint
+
+    result = export_checkpoint(
+        args.checkpoint, args.format, args.out, eval_mode=args.eval, tolerance=args.tolerance
+    )
+    for check in result.checks:
+        shape = "x".join(map(str, check.shape))
+        print(f"verified input {shape}: max |{args.format} - pytorch| = {check.max_abs_diff:.3g}")
+    mode = "running statistics" if result.eval_mode else "batch statistics"
+    print(
+        f"wrote {result.path} (batch norm: {mode}; dropout off; "
+        f"H, W multiples of {result.stride}; tolerance {result.tolerance:g})"
+    )
