@@ -70,12 +70,27 @@ def add_data_tools(sub: Subparsers) -> None:
     p = _photos(
         sub,
         "edges",
-        "photos -> Canny edge maps (needs the edges extra)",
-        "Make an edges -> photo dataset: Canny edges (black on white) as inputs, the photos "
-        "as targets. Needs OpenCV: pip install 'pix2pix[edges]'.",
+        "photos -> edge maps (Canny, or HED with local weights)",
+        "Make an edges -> photo dataset: edges (black on white) as inputs, the photos as "
+        "targets. Canny needs OpenCV: pip install 'pix2pix[edges]'. HED (the detector of "
+        "the paper's edges2* datasets) needs its weights in a local file: --hed-weights.",
+    )
+    p.add_argument(
+        "--method", choices=["canny", "hed"], default="canny", help="detector (default: canny)"
     )
     p.add_argument("--low", type=float, default=100.0, help="Canny low threshold (default: 100)")
     p.add_argument("--high", type=float, default=200.0, help="Canny high threshold (default: 200)")
+    p.add_argument(
+        "--hed-weights",
+        metavar="FILE",
+        help="HED state dict (.safetensors, or .pt read with weights_only=True)",
+    )
+    p.add_argument(
+        "--threshold",
+        type=float,
+        default=0.5,
+        help="HED edge probability marking an edge; 0 keeps the soft map (default: 0.5)",
+    )
     p.set_defaults(func=_edges)
 
     p = _photos(
@@ -157,7 +172,15 @@ def _edges(args: argparse.Namespace) -> None:
     from pix2pix.data.edges import edges
 
     made = edges(
-        args.src, args.out, low=args.low, high=args.high, layout=args.layout, workers=args.workers
+        args.src,
+        args.out,
+        method=args.method,
+        low=args.low,
+        high=args.high,
+        hed_weights=args.hed_weights,
+        threshold=args.threshold,
+        layout=args.layout,
+        workers=args.workers,
     )
     _wrote(len(made), "pair(s)", args.out)
 
