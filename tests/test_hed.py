@@ -78,6 +78,9 @@ def test_bad_hed_weight_files_get_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(UserError, match=r"junk\.safetensors: not readable as HED weights"):
         load_hed(tmp_path / "junk.safetensors")
+    (tmp_path / "junk.pt").write_bytes(b"not a pickle either")
+    with pytest.raises(UserError, match=r"junk\.pt: not readable as HED weights"):
+        load_hed(tmp_path / "junk.pt")
     state = HED().state_dict()
     del state["fuse.weight"]
     save_file(state, tmp_path / "partial.safetensors")

@@ -10,6 +10,7 @@ Edges are drawn black (0) on white (255), as in the published edges2* datasets.
 
 from __future__ import annotations
 
+import pickle
 import re
 from pathlib import Path
 from typing import Literal
@@ -75,7 +76,7 @@ def load_hed(path: str | Path) -> HED:
             state = load_file(path)
         else:
             state = torch.load(path, map_location="cpu", weights_only=True)
-    except (SafetensorError, RuntimeError, OSError, ValueError) as exc:
+    except (SafetensorError, pickle.UnpicklingError, RuntimeError, OSError, ValueError) as exc:
         raise UserError(f"{path}: not readable as HED weights ({exc}); {fix}") from None
     if not isinstance(state, dict):
         raise UserError(f"{path}: holds a {type(state).__name__}, not a state dict; {fix}")
