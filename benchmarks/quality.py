@@ -123,7 +123,8 @@ def markdown(result: dict[str, Any]) -> str:
     p = result["protocol"]
     lines = [
         f"Facades labels -> photo, {p['size']}x{p['size']}, {p['epochs']} epochs "
-        f"({p['steps']} steps, batch 1), {p['train_minutes']:.1f} min of training on "
+        f"({p['steps']} steps, batch 1), {p['train_minutes']:.1f} min of training steps "
+        f"(median {p['median_s_per_step']:.2f} s/step) on "
         f"{result['machine']}; evaluated on {e['images']} test pairs in {e['seconds']:.0f} s.",
         "",
         "| metric | value |",
@@ -131,6 +132,17 @@ def markdown(result: dict[str, Any]) -> str:
         *(f"| {name} | {cell(v)} |" for name, v in rows),
     ]
     return "\n".join(lines) + "\n"
+
+
+def step_seconds(run_dir: Path) -> list[float]:
+    """Seconds of each training step from `run_dir/log.jsonl`, one per step even when a
+    resumed run repeated steps after its last checkpoint (the last record wins)."""
+    seconds: dict[int, float] = {}
+    for line in (run_dir / "log.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        if "sec" in record:
+            seconds[record["step"]] = record["sec"]
+    return list(seconds.values())
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -143,9 +155,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         config = RunConfig.from_dict(saved).replace(train={"max_steps": args.max_steps})
     else:
         config = train_config(args, choose_epochs(args, len(find_pairs(data / "train"))))
-    start = time.perf_counter()
     checkpoint = fit(config, run_dir, resume=resume)
-    train_minutes = (time.perf_counter() - start) / 60
+    # From the log, not a clock around fit(): an interrupted and resumed run counts every
+    # step once (time waiting between the two processes excluded).
+    seconds = step_seconds(run_dir)
     progress = json.loads((checkpoint / "config.json").read_text())["progress"]
 
     segmenter = Path(args.segmenter) if args.segmenter else out / "segmenter"
@@ -164,7 +177,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "size": args.size,
             "epochs": config.train.total_epochs,
             "steps": progress["step"],
-            "train_minutes": train_minutes,
+            "train_minutes": sum(seconds) / 60,
+            "median_s_per_step": sorted(seconds)[len(seconds) // 2],
             "ngf": args.ngf,
             "seed": args.seed,
         },
