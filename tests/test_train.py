@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -105,6 +106,22 @@ def test_max_steps_stops_with_a_checkpoint(aligned_data: Path, tmp_path: Path) -
     fit(tiny_config(aligned_data, train={"max_steps": 4}), tmp_path / "run")
     _, progress = read_meta(tmp_path / "run" / "latest")
     assert (progress.step, progress.epoch, progress.batch_in_epoch) == (4, 1, 1)
+
+
+def test_max_steps_at_an_epoch_end_finishes_that_epoch(
+    aligned_data: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="pix2pix")
+    cfg = tiny_config(aligned_data)  # 3 steps per epoch, 4 epochs
+    fit(cfg.replace(train={"max_steps": 3}), tmp_path / "run")
+    _, progress = read_meta(tmp_path / "run" / "latest")
+    assert (progress.step, progress.epoch, progress.batch_in_epoch) == (3, 1, 0)
+    assert "epoch 1/4" in caplog.text and "--max-steps reached at step 3" in caplog.text
+    caplog.clear()
+    fit(cfg.replace(train={"max_steps": 12}), tmp_path / "run", resume=True)  # the schedule's end
+    _, progress = read_meta(tmp_path / "run" / "latest")
+    assert (progress.step, progress.epoch, progress.batch_in_epoch) == (12, 4, 0)
+    assert "epoch 4/4" in caplog.text and "continue with --resume" not in caplog.text
 
 
 def test_resume_equals_an_uninterrupted_run(aligned_data: Path, tmp_path: Path) -> None:

@@ -202,6 +202,10 @@ def _loop(
     def at_max_steps() -> bool:
         return bool(t.max_steps) and step >= t.max_steps
 
+    def stopped(checkpoint: Path, why: str | None) -> Path:
+        log.info("%s at step %d; continue with --resume", why or "--max-steps reached", step)
+        return checkpoint
+
     if at_max_steps() or epoch >= t.total_epochs:
         log.info("%s: nothing to do, the run is at step %d of %d", run_dir, step, total)
         return latest if latest.exists() else save(latest)
@@ -253,13 +257,13 @@ def _loop(
                 if t.sample_every and step % t.sample_every == 0 and ctx.is_main:
                     grid = batch_grid(*display_batch(config.data.color_space, real_a, fake, real_b))
                     save_image(grid, run_dir / "samples" / f"step_{step:08d}.png")
-                stop = at_max_steps() or stop_requested
+                # --max-steps on an epoch's last batch stops after the epoch's end below
+                mid_epoch = batch_in_epoch < per_epoch
+                stop = (at_max_steps() and mid_epoch) or stop_requested
                 if stop or (t.save_every and step % t.save_every == 0):
                     save(latest)
                 if stop:
-                    why = "--max-steps reached" if at_max_steps() else "stop requested"
-                    log.info("%s at step %d; continue with --resume", why, step)
-                    return latest
+                    return stopped(latest, "stop requested" if stop_requested else None)
             # end of epoch: checkpoint the boundary
             epoch += 1
             batch_in_epoch = 0
@@ -276,6 +280,8 @@ def _loop(
                 trainer.lr,
                 time.perf_counter() - epoch_start,
             )
+            if at_max_steps() and epoch < t.total_epochs:
+                return stopped(latest, None)
         return latest
     finally:
         bar.close()
