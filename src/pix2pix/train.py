@@ -202,9 +202,9 @@ def _loop(
     def at_max_steps() -> bool:
         return bool(t.max_steps) and step >= t.max_steps
 
-    def stopped(checkpoint: Path, why: str | None) -> Path:
-        log.info("%s at step %d; continue with --resume", why or "--max-steps reached", step)
-        return checkpoint
+    def stopped(why: str = "--max-steps reached") -> Path:
+        log.info("%s at step %d; continue with --resume", why, step)
+        return latest
 
     if at_max_steps() or epoch >= t.total_epochs:
         log.info("%s: nothing to do, the run is at step %d of %d", run_dir, step, total)
@@ -263,7 +263,7 @@ def _loop(
                 if stop or (t.save_every and step % t.save_every == 0):
                     save(latest)
                 if stop:
-                    return stopped(latest, "stop requested" if stop_requested else None)
+                    return stopped("stop requested") if stop_requested else stopped()
             # end of epoch: checkpoint the boundary
             epoch += 1
             batch_in_epoch = 0
@@ -281,7 +281,7 @@ def _loop(
                 time.perf_counter() - epoch_start,
             )
             if at_max_steps() and epoch < t.total_epochs:
-                return stopped(latest, None)
+                return stopped()
         return latest
     finally:
         bar.close()
