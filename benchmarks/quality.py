@@ -170,7 +170,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         train_segmenter(seg_config, segmenter)
     _, summary = evaluate(
         checkpoint, data, out / "eval", split="test", fid=True,
-        segmenter=segmenter, device=args.device, progress=False,
+        segmenter=segmenter, device=args.device, progress=False, overwrite=True,
     )  # fmt: skip
     result = {
         "protocol": {

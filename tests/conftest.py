@@ -63,10 +63,22 @@ def tiny_config(root: Path | str, **sections: dict) -> RunConfig:
             save_every=0,
             keep_every=0,
             device="cpu",
+            precision="fp32",  # the same numerics on every CPU (auto is bf16 on some)
         ),
         monitor=MonitorConfig(report=False),  # curves cost ~0.5 s a run; tested on their own
     )
     return base.replace(**sections)
+
+
+@pytest.fixture(autouse=True)
+def _process_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Undo what an in-process `pix2pix` command sets for its process (the pixel limit)."""
+    from PIL import Image
+
+    from pix2pix.data.images import PIXEL_LIMIT_ENV
+
+    monkeypatch.delenv(PIXEL_LIMIT_ENV, raising=False)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)
 
 
 @pytest.fixture

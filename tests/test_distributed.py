@@ -132,7 +132,10 @@ def normalised_away(net: nn.Module, prefix: str) -> set[str]:
 # drawn per rank (augmentation is a function of (seed, epoch, index)), so with DDP
 # averaging the per-rank mean gradients, 2 ranks x 2 images take the same steps as
 # 1 process x 4 images, up to float rounding.
-MATCHING = ["--norm", "instance", "--dropout", "0", "--epochs", "2", "--decay-epochs", "1"]
+MATCHING = [
+    "--norm", "instance", "--dropout", "0", "--epochs", "2", "--decay-epochs", "1",
+    "--precision", "fp32",  # compared with one fp32 process to 1e-5 (auto: bf16 on some CPUs)
+]  # fmt: skip
 # The paper's batch norm and dropout: each rank draws its own dropout noise, so a resumed
 # run equals the whole one only if the checkpoint restores every rank's RNG.
 PAPER = ["--epochs", "12", "--decay-epochs", "12", "--seed", "3"]  # 48 steps
@@ -174,7 +177,7 @@ def test_two_ranks_stay_identical_and_match_one_process(launched: Path) -> None:
     )
     one_run = launched / "one"
     fit(cfg, one_run)
-    g_one, g_ddp = Pix2Pix.load(one_run, device="cpu"), Pix2Pix.load(run, device="cpu")
+    g_one, g_ddp = (Pix2Pix.load(r, device="cpu", precision="fp32") for r in (one_run, run))
     dead = normalised_away(g_one.generator, "g.") | normalised_away(build_d(cfg), "d.")
     one, ddp = weights(one_run / "latest"), weights(run / "latest")
     one, ddp = ({k: v for k, v in w.items() if k not in dead} for w in (one, ddp))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import pickle
 import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -166,8 +167,12 @@ def read_meta(path: Path, need: tuple[str, ...] = INFERENCE_FILES) -> tuple[RunC
     missing = [name for name in need if not (path / name).is_file()]
     if missing:
         raise UserError(f"{path}: checkpoint is missing {', '.join(missing)}; it is incomplete")
-    config = RunConfig.from_dict(meta["config"], source=str(config_file))
-    return config, Progress(**meta.get("progress", {}))
+    config = RunConfig.from_dict(meta.get("config"), source=str(config_file))
+    progress = meta.get("progress", {})
+    try:
+        return config, Progress(**progress)
+    except TypeError:
+        raise UserError(f"{config_file}: 'progress' is damaged ({progress!r})") from None
 
 
 def read_metadata(path: Path) -> dict[str, Any]:
@@ -197,7 +202,17 @@ def load_training_state(path: Path) -> dict[str, Any]:
     """The optimiser/scaler/RNG state of a checkpoint (tensors only, no pickled code)."""
     file = Path(path) / STATE_FILE
     try:
-        return torch.load(file, map_location="cpu", weights_only=True)
-    except (OSError, RuntimeError, EOFError) as exc:
+        state = torch.load(file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        # weights_only refused an object that is not a tensor or a plain container (one
+        # that could run code when loaded): never load it, and say so in one line
+        raise UserError(
+            f"{file}: holds objects other than tensors and plain containers, which could "
+            "run code when loaded; it was not loaded. Resume from a checkpoint pix2pix wrote"
+        ) from None
+    except (OSError, RuntimeError, EOFError, ValueError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UserError(f"{file}: unreadable training state ({first})") from None
+    if not isinstance(state, dict):
+        raise UserError(f"{file}: not a pix2pix training state (a {type(state).__name__})")
+    return state

@@ -22,7 +22,14 @@ from pix2pix._version import __version__
 from pix2pix.cli_data import add_data_tools
 from pix2pix.cli_eval import add_evaluate, add_segmenter
 from pix2pix.cli_models import add_export, add_serve, add_translate
-from pix2pix.config import SECTIONS, RunConfig, field_docs, flag_name, load_config_file
+from pix2pix.config import (
+    SECTIONS,
+    RunConfig,
+    field_docs,
+    flag_name,
+    load_config_file,
+    read_config_file,
+)
 from pix2pix.errors import UserError
 
 log = logging.getLogger("pix2pix")
@@ -114,7 +121,12 @@ def add_train(sub: Subparsers) -> None:
     )
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder (checkpoints, logs)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
-    p.add_argument("--config", metavar="JSON", help="start from a config file (flags override it)")
+    p.add_argument(
+        "--config",
+        metavar="JSON",
+        help="start from a config file (flags override it); with --resume it may change "
+        "only the runtime settings (paths, speed, how often to save and validate)",
+    )
     _add_config_flags(p)
     p.set_defaults(func=_train)
 
@@ -125,12 +137,17 @@ def _train(args: argparse.Namespace) -> None:
 
     out = Path(args.out)
     if args.resume:
-        base, _ = read_meta(find_checkpoint(out))
-    elif args.config:
-        base = load_config_file(Path(args.config))
+        # the run's own config, with what --config and the flags change; fit refuses
+        # changes to anything but the runtime fields (where and how often)
+        saved, _ = read_meta(find_checkpoint(out))
+        base = saved.replace(**read_config_file(Path(args.config))) if args.config else saved
+        config = base.replace(**_overrides(args))
+        changed = saved.differences(config, runtime_only=True)
+        if changed and not saved.differences(config):
+            log.info("resuming with changed runtime settings: %s", "; ".join(changed))
     else:
-        base = RunConfig()
-    config = base.replace(**_overrides(args))
+        base = load_config_file(Path(args.config)) if args.config else RunConfig()
+        config = base.replace(**_overrides(args))
     stop = StopFlag()
     stop.install()
     final = fit(config, out, resume=args.resume, should_stop=stop)
@@ -219,6 +236,36 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
 NETWORK_COMMANDS = {"train", "translate", "export", "serve", "demo", "evaluate", "segmenter"}
 
 
+# commands that read local image files, and so take --max-image-pixels
+IMAGE_COMMANDS = {"train", "translate", "evaluate", "segmenter", "data"}
+
+
+def _leaf_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """The parsers of every (sub-)subcommand below `parser`."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        return [parser]
+    return [leaf for a in subs for p in a.choices.values() for leaf in _leaf_parsers(p)]
+
+
+def _add_pixel_limit(sub: Subparsers) -> None:
+    from pix2pix.data.images import DEFAULT_MAX_PIXELS
+
+    for name in IMAGE_COMMANDS:
+        for leaf in _leaf_parsers(sub.choices[name]):
+            if leaf.prog.endswith(" download"):
+                continue
+            leaf.add_argument(
+                "--max-image-pixels",
+                type=int,
+                default=DEFAULT_MAX_PIXELS,
+                metavar="N",
+                help="refuse local images with more pixels than this, before decoding them "
+                f"(a decompression-bomb guard; default: {DEFAULT_MAX_PIXELS:,}, about "
+                "9459x9459; 0: no limit)",
+            )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pix2pix",
@@ -229,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in COMMANDS:
         add(sub)
+    _add_pixel_limit(sub)
     return parser
 
 
@@ -247,6 +295,10 @@ def main(argv: list[str] | None = None) -> None:
 
         configure_backends()
     try:
+        if hasattr(args, "max_image_pixels"):
+            from pix2pix.data.images import set_max_image_pixels
+
+            set_max_image_pixels(args.max_image_pixels)  # also for workers and ranks
         func(args)
     except UserError as exc:
         print(f"pix2pix: error: {exc}", file=sys.stderr)

@@ -24,7 +24,12 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--checkpoint", required=True, help="run folder or checkpoint folder")
     p.add_argument("--data", required=True, metavar="DIR", help="dataset folder (pairs)")
-    p.add_argument("--split", default="test", help="subfolder of --data to use (default: test)")
+    p.add_argument(
+        "--split",
+        default="test",
+        help="subfolder of --data to score (default: test); without it, --data itself is "
+        "scored as a folder of pairs (recorded as split null), unless it holds other splits",
+    )
     p.add_argument(
         "--out", metavar="REPORT_DIR", help="report folder (default: beside the checkpoint)"
     )
@@ -34,6 +39,7 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
         help="evaluation size: auto (resize as in training, without the random crop: the "
         "official test protocol), native (each file's size) or N (N x N) (default: auto)",
     )
+    p.add_argument("--overwrite", action="store_true", help="replace an earlier report in --out")
     p.add_argument("--eval", action="store_true", help="eval-mode inference (deterministic)")
     p.add_argument("--seed", type=int, default=0, help="dropout seed of pair 0 (default: 0)")
     p.add_argument("--fid", action="store_true", help=f"compute FID and KID (weights: {INSTALL})")
@@ -75,6 +81,7 @@ def _evaluate(args: argparse.Namespace) -> None:
         precision=args.precision,
         samples=args.samples,
         progress=not args.no_progress,
+        overwrite=args.overwrite,
     )
     mean = summary["mean"]
     line = "  ".join(f"{k} {mean[k]:.4g}" for k in ("l1", "psnr", "ssim", "ms_ssim"))
@@ -105,6 +112,9 @@ def add_segmenter(sub: argparse._SubParsersAction) -> None:
         "--photo-side A --palette facades.",
     )
     t.add_argument("--out", required=True, metavar="DIR", help="segmenter folder to write")
+    t.add_argument(
+        "--overwrite", action="store_true", help="replace the segmenter already in --out"
+    )
     _add_config_flags(t, {"segmenter": SegmenterConfig})
     t.set_defaults(func=_segmenter_train)
 
@@ -115,5 +125,5 @@ def _segmenter_train(args: argparse.Namespace) -> None:
 
     start = time.perf_counter()
     config = SegmenterConfig(**_overrides(args)["segmenter"])
-    out = train_segmenter(config, args.out)
+    out = train_segmenter(config, args.out, overwrite=args.overwrite)
     print(f"segmenter: {out} ({time.perf_counter() - start:.0f} s)")

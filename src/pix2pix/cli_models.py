@@ -27,6 +27,11 @@ def add_translate(sub: Subparsers) -> None:
     p.add_argument("--checkpoint", required=True, help="run folder or checkpoint folder")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
     p.add_argument("--out", required=True, metavar="OUT_DIR", help="folder for <stem>.png outputs")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace existing files in --out (never an input: that is always refused)",
+    )
     p.add_argument("--batch-size", type=int, default=1, help="images per forward pass (default: 1)")
     p.add_argument("--eval", action="store_true", help="eval-mode inference (deterministic)")
     p.add_argument(
@@ -87,6 +92,7 @@ def _translate(args: argparse.Namespace) -> None:
         aligned=args.aligned,
         paired=args.paired,
         seed=args.seed,
+        overwrite=args.overwrite,
     )
     print(f"wrote {len(outputs)} image(s) to {args.out}")
 
@@ -133,7 +139,7 @@ def add_serve(sub: Subparsers) -> None:
 
 def _serve(args: argparse.Namespace) -> None:
     try:
-        from pix2pix.serve.app import create_app
+        from pix2pix.serve.app import create_app, servable
         from pix2pix.serve.server import LOOPBACK, serve
     except ImportError as exc:
         raise UserError(
@@ -145,10 +151,16 @@ def _serve(args: argparse.Namespace) -> None:
 
     if not 0 < args.port < 65536:
         raise UserError(f"--port {args.port} is out of range; use 1..65535")
-    if args.max_upload_mb <= 0 or args.max_pixels < 1:
-        raise UserError("--max-upload-mb and --max-pixels must be positive")
+    max_bytes = args.max_upload_mb * 2**20
+    if not 1 <= max_bytes < 2**53:  # NaN and infinity fail too
+        raise UserError(
+            f"--max-upload-mb {args.max_upload_mb:g} is out of range; use a size of at least "
+            "one byte (1e-6) in MB, e.g. 10"
+        )
+    if args.max_pixels < 1:
+        raise UserError(f"--max-pixels {args.max_pixels} is out of range; use a value >= 1")
     palette = palette_option(args.palette) if args.palette else None
-    limits = Limits(max_bytes=int(args.max_upload_mb * 2**20), max_pixels=args.max_pixels)
+    limits = Limits(max_bytes=int(max_bytes), max_pixels=args.max_pixels)
     model = Pix2Pix.load(
         args.checkpoint,
         device=args.device,
@@ -156,11 +168,9 @@ def _serve(args: argparse.Namespace) -> None:
         channels_last=args.channels_last,
         compile=args.compile,
     )
-    if model.in_channels not in (1, 3):
-        raise UserError(
-            f"{args.checkpoint}: the demo serves 1- or 3-channel models; this one takes "
-            f"{model.in_channels} channels (export it instead)"
-        )
+    problem = servable(model)
+    if problem:
+        raise UserError(f"{args.checkpoint}: {problem}; use translate or export instead")
     app = create_app(model, palette=palette, limits=limits)
     if args.host not in LOOPBACK:
         log.warning(
@@ -201,6 +211,7 @@ def add_export(sub: Subparsers) -> None:
         default=DEFAULT_TOLERANCE,
         help=f"largest accepted |exported - PyTorch| (default: {DEFAULT_TOLERANCE:g})",
     )
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.set_defaults(func=_export)
 
 
@@ -208,7 +219,12 @@ def _export(args: argparse.Namespace) -> None:
     from pix2pix.export import export_checkpoint
 
     result = export_checkpoint(
-        args.checkpoint, args.format, args.out, eval_mode=args.eval, tolerance=args.tolerance
+        args.checkpoint,
+        args.format,
+        args.out,
+        eval_mode=args.eval,
+        tolerance=args.tolerance,
+        overwrite=args.overwrite,
     )
     for check in result.checks:
         shape = "x".join(map(str, check.shape))

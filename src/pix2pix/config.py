@@ -18,7 +18,8 @@ import json
 import textwrap
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 from pix2pix.errors import ConfigError
 
@@ -51,6 +52,15 @@ def _at_least(flag: str, value: float, low: float) -> None:
         raise ConfigError(f"{flag} {value} is out of range; use a value >= {low}")
 
 
+SEED_MAX = 2**63 - 1  # numpy's and torch's generators both take 0 .. 2**63 - 1
+
+
+def check_seed(flag: str, value: int) -> None:
+    """A seed every generator in the toolkit accepts, or a ConfigError naming it."""
+    if not 0 <= value <= SEED_MAX:
+        raise ConfigError(f"{flag} {value} is out of range; use 0 <= seed < 2**63")
+
+
 @functools.cache
 def _resolved_types(cls: type) -> dict[str, Any]:
     import typing
@@ -58,11 +68,36 @@ def _resolved_types(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "true or false"}
+
+
+def _is_a(value: object, tp: Any) -> bool:
+    """Whether `value` (from JSON or Python) fits the field type `tp`."""
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return not isinstance(tp, type) or isinstance(value, tp)
+
+
 def _check_literals(obj: object) -> None:
+    """Every field has its declared type (JSON configs can hold anything) and every
+    Literal field one of its choices; a ConfigError names the field's flag and value."""
     for f in fields(obj):  # type: ignore[arg-type]
         tp = _resolved_types(type(obj))[f.name]
+        value = getattr(obj, f.name)
+        flag = flag_name(f.name, f)
+        args = get_args(tp)
+        if get_origin(tp) in (Union, UnionType) and type(None) in args:
+            if value is None:
+                continue
+            tp = next(a for a in args if a is not type(None))  # X | None -> X
         if get_origin(tp) is Literal:
-            _choice(flag_name(f.name), getattr(obj, f.name), get_args(tp))
+            _choice(flag, value, get_args(tp))
+        elif not _is_a(value, tp):
+            raise ConfigError(f"{flag} {value!r} is not valid; give {_TYPE_NAMES[tp]}")
 
 
 def _palette_value(value: str) -> str:
@@ -242,6 +277,7 @@ class TrainConfig:
             if not 0.0 <= value < 1.0:
                 raise ConfigError(f"{flag_name(name)} {value} is out of range; use 0 <= b < 1")
         _at_least("--lambda-l1", self.lambda_l1, 0.0)
+        check_seed("--seed", self.seed)
         for name in ("max_steps", "sample_every", "save_every", "keep_every"):
             _at_least(flag_name(name), getattr(self, name), 0)
         _at_least("--dist-timeout", self.dist_timeout, 1)
@@ -306,10 +342,28 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any], source: str = "config") -> RunConfig:
-        """Build from `to_dict()` output; unknown keys are an error naming them."""
+        """Build from `to_dict()` output (missing fields take their defaults); unknown
+        keys, values of the wrong type and other shapes are a ConfigError naming `source`."""
+        names = ", ".join(SECTIONS)
+        if not isinstance(raw, dict):
+            raise ConfigError(
+                f"{source}: a config is a JSON object with the sections {names}, "
+                f"not {type(raw).__name__}"
+            )
+        unknown = sorted(set(raw) - set(SECTIONS))
+        if unknown:
+            raise ConfigError(
+                f"{source}: unknown section(s) {', '.join(map(str, unknown))}; "
+                f"the sections are {names}"
+            )
         parts = {}
         for section, section_cls in SECTIONS.items():
-            values = dict(raw.get(section, {}))
+            values = raw.get(section, {})
+            if not isinstance(values, dict):
+                raise ConfigError(
+                    f"{source}: section {section} must be a JSON object of settings, "
+                    f"not {type(values).__name__}"
+                )
             known = {f.name for f in fields(section_cls)}
             unknown = sorted(set(values) - known)
             if unknown:
@@ -317,7 +371,10 @@ class RunConfig:
                     f"{source}: unknown {section} setting(s) {', '.join(unknown)}; "
                     "it was written by a newer pix2pix or edited by hand"
                 )
-            parts[section] = section_cls(**values)
+            try:
+                parts[section] = section_cls(**values)
+            except ConfigError as exc:
+                raise ConfigError(f"{source}: {exc}") from None
         return cls(**parts)
 
     def to_json(self) -> str:
@@ -335,12 +392,18 @@ class RunConfig:
         }
         return RunConfig(**parts)
 
-    def differences(self, other: RunConfig, *, ignore_runtime: bool = True) -> list[str]:
-        """Fields (as CLI flags) whose values differ, skipping runtime ones if asked."""
+    def differences(
+        self, other: RunConfig, *, ignore_runtime: bool = True, runtime_only: bool = False
+    ) -> list[str]:
+        """Fields (as CLI flags) whose values differ, skipping runtime ones if asked
+        (or, with `runtime_only`, only those)."""
         diffs = []
         for section, section_cls in SECTIONS.items():
             for f in fields(section_cls):
-                if ignore_runtime and f.metadata.get("runtime"):
+                runtime = bool(f.metadata.get("runtime"))
+                if (ignore_runtime and runtime and not runtime_only) or (
+                    runtime_only and not runtime
+                ):
                     continue
                 mine = getattr(getattr(self, section), f.name)
                 theirs = getattr(getattr(other, section), f.name)
@@ -374,13 +437,22 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
-def load_config_file(path: Path) -> RunConfig:
-    """Read a RunConfig from a JSON file (a checkpoint's config.json works too)."""
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The settings a JSON config file gives, {section: {field: value}}, checked by
+    building a RunConfig from them (a checkpoint's config.json works too)."""
     try:
         raw = json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found; check the path") from None
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ConfigError(f"{path}: not a readable JSON config ({exc})") from None
-    raw = raw.get("config", raw)  # checkpoints nest the config beside their progress
-    return RunConfig.from_dict(raw, source=str(path))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        reason = str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: not a readable JSON config ({reason})") from None
+    if isinstance(raw, dict) and "config" in raw and not set(raw) & set(SECTIONS):
+        raw = raw["config"]  # checkpoints nest the config beside their progress
+    RunConfig.from_dict(raw, source=str(path))
+    return raw
+
+
+def load_config_file(path: Path) -> RunConfig:
+    """Read a RunConfig from a JSON file; fields it does not give take their defaults."""
+    return RunConfig.from_dict(read_config_file(path), source=str(path))

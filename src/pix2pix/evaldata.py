@@ -153,9 +153,32 @@ def load_eval_pairs(
     return [load_eval_pair(p, config, rule) for p in pairs]
 
 
+SPLITS = ("train", "val", "test")  # the subfolders `pix2pix data split` writes
+
+
 def pairs_folder(path: str | Path, split: str, flag: str = "--data") -> Path:
     """`path/split` when it exists, else `path`; a missing folder is a UserError."""
     root = Path(path).expanduser()
     if not root.is_dir():
         raise UserError(f"{root}: dataset folder not found; check {flag}")
     return root / split if (root / split).is_dir() else root
+
+
+def split_folder(path: str | Path, split: str) -> tuple[Path, str | None]:
+    """(folder of pairs, the split it is) for `evaluate --data path --split split`.
+
+    `path/split` when it exists. Otherwise `path` itself holds the pairs to score and
+    they are not labelled as any split (None), unless `path` holds other splits (then
+    scoring it would mix them: a UserError names them).
+    """
+    root = pairs_folder(path, split)
+    if root != Path(path).expanduser():
+        return root, split
+    others = [name for name in SPLITS if (root / name).is_dir()]
+    if others:
+        listed = ", ".join(f"{name}/" for name in others)
+        raise UserError(
+            f"{root}: has no {split}/ subfolder (it has {listed}); pass --split "
+            f"{others[-1]} or point --data at the folder of pairs to score"
+        )
+    return root, None

@@ -22,6 +22,7 @@ in `images/`).
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -34,6 +35,7 @@ import torch
 from tqdm import tqdm
 
 from pix2pix.checkpoint import find_checkpoint, read_meta
+from pix2pix.config import check_seed
 from pix2pix.data import formats
 from pix2pix.data.datasets import PairFiles, find_pairs
 from pix2pix.data.encoding import output_array
@@ -49,11 +51,13 @@ from pix2pix.evaldata import (
     output_depth,
     output_file_suffix,
     output_image,
-    pairs_folder,
+    split_folder,
     target_tensor,
 )
 from pix2pix.fid import FeatureExtractor, find_inception, kid
 from pix2pix.fid import fid as fid_score
+from pix2pix.fileio import check_replaceable, staged_folder
+from pix2pix.lock import folder_lock, sibling_lock
 from pix2pix.metrics import image_metrics
 from pix2pix.segmentation import Segmenter, confusion_matrix, fcn_scores
 from pix2pix.segmentation.data import read_labels
@@ -61,6 +65,7 @@ from pix2pix.translate import Pix2Pix
 
 log = logging.getLogger(__name__)
 
+REPORT_FILE = "metrics.json"
 FEATURE_BATCH = 16  # outputs buffered before an Inception forward pass
 
 
@@ -167,10 +172,13 @@ def evaluate(
     precision: str = "auto",
     samples: int = 4,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> tuple[Path, dict[str, Any]]:
     """Evaluate a checkpoint on a split; returns (report folder, the metrics.json content).
 
-    out: report folder (default: CHECKPOINT_PARENT/eval_<checkpoint>_<split>).
+    out: report folder (default: CHECKPOINT_PARENT/eval_<checkpoint>_<split>); it must be
+    absent or empty, or hold an earlier report and `overwrite` be set. The report is
+    written beside it and swapped in complete, so a failed run leaves `out` as it was.
     fid: compute FID/KID (also implied by `inception_weights`). segmenter: a folder from
     `pix2pix segmenter train`, for FCN-scores. Pair i is translated with seed `seed + i`
     in the paper's mode (dropout on), or deterministically with `eval_mode`.
@@ -178,14 +186,17 @@ def evaluate(
     start = time.perf_counter()
     if samples < 0:
         raise UserError(f"--samples {samples} is out of range; use a value >= 0")
+    check_seed("--seed", seed)
     ckpt = find_checkpoint(Path(checkpoint))
     config, ckpt_progress = read_meta(ckpt)
-    root = pairs_folder(data, split)
+    root, scored_split = split_folder(data, split)
     pairs = find_pairs(root, "auto")
+    if scored_split is None:
+        log.warning("%s has no %s/ subfolder: scoring its %d pairs, recorded as split null",
+                    root, split, len(pairs))  # fmt: skip
     # fail fast on bad inputs, before any work
     seg = Segmenter.load(segmenter, device) if segmenter else None
     channels, depth = output_channels(config), output_depth(config)
-    suffix = output_file_suffix(config)
     if channels == 3 and depth == "uint16":
         formats.require_opencv("writing 16-bit colour outputs")
     wants_fid = fid or inception_weights is not None
@@ -203,7 +214,53 @@ def evaluate(
             f"{segmenter}: a colour-coded segmenter needs RGB label maps as the model's input, "
             f"but {ckpt} reads {model.in_channels}-channel images"
         )
-    out = Path(out) if out else ckpt.parent / f"eval_{ckpt.name}_{split}"
+    out = Path(out) if out else ckpt.parent / f"eval_{ckpt.name}_{scored_split or root.name}"
+    check_replaceable(out, "evaluation report", is_report, overwrite=overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    header = {
+        "checkpoint": str(ckpt),
+        "step": ckpt_progress.step,
+        "data": str(root),
+        "split": scored_split,  # None: --data is a folder of pairs, not a split of one
+    }
+    with folder_lock(sibling_lock(out), f"report folder {out}"), staged_folder(out) as tmp:
+        summary = _score(
+            model, pairs, tmp, header, size=size, eval_mode=eval_mode, seed=seed,
+            extractor=extractor, seg=seg, segmenter=segmenter, samples=samples,
+            progress=progress, start=start,
+        )  # fmt: skip
+        check_replaceable(out, "evaluation report", is_report, overwrite=overwrite)
+    return out, summary
+
+
+def is_report(path: Path) -> bool:
+    """Whether the folder `path` holds a report written by `evaluate`."""
+    try:
+        summary = json.loads((Path(path) / REPORT_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(summary, dict) and {"checkpoint", "mean", "images"} <= set(summary)
+
+
+def _score(
+    model: Pix2Pix,
+    pairs: list[PairFiles],
+    out: Path,
+    header: dict[str, Any],
+    *,
+    size: SizeRule,
+    eval_mode: bool,
+    seed: int,
+    extractor: FeatureExtractor | None,
+    seg: Segmenter | None,
+    segmenter: str | Path | None,
+    samples: int,
+    progress: bool,
+    start: float,
+) -> dict[str, Any]:
+    """Translate and score every pair, writing the report into `out`; the summary."""
+    channels, depth = output_channels(model.config), output_depth(model.config)
+    suffix = output_file_suffix(model.config)
     feats = _Features(extractor) if extractor is not None else None
     fcn = _FcnScores(seg, model.config.data.direction) if seg is not None else None
     rows: list[dict[str, Any]] = []
@@ -223,10 +280,7 @@ def evaluate(
         rows.append(row)
     metric_names = [k for k in rows[0] if k not in ("name", "width", "height")]
     summary: dict[str, Any] = {
-        "checkpoint": str(ckpt),
-        "step": ckpt_progress.step,
-        "data": str(root),
-        "split": split,
+        **header,
         "images": len(rows),
         "size": size,
         "inference": "eval" if eval_mode else "paper",
@@ -247,4 +301,4 @@ def evaluate(
     summary = _clean(summary)
     write_report(out, summary, rows, pairs_by_name={pp.name: pp for pp in pairs},
                  config=model.config, size=size, samples=samples, seed=seed)  # fmt: skip
-    return out, summary
+    return summary

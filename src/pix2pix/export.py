@@ -164,10 +164,23 @@ def export_checkpoint(
     *,
     eval_mode: bool = False,
     tolerance: float = DEFAULT_TOLERANCE,
+    overwrite: bool = False,
 ) -> ExportResult:
     """Export the generator of `checkpoint` to `out` and verify it (see the module doc)."""
+    _check_out(Path(out), overwrite)  # before the (slow) load
     generator, config = load_generator(checkpoint)
-    return export_generator(generator, config, fmt, out, eval_mode=eval_mode, tolerance=tolerance)
+    return export_generator(
+        generator, config, fmt, out, eval_mode=eval_mode, tolerance=tolerance, overwrite=overwrite
+    )
+
+
+def _check_out(out: Path, overwrite: bool) -> None:
+    if out.is_dir():
+        raise UserError(f"--out {out} is a folder; give a file name such as {out / 'model'}")
+    if out.exists() and not overwrite:
+        raise UserError(
+            f"{out}: already exists; pass --overwrite to replace it, or choose another --out"
+        )
 
 
 def export_generator(
@@ -178,11 +191,13 @@ def export_generator(
     *,
     eval_mode: bool = False,
     tolerance: float = DEFAULT_TOLERANCE,
+    overwrite: bool = False,
 ) -> ExportResult:
     """Write `generator` as `fmt` to `out`, run the file, compare it with PyTorch.
 
     The file appears at `out` only after verification passed; on any failure nothing is
-    left behind (an existing `out` stays as it was).
+    left behind (an existing `out` stays as it was). An existing `out` is replaced only
+    with `overwrite`.
     """
     if fmt not in FORMATS:
         raise UserError(f"--format {fmt!r} is not valid; choose one of: {', '.join(FORMATS)}")
@@ -191,8 +206,7 @@ def export_generator(
     if fmt == "onnx":
         _require_onnx()
     out = Path(out)
-    if out.is_dir():
-        raise UserError(f"--out {out} is a folder; give a file name such as {out / 'model'}")
+    _check_out(out, overwrite)
     stride = int(generator.stride)
     c_in = int(config.model.in_channels or 0)
     net = exportable_generator(generator, eval_mode)

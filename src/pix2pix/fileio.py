@@ -7,8 +7,10 @@ import os
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from pix2pix.errors import UserError
 
 
 def fsync_dir(path: Path) -> None:
@@ -75,6 +77,21 @@ def replace_folder(path: Path, files: dict[str, bytes]) -> Path:
     a kill at any instant leaves the old folder or the new one (the old one possibly as
     `.NAME.old` while the swap is half done; the next call finishes it).
     """
+    with staged_folder(path) as tmp:
+        for name, data in files.items():
+            atomic_write_bytes(tmp / name, data)
+    return Path(path)
+
+
+@contextlib.contextmanager
+def staged_folder(path: Path) -> Iterator[Path]:
+    """A temp folder beside `path` to fill; swapped in for `path` only if the block succeeds.
+
+    The swap is two renames (the old folder to `.NAME.old`, the new one into place); a
+    kill at any instant leaves the old folder or the new one, and the next call finishes
+    a half-done swap. On an exception the temp folder is removed and `path` is untouched.
+    Callers decide first whether `path` may be replaced (`check_replaceable`).
+    """
     path = Path(path)
     tmp, old = path.parent / f".{path.name}.tmp", path.parent / f".{path.name}.old"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -82,11 +99,44 @@ def replace_folder(path: Path, files: dict[str, bytes]) -> Path:
         os.replace(old, path)
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    for name, data in files.items():
-        atomic_write_bytes(tmp / name, data)
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     if path.exists():
         os.replace(path, old)
     os.replace(tmp, path)
     fsync_dir(path.parent)
     shutil.rmtree(old, ignore_errors=True)
-    return path
+
+
+def check_replaceable(
+    path: Path, what: str, is_ours: Callable[[Path], bool], *, overwrite: bool
+) -> None:
+    """Refuse to write `what` (e.g. "segmenter") as the folder `path` unless that loses
+    nothing: `path` is absent or empty, or holds an earlier `what` (`is_ours`) and
+    `overwrite` is set. Anything else is a UserError naming the folder and the fix."""
+    path = Path(path)
+    if not path.exists():
+        return
+    if not path.is_dir():
+        raise UserError(f"{path}: is a file, not a folder; choose another --out")
+    if not any(path.iterdir()):
+        return
+    if not is_ours(path):
+        raise UserError(
+            f"{path}: is not empty and does not hold a {what}; nothing was changed. "
+            "Choose a new or empty --out folder"
+        )
+    if not overwrite:
+        raise UserError(
+            f"{path}: already holds a {what}; pass --overwrite to replace it, "
+            "or choose another --out"
+        )
+
+
+def remove_if_empty(path: Path) -> None:
+    """Remove the folder `path` if it exists and is empty (what a failed command made)."""
+    with contextlib.suppress(OSError):
+        Path(path).rmdir()  # only succeeds on an empty folder

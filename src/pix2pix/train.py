@@ -45,6 +45,8 @@ from pix2pix.distributed import (
     train_device,
 )
 from pix2pix.errors import ConfigError, UserError
+from pix2pix.fileio import remove_if_empty
+from pix2pix.lock import LOCK_NAME, folder_lock
 from pix2pix.monitor import NullMonitor, RunMonitor
 from pix2pix.runlog import NullLog, RunLog
 from pix2pix.runtime import (
@@ -67,6 +69,12 @@ def _workers(requested: int) -> int:
     return min(8, (os.cpu_count() or 2) // 2) if requested < 0 else requested
 
 
+# What `fit` writes into a run folder: a new run may start in a folder holding only these
+# (left by an earlier start that stopped before its first checkpoint), never in another.
+RUN_ENTRIES = {"log.jsonl", "val.jsonl", "samples", "plots", "report.html", "tensorboard",
+               "best", ".best.tmp", ".best.old", ".latest.tmp", LOCK_NAME}  # fmt: skip
+
+
 def _start(
     config: RunConfig, run_dir: Path, resume: bool
 ) -> tuple[RunConfig, Progress, Path | None]:
@@ -77,6 +85,14 @@ def _start(
                 f"{run_dir} already holds a checkpoint; pass --resume to continue it "
                 "or choose another --out"
             )
+        entries = run_dir.iterdir() if run_dir.is_dir() else ()  # ranks > 0 may be first
+        foreign = sorted(p.name for p in entries if p.name not in RUN_ENTRIES)
+        if foreign:
+            raise UserError(
+                f"{run_dir}: is not empty and is not a pix2pix run (it holds "
+                f"{', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}); "
+                "nothing was changed. Choose a new or empty --out folder"
+            )
         return config, Progress(), None
     ckpt = find_checkpoint(run_dir)
     saved, progress = read_meta(ckpt, TRAINING_FILES)
@@ -84,7 +100,7 @@ def _start(
     if diffs:
         raise ConfigError(
             f"{ckpt}: resuming with different settings: {'; '.join(diffs)}; "
-            "drop those flags to continue the run as it was"
+            "drop those flags (or those settings of --config) to continue the run as it was"
         )
     return config, progress, ckpt
 
@@ -110,6 +126,29 @@ def fit(
     """
     run_dir = Path(run_dir)
     ctx = DistContext.from_env()
+    if not ctx.is_main:  # rank 0 holds the run folder's lock for the whole job
+        return _fit(config, run_dir, ctx, resume, should_stop)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise UserError(f"{run_dir}: is a file, not a run folder; choose another --out")
+    if resume:
+        find_checkpoint(run_dir)  # "no such run" before a folder is made for its lock
+    created = not run_dir.exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        with folder_lock(run_dir / LOCK_NAME, f"run folder {run_dir}"):
+            return _fit(config, run_dir, ctx, resume, should_stop)
+    finally:
+        if created:
+            remove_if_empty(run_dir)  # a run that failed before writing anything
+
+
+def _fit(
+    config: RunConfig,
+    run_dir: Path,
+    ctx: DistContext,
+    resume: bool,
+    should_stop: Callable[[], bool] | None,
+) -> Path:
     config = resolve_channels(config)
     config, progress, ckpt = _start(config, run_dir, resume)
     t = config.train

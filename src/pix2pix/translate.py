@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,7 +32,7 @@ from torch import nn
 from tqdm import tqdm
 
 from pix2pix.checkpoint import GENERATOR_FILE, find_checkpoint, load_weights, read_meta
-from pix2pix.config import RunConfig
+from pix2pix.config import RunConfig, check_seed
 from pix2pix.data import formats
 from pix2pix.data.datasets import find_pairs, read_side, side_header, split_aligned
 from pix2pix.data.encoding import encode_input, image_channels, output_array
@@ -45,6 +46,7 @@ from pix2pix.data.images import (
     with_channels,
 )
 from pix2pix.errors import UserError
+from pix2pix.fileio import remove_if_empty
 from pix2pix.nets import build_generator
 from pix2pix.nets.padding import run_any_size
 from pix2pix.runtime import (
@@ -297,9 +299,13 @@ def translate_files(
     paired: bool = False,
     seed: int = 0,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> list[Path]:
     """Translate image files/folders/globs into `out_dir/<stem>.png` (or `.tif`, see the
     module doc); returns the outputs.
+
+    An output never replaces an input; it replaces another existing file only with
+    `overwrite`. A run that fails before its first output leaves no `out_dir` behind.
 
     `aligned`: inputs are A|B files; `paired`: inputs are dataset folders with A/ and B/
     (or A1/, A2/, ... stacked as channels), of which the input side is read.
@@ -311,6 +317,7 @@ def translate_files(
         raise UserError(f"--batch-size {batch_size} is out of range; use a value >= 1")
     if aligned and paired:
         raise UserError("--aligned and --paired exclude each other; pass one")
+    check_seed("--seed", seed)
     channels = image_channels(model.out_channels, model.color_space)
     if channels == 3 and model.output_depth == "uint16":
         formats.require_opencv("writing 16-bit colour outputs")
@@ -318,7 +325,61 @@ def translate_files(
     items = _items(model, inputs, paired)
     sizes = _check_inputs(model, items, aligned, suffix)
     out_dir = Path(out_dir)
+    _check_outputs(items, out_dir, suffix, overwrite)
+    created = not out_dir.exists()
     out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _translate_items(model, items, sizes, out_dir, suffix, batch_size=batch_size,
+                                eval_mode=eval_mode, aligned=aligned, seed=seed,
+                                progress=progress)  # fmt: skip
+    finally:
+        if created:
+            remove_if_empty(out_dir)  # a translation that failed before its first output
+
+
+def _check_outputs(
+    items: list[tuple[str, tuple[Path, ...]]], out_dir: Path, suffix: str, overwrite: bool
+) -> None:
+    """Refuse outputs that would replace an input (always) or another existing file
+    (unless `overwrite`), and an --out that is a file; nothing is written yet."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"{out_dir}: is a file; --out takes a folder for the outputs")
+    if not out_dir.is_dir():
+        return
+    inputs = {os.path.realpath(f) for _, files in items for f in files}
+    existing = []
+    for name, files in items:
+        target = out_dir / f"{name}{suffix}"
+        if os.path.realpath(target) in inputs or any(
+            target.exists() and os.path.samefile(target, f) for f in files
+        ):
+            raise UserError(
+                f"{target}: the output would overwrite the input {files[0]}; "
+                "choose another --out folder"
+            )
+        if target.exists():
+            existing.append(target)
+    if existing and not overwrite:
+        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+        raise UserError(
+            f"{existing[0]}{more} already exist(s); pass --overwrite to replace them, "
+            "or choose another --out folder"
+        )
+
+
+def _translate_items(
+    model: Pix2Pix,
+    items: list[tuple[str, tuple[Path, ...]]],
+    sizes: list[tuple[int, int]],
+    out_dir: Path,
+    suffix: str,
+    *,
+    batch_size: int,
+    eval_mode: bool,
+    aligned: bool,
+    seed: int,
+    progress: bool,
+) -> list[Path]:
     outputs: list[Path] = []
     bar = tqdm(total=len(items), unit="img", disable=not progress or None)
 

@@ -10,6 +10,7 @@ the error says so and how to use an archive fetched by other means.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import logging
 import re
 import shutil
@@ -143,8 +144,13 @@ def download_dataset(
     part = out_dir / f"{name}.tar.gz.part"
     try:
         _fetch(url, part, timeout)
-    except (TimeoutError, urllib.error.URLError, ConnectionError) as exc:
-        reason = getattr(exc, "reason", exc)
+    except http.client.IncompleteRead as exc:  # the connection closed mid-body
+        raise UserError(
+            f"{url}: download stopped early ({len(exc.partial)} bytes of the last read "
+            "arrived); run the same command again to resume"
+        ) from None
+    except (TimeoutError, urllib.error.URLError, ConnectionError, http.client.HTTPException) as exc:
+        reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
         raise UserError(
             f"cannot download {url} ({reason}); check your network, or fetch the file "
             f"elsewhere and run: pix2pix data download {name} --archive FILE"

@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 
 from pix2pix.data.datasets import PairFiles, find_pairs
-from pix2pix.data.images import read_image, to_tensor
+from pix2pix.data.images import check_pixels, read_image, to_tensor
 from pix2pix.errors import UserError
 from pix2pix.segmentation.palette import IGNORE, Palette, colors_to_classes
 
@@ -28,9 +28,10 @@ def _raw_labels(path: Path) -> np.ndarray:
     """An index label image as stored: (H, W) values (palette PNGs give their indices)."""
     try:
         with Image.open(path) as im:
+            check_pixels(path, im.width, im.height)
             im.load()
             arr = np.asarray(im if im.mode in ("P", "L") else im.convert("L"))
-    except (OSError, SyntaxError, ValueError) as exc:
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise UserError(f"{path}: cannot read label image ({exc}); replace or remove it") from None
     return arr
 

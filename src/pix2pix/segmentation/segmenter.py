@@ -25,10 +25,11 @@ import torch
 import torch.nn.functional as F
 
 from pix2pix.checkpoint import load_weights, weights_bytes
-from pix2pix.config import DataConfig, Layout, _at_least, _check_literals
+from pix2pix.config import DataConfig, Layout, _at_least, _check_literals, check_seed
 from pix2pix.data.datasets import resolve_root
 from pix2pix.errors import ConfigError, UserError
-from pix2pix.fileio import replace_folder
+from pix2pix.fileio import check_replaceable, replace_folder
+from pix2pix.lock import folder_lock, sibling_lock
 from pix2pix.runtime import resolve_device
 from pix2pix.segmentation.data import SegmentationData, resize_labels
 from pix2pix.segmentation.net import SegNet
@@ -87,6 +88,7 @@ class SegmenterConfig:
         _at_least("--width", self.width, 1)
         _at_least("--epochs", self.epochs, 1)
         _at_least("--batch-size", self.batch_size, 1)
+        check_seed("--seed", self.seed)
         if self.lr <= 0:
             raise ConfigError(f"--lr {self.lr} is out of range; use a value > 0")
         if self.labels == "color" and not self.palette:
@@ -192,13 +194,31 @@ class Segmenter:
         return resize_labels(labels.astype(np.uint8), self.size)
 
 
-def train_segmenter(config: SegmenterConfig, out: str | Path) -> Path:
+def is_segmenter(path: Path) -> bool:
+    """Whether the folder `path` holds a segmenter written by `train_segmenter`."""
+    try:
+        meta = json.loads((Path(path) / CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and meta.get("format") == FORMAT
+
+
+def train_segmenter(config: SegmenterConfig, out: str | Path, *, overwrite: bool = False) -> Path:
     """Train a segmenter on config's data and write it to `out`; returns `out`.
 
+    `out` must be absent or empty, or hold an earlier segmenter and `overwrite` be set;
+    it is replaced only once the new segmenter is complete (see `staged_folder`).
     The global torch RNG is left as it was. Logs the loss and training pixel accuracy
     each epoch, and the FCN-scores of the final network on its (unjittered) training data.
     """
     out = Path(out)
+    check_replaceable(out, "segmenter", is_segmenter, overwrite=overwrite)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with folder_lock(sibling_lock(out), f"segmenter folder {out}"):
+        return _train(config, out, overwrite)
+
+
+def _train(config: SegmenterConfig, out: Path, overwrite: bool) -> Path:
     palette, names = _classes(config)
     root = resolve_root(DataConfig(root=config.root, split=config.split))
     data = SegmentationData(
@@ -253,6 +273,7 @@ def train_segmenter(config: SegmenterConfig, out: str | Path) -> Path:
         "train_scores": {k: scores[k] for k in ("pixel_acc", "class_acc", "class_iou")},
         "seconds": round(time.perf_counter() - start, 1),
     }
+    check_replaceable(out, "segmenter", is_segmenter, overwrite=overwrite)  # still so?
     replace_folder(
         out,
         {

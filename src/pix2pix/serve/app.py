@@ -23,7 +23,9 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from pix2pix._version import __version__
-from pix2pix.data.images import to_tensor, to_uint8
+from pix2pix.config import SEED_MAX
+from pix2pix.data.encoding import image_channels
+from pix2pix.data.images import to_depth
 from pix2pix.segmentation.palette import Palette
 from pix2pix.serve.drawing import RGB, Drawing, drawing_for
 from pix2pix.serve.upload import BodyLimit, Limits, UploadError, decode_upload, encode_png
@@ -66,21 +68,38 @@ class ModelInfo(BaseModel):
     drawing: DrawingInfo
 
 
+def servable(model: Pix2Pix) -> str | None:
+    """Why the demo cannot serve `model` (None when it can).
+
+    The page sends and shows ordinary images: 1 or 3 channels in and out. A Lab
+    colorization model takes the L* of the uploaded image and answers the RGB of
+    (L*, predicted a*b*), as `translate` writes it.
+    """
+    if model.in_channels not in (1, 3):
+        return f"the demo serves 1- or 3-channel models; this one takes {model.in_channels}"
+    out = image_channels(model.out_channels, model.color_space)
+    if out not in (1, 3):
+        return f"the demo shows 1- or 3-channel images; this model writes {out} channels"
+    return None
+
+
 class Translator:
     """Bytes in, PNG bytes out, for one model; safe to call from many threads at once."""
 
     def __init__(self, model: Pix2Pix, limits: Limits) -> None:
         self.model = model
         self.limits = limits
+        # Lab models read colour (or gray) images and compute L* themselves
+        self.channels = 3 if model.color_space == "lab" else model.in_channels
 
     def __call__(self, data: bytes, eval_mode: bool, seed: int) -> tuple[bytes, float]:
         """(PNG of the translation, milliseconds spent in the model)."""
-        arr = decode_upload(data, self.model.in_channels, self.limits)  # (H, W, C) uint8
-        x = to_tensor(arr)[None]  # (1, C_in, H, W) in [-1, 1]
+        arr = decode_upload(data, self.channels, self.limits)  # (H, W, C) uint8
         start = time.perf_counter()
-        y = self.model.translate_tensor(x, eval_mode=eval_mode, seed=seed)
+        # (H, W, 1 or 3) at the checkpoint's output depth; lab: RGB of (L*, a*b*)
+        y = self.model.translate_array(arr, eval_mode=eval_mode, seed=seed)
         ms = (time.perf_counter() - start) * 1000
-        return encode_png(to_uint8(y[0])), ms
+        return encode_png(to_depth(y, "uint8")), ms
 
 
 ERRORS = {
@@ -95,8 +114,9 @@ def create_app(
 ) -> FastAPI:
     """The web app for `model`; `palette` overrides the checkpoint config's `data.palette`."""
     limits = limits or Limits()
-    if model.in_channels not in (1, 3):
-        raise ValueError(f"the demo serves 1- or 3-channel models, not {model.in_channels}")
+    problem = servable(model)
+    if problem:
+        raise ValueError(problem)
     drawing: Drawing = drawing_for(model.config, model.in_channels, model.stride, palette)
     translate = Translator(model, limits)
     info = ModelInfo(
@@ -155,7 +175,9 @@ def create_app(
                 "(the paper's inference); eval: running statistics, no dropout"
             ),
         ] = "paper",
-        seed: Annotated[int, Query(ge=0, description="dropout seed in paper mode")] = 0,
+        seed: Annotated[
+            int, Query(ge=0, le=SEED_MAX, description="dropout seed in paper mode")
+        ] = 0,
     ) -> Response:
         data = await image.read()
         try:
