@@ -52,10 +52,31 @@ def test_save_then_load_gives_identical_outputs(tmp_path: Path) -> None:
     assert progress == Progress(1, 0, 1)
 
 
+RAN: list[str] = []
+
+
+def _record_call(what: str) -> None:
+    RAN.append(what)
+
+
+class _Payload:
+    """Unpickles by calling _record_call: code a loaded checkpoint must never run."""
+
+    def __reduce__(self) -> tuple:
+        return (_record_call, ("unpickled",))
+
+
 def test_training_state_loads_without_pickle(tmp_path: Path) -> None:
     save(tmp_path / "ck")
     state = load_training_state(tmp_path / "ck")  # torch.load(weights_only=True) inside
     assert {"optimizer_g", "optimizer_d", "rng_cpu"} <= set(state)
+    # a state that would run code when unpickled is refused, and the code never runs
+    # (with weights_only=False the load would call _record_call and succeed)
+    torch.save({**state, "extra": _Payload()}, tmp_path / "ck" / "training_state.pt")
+    RAN.clear()
+    with pytest.raises(UserError, match="training_state.pt: holds objects other than tensors"):
+        load_training_state(tmp_path / "ck")
+    assert RAN == []
 
 
 def test_wrapped_modules_are_saved_without_prefixes(tmp_path: Path) -> None:

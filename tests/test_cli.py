@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import re
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +15,7 @@ import pytest
 
 from conftest import error_line, run_cli, write_aligned, write_paired
 from pix2pix.checkpoint import read_meta
+from pix2pix.config import SECTIONS, field_docs, flag_name
 from pix2pix.data.images import read_image, save_image
 from pix2pix.data.synthetic import LABEL_COLOURS
 from pix2pix.serve.drawing import drawing_for
@@ -35,10 +39,18 @@ def test_help_lists_the_subcommands() -> None:
 def test_train_help_documents_every_flag(capsys) -> None:
     code, out, _ = run_cli(capsys, "train", "--help")
     assert code == 0
-    for flag in ("--data", "--direction", "--generator", "--epochs", "--decay-epochs",
-                 "--batch-size", "--load-size", "--crop-size", "--ngf", "--ndf", "--seed",
-                 "--max-steps", "--resume", "--device", "--precision"):  # fmt: skip
-        assert flag in out, flag
+    text = "".join(out.split())  # argparse wraps the help text (also at hyphens)
+    for section, cls in SECTIONS.items():
+        docs = field_docs(cls)
+        for f in fields(cls):
+            flag = flag_name(f.name, f)
+            assert re.search(rf"^\s+{flag}[\s,]", out, re.MULTILINE), flag  # its own entry
+            doc = "".join(docs.get(f.name, "").split())
+            assert doc and doc in text, (section, f.name)
+            if cls.__dataclass_fields__[f.name].type == "bool":
+                assert f"--no-{flag[2:]}" in text, flag  # both --x and --no-x
+    for flag in ("--out", "--resume", "--config", "--max-image-pixels"):
+        assert flag in text, flag
 
 
 def test_train_then_translate(capsys, tmp_path: Path) -> None:
@@ -69,6 +81,27 @@ def test_resume_needs_only_the_run_folder(capsys, tmp_path: Path) -> None:
     assert code == 0, err
     lines = (run_dir / "log.jsonl").read_text().splitlines()
     assert len(lines) == 4  # 2 epochs of 2 steps
+
+
+def test_resume_applies_the_runtime_settings_of_config(capsys, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(logging.root, "handlers", [])  # log lines onto this test's stderr
+    data = write_aligned(tmp_path / "data", count=4)
+    run_dir = tmp_path / "run"
+    code, _, err = run_cli(capsys, "train", "--data", data, "--out", run_dir, "--max-steps", "1",
+                           *TINY)  # fmt: skip
+    assert code == 0, err
+    config = tmp_path / "more.json"
+    config.write_text(json.dumps({"train": {"max_steps": 3, "save_every": 1}}))
+    code, _, err = run_cli(capsys, "train", "--out", run_dir, "--resume", "--config", config)
+    assert code == 0, err
+    assert "resuming with changed runtime settings: --max-steps 3 (checkpoint: 1)" in err
+    saved, progress = read_meta(run_dir / "latest")
+    assert progress.step == 3 and saved.train.save_every == 1  # applied, and recorded
+    # flags still win over the file
+    code, _, err = run_cli(capsys, "train", "--out", run_dir, "--resume", "--config", config,
+                           "--max-steps", "4")  # fmt: skip
+    assert code == 0, err
+    assert read_meta(run_dir / "latest")[1].step == 4
 
 
 def test_demo_end_to_end_at_a_tiny_size(capsys, tmp_path: Path) -> None:

@@ -26,6 +26,7 @@ from pix2pix.runlog import read_log
 from pix2pix.train import fit
 from pix2pix.validation import Validator
 from test_channels import write_bands
+from test_evaluate import fid_of_report
 from test_metrics import TinyFeatures
 
 EVAL = {"device": "cpu", "progress": False, "samples": 1}
@@ -141,7 +142,9 @@ def test_lab_colorization_is_scored_in_rgb(tmp_path: Path) -> None:
         tmp_path / "run", data, tmp_path / "report", inception_weights=weights, **EVAL
     )
     assert summary["outputs"] == {"channels": 3, "depth": "uint8", "color_space": "lab"}
-    assert summary["fid"] >= 0  # on RGB outputs and RGB targets
+    # on the RGB outputs as written and the RGB target photos
+    fid, _ = fid_of_report(report, tmp_path / "run", data, Path(weights))
+    assert summary["fid"] > 1e-3 and summary["fid"] == pytest.approx(fid, rel=1e-6)
     out = check_scored_as_written(report, tmp_path / "run", data, ".png")
     assert out.shape == (32, 32, 3)
     assert "compared with the RGB target photos" in (report / "index.html").read_text()

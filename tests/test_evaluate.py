@@ -12,12 +12,30 @@ import pytest
 import torch
 
 from conftest import error_line, run_cli, tiny_config
-from pix2pix.data.images import read_image
+from pix2pix.checkpoint import find_checkpoint, read_meta
+from pix2pix.data.datasets import find_pairs
+from pix2pix.data.images import read_image, to_tensor
+from pix2pix.errors import UserError
+from pix2pix.evaldata import load_eval_pair, target_tensor
 from pix2pix.evaluate import evaluate
+from pix2pix.fid import fid as fid_score
+from pix2pix.fid import find_inception, kid
 from pix2pix.segmentation import SegmenterConfig, train_segmenter
 from pix2pix.train import fit
 from test_metrics import TinyFeatures
 from test_segmentation import write_label_pairs
+
+
+def fid_of_report(report: Path, run: Path, split: Path, inception: Path) -> tuple[float, float]:
+    """(FID, KID mean) of a report's outputs/ against the split's targets, from the files."""
+    config, _ = read_meta(find_checkpoint(run))
+    pairs = find_pairs(split)
+    targets = torch.cat([target_tensor(load_eval_pair(p, config)) for p in pairs])
+    outputs = torch.stack([to_tensor(read_image(report / "outputs" / f"{p.name}.png"))
+                           for p in pairs])  # fmt: skip
+    extractor = find_inception(str(inception), True)
+    fake, real = extractor(outputs), extractor(targets)
+    return fid_score(fake, real), kid(fake, real)[0]
 
 
 @pytest.fixture(scope="module")
@@ -57,7 +75,12 @@ def test_evaluate_command_writes_metrics_and_a_report(capsys, setup) -> None:
     assert summary["images"] == 5 and summary["split"] == "test"
     mean_l1 = sum(float(r["l1"]) for r in rows) / 5
     assert summary["mean"]["l1"] == pytest.approx(mean_l1, rel=1e-4)
-    assert summary["fid"] >= 0 and summary["kid"]["std"] >= 0
+    # FID/KID are those of the written outputs against the targets (and not 0: a 2-step
+    # model is far from the photos), recomputed here from the files
+    assert summary["fid"] > 1e-3
+    fid, kid_mean = fid_of_report(out, setup["run"], setup["data"] / "test", setup["inception"])
+    assert summary["fid"] == pytest.approx(fid, rel=1e-6)
+    assert summary["kid"]["mean"] == pytest.approx(kid_mean, rel=1e-6, abs=1e-9)
     for which in ("generated", "real"):
         scores = summary["fcn"][which]
         assert 0 <= scores["class_iou"] <= scores["pixel_acc"] <= 1
@@ -116,3 +139,32 @@ def test_unknown_validation_metric_is_refused(capsys, setup) -> None:
                        setup["tmp"] / "never", "--val-metric", "lpips")  # fmt: skip
     assert code == 2 and "invalid choice: 'lpips'" in err
     assert not (setup["tmp"] / "never").exists()
+
+
+def test_a_folder_without_the_split_is_scored_as_itself(setup) -> None:
+    tmp = setup["tmp"]
+    # data/test holds pairs and no test/ of its own: scored, and not labelled a split
+    out, summary = evaluate(setup["run"], setup["data"] / "test", device="cpu", progress=False)
+    assert summary["split"] is None and summary["images"] == 5
+    assert summary["data"] == str(setup["data"] / "test")
+    assert json.loads((out / "metrics.json").read_text())["split"] is None
+    assert out == tmp / "run" / "eval_latest_test"  # named after the folder scored
+    # with --split train, data/ itself is split: its train/ is scored and labelled so
+    _, summary = evaluate(setup["run"], setup["data"], tmp / "r2", split="train", device="cpu",
+                          progress=False)  # fmt: skip
+    assert summary["split"] == "train" and summary["images"] == 6
+
+
+def test_an_earlier_report_is_replaced_only_when_asked(setup) -> None:
+    out = setup["tmp"] / "again"
+    evaluate(setup["run"], setup["data"], out, device="cpu", progress=False, eval_mode=True)
+    first = (out / "metrics.json").read_text()
+    (out / "outputs" / "0.png").write_bytes(b"edited")
+    with pytest.raises(UserError, match="already holds an evaluation report; pass --overwrite"):
+        evaluate(setup["run"], setup["data"], out, device="cpu", progress=False)
+    assert (out / "outputs" / "0.png").read_bytes() == b"edited"
+    _, summary = evaluate(setup["run"], setup["data"], out, device="cpu", progress=False,
+                          eval_mode=True, seed=1, overwrite=True)  # fmt: skip
+    assert summary["seed"] == 1 and (out / "metrics.json").read_text() != first
+    assert read_image(out / "outputs" / "0.png").shape == (32, 32, 3)  # rewritten whole
+    assert sorted(p.name for p in out.parent.iterdir() if p.name.startswith(".")) == []

@@ -180,3 +180,29 @@ def test_the_standard_inception_weights_give_2048_features() -> None:
     extract = FeatureExtractor(load_inception())
     feats = extract(smooth_images(0, batch=2, size=64))
     assert feats.shape == (2, 2048) and (feats >= 0).all()  # pooled ReLU outputs
+
+
+def test_ssim_and_ms_ssim_match_an_independent_implementation() -> None:
+    # pytorch-msssim (a separate implementation of Wang et al.: 11x11 Gaussian, sigma 1.5,
+    # valid region, K = (0.01, 0.03); MS-SSIM with the same five weights) on [0, 1] data
+    from pytorch_msssim import ms_ssim as ref_ms_ssim
+    from pytorch_msssim import ssim as ref_ssim
+
+    torch.manual_seed(0)
+    base = torch.rand(2, 3, 48, 48)
+    x = base * 2 - 1
+    y = (base + 0.15 * torch.randn_like(base)).clamp(0, 1) * 2 - 1
+    unit = ((x + 1) / 2, (y + 1) / 2)
+    ours = ssim(x, y)
+    ref = ref_ssim(*unit, data_range=1.0, size_average=False)
+    assert ours.min() > 0.2 and ours.max() < 0.99  # a pair neither equal nor unrelated
+    assert torch.allclose(ours.float(), ref, atol=1e-4), (ours, ref)
+
+    # five scales need a side of 176 or more; one channel: both average the same terms
+    base = torch.rand(2, 1, 192, 192)
+    x = base * 2 - 1
+    y = (0.8 * base + 0.2 * torch.rand_like(base)) * 2 - 1
+    ours = ms_ssim(x, y)
+    ref = ref_ms_ssim((x + 1) / 2, (y + 1) / 2, data_range=1.0, size_average=False)
+    assert ours.min() > 0.2 and ours.max() < 0.999
+    assert torch.allclose(ours.float(), ref, atol=1e-4), (ours, ref)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -147,3 +148,24 @@ def test_index_label_maps(tmp_path: Path) -> None:
     Image.fromarray(np.full((32, 32), 7, dtype=np.uint8)).save(tmp_path / "d" / "B" / "0.png")
     with pytest.raises(UserError, match=r"0\.png: label value 7 is not a class"):
         train_segmenter(config, tmp_path / "seg2")
+
+
+def test_segmenter_replaces_only_a_segmenter_and_only_when_asked(tmp_path: Path) -> None:
+    data = write_label_pairs(tmp_path / "data", count=4)
+    config = SegmenterConfig(root=str(data), palette="facades", size=32, width=2, epochs=1,
+                             batch_size=2, device="cpu")  # fmt: skip
+    out = train_segmenter(config, tmp_path / "seg")
+    first = (out / "segmenter.safetensors").read_bytes()
+    with pytest.raises(UserError, match="already holds a segmenter; pass --overwrite"):
+        train_segmenter(config, out)
+    assert (out / "segmenter.safetensors").read_bytes() == first
+    train_segmenter(replace(config, width=3), out, overwrite=True)
+    assert (out / "segmenter.safetensors").read_bytes() != first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "seg"]  # no temp or lock left
+
+    # a folder of anything else is never replaced, --overwrite or not
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    with pytest.raises(UserError, match="does not hold a segmenter; nothing was changed"):
+        train_segmenter(config, tmp_path / "mine", overwrite=True)
+    assert [p.name for p in (tmp_path / "mine").iterdir()] == ["notes.txt"]

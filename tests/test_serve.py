@@ -292,3 +292,39 @@ def test_latency_benchmark_reports_its_figures() -> None:
         figures = result[key]
         assert 0 < figures["min"] <= figures["median"] <= figures["max"]
     assert result["model_ms"]["min"] <= result["round_trip_ms"]["max"]
+
+
+def test_seed_beyond_64_bits_is_a_4xx(model: Pix2Pix) -> None:
+    client = TestClient(create_app(model))
+    arr = random_image(np.random.default_rng(0), 32, 32)
+    assert post(client, png_bytes(arr), seed=2**63 - 1).status_code == 200  # the largest
+    for seed in (2**63, 2**64, 2**70, -1):
+        res = post(client, png_bytes(arr), seed=seed)
+        assert res.status_code == 422 and "seed" in res.text, seed
+
+
+def test_lab_colorization_model_is_served_in_rgb(tmp_path: Path) -> None:
+    cfg = tiny_config("data", model={"generator": "unet_32", "in_channels": 1,
+                                     "out_channels": 2}, data={"color_space": "lab"})  # fmt: skip
+    torch.manual_seed(0)
+    save_checkpoint(tmp_path / "ck", cfg, Progress(), build_generator(cfg.model))
+    model = Pix2Pix.load(tmp_path / "ck", device="cpu", precision="fp32", compile="off")
+    client = TestClient(create_app(model))
+    photo = random_image(np.random.default_rng(2), 40, 48)
+    res = post(client, png_bytes(photo), mode="eval")
+    assert res.status_code == 200
+    got = decode(res.content)
+    assert got.shape == (40, 48, 3)  # RGB of (the upload's L*, the predicted a*b*)
+    assert np.array_equal(got, model.translate_array(photo, eval_mode=True))
+    gray = post(client, png_bytes(photo[:, :, :1].copy()), mode="eval")  # gray works too
+    assert gray.status_code == 200 and decode(gray.content).shape == (40, 48, 3)
+
+
+def test_models_the_page_cannot_show_are_refused_at_start_up(tmp_path: Path, capsys) -> None:
+    make_model(tmp_path / "ck", "unet_32", c_in=3, c_out=5)
+    with pytest.raises(ValueError, match="writes 5 channels"):
+        create_app(Pix2Pix.load(tmp_path / "ck", device="cpu"))
+    with pytest.raises(SystemExit) as exc:
+        main(["serve", "--checkpoint", str(tmp_path / "ck"), "--device", "cpu"])
+    assert exc.value.code == 2
+    assert "writes 5 channels; use translate or export instead" in capsys.readouterr().err

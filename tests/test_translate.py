@@ -136,3 +136,38 @@ def test_grayscale_model_takes_any_image(tmp_path: Path) -> None:
     model = pix2pix.load(tmp_path / "ck", device="cpu")
     out = model.translate(Image.new("RGB", (45, 20), (200, 10, 10)))
     assert out.mode == "L" and out.size == (45, 20)
+
+
+def test_outputs_never_replace_inputs_and_others_only_with_overwrite(
+    checkpoint: Path, tmp_path: Path
+) -> None:
+    model = pix2pix.load(checkpoint, device="cpu")
+    photos = tmp_path / "photos"
+    for name in ("a", "b"):
+        save_image(np.full((32, 32, 3), 40, np.uint8), photos / f"{name}.png")
+    originals = {p.name: p.read_bytes() for p in photos.iterdir()}
+    # into the inputs' own folder: a.png would be written over a.png
+    for overwrite in (False, True):
+        with pytest.raises(UserError, match="would overwrite the input"):
+            translate_files(model, [str(photos)], photos, overwrite=overwrite, progress=False)
+    assert {p.name: p.read_bytes() for p in photos.iterdir()} == originals
+
+    out = tmp_path / "out"
+    first = translate_files(model, [str(photos)], out, eval_mode=True, progress=False)
+    (out / "a.png").write_bytes(b"the user's edit")
+    with pytest.raises(UserError, match=r"a\.png and 1 more already exist\(s\); pass --overwrite"):
+        translate_files(model, [str(photos)], out, eval_mode=True, progress=False)
+    assert (out / "a.png").read_bytes() == b"the user's edit"
+    again = translate_files(model, [str(photos)], out, eval_mode=True, progress=False,
+                            overwrite=True)  # fmt: skip
+    assert again == first and read_image(out / "a.png").shape == (32, 32, 3)
+
+
+def test_a_failed_translation_leaves_no_empty_folder(checkpoint: Path, tmp_path: Path) -> None:
+    model = pix2pix.load(checkpoint, device="cpu")
+    save_image(np.zeros((32, 64, 3), np.uint8), tmp_path / "x.png")
+    whole = (tmp_path / "x.png").read_bytes()
+    (tmp_path / "x.png").write_bytes(whole[: len(whole) // 2])  # the header reads, pixels fail
+    with pytest.raises(UserError, match="x.png: cannot read image"):
+        translate_files(model, [str(tmp_path / "x.png")], tmp_path / "new" / "out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck", "x.png"]  # no out/, no new/

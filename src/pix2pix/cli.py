@@ -266,8 +266,16 @@ def _add_pixel_limit(sub: Subparsers) -> None:
             )
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: `pix2pix train: error: ...; see --help`, exit 2."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        print(f"pix2pix: error: {self.prog}: {message}; see {self.prog} --help", file=sys.stderr)
+        sys.exit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="pix2pix",
         description="Paired image-to-image translation (Isola et al., CVPR 2017).",
     )

@@ -191,9 +191,6 @@ def evaluate(
     config, ckpt_progress = read_meta(ckpt)
     root, scored_split = split_folder(data, split)
     pairs = find_pairs(root, "auto")
-    if scored_split is None:
-        log.warning("%s has no %s/ subfolder: scoring its %d pairs, recorded as split null",
-                    root, split, len(pairs))  # fmt: skip
     # fail fast on bad inputs, before any work
     seg = Segmenter.load(segmenter, device) if segmenter else None
     channels, depth = output_channels(config), output_depth(config)
@@ -215,8 +212,11 @@ def evaluate(
             f"but {ckpt} reads {model.in_channels}-channel images"
         )
     out = Path(out) if out else ckpt.parent / f"eval_{ckpt.name}_{scored_split or root.name}"
-    check_replaceable(out, "evaluation report", is_report, overwrite=overwrite)
+    check_replaceable(out, "an evaluation report", is_report, overwrite=overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if scored_split is None:  # only now: every input is checked
+        log.warning("%s has no %s/ subfolder: scoring its %d pairs, recorded as split null",
+                    root, split, len(pairs))  # fmt: skip
     header = {
         "checkpoint": str(ckpt),
         "step": ckpt_progress.step,
@@ -229,7 +229,7 @@ def evaluate(
             extractor=extractor, seg=seg, segmenter=segmenter, samples=samples,
             progress=progress, start=start,
         )  # fmt: skip
-        check_replaceable(out, "evaluation report", is_report, overwrite=overwrite)
+        check_replaceable(out, "an evaluation report", is_report, overwrite=overwrite)
     return out, summary
 
 

@@ -114,7 +114,7 @@ def staged_folder(path: Path) -> Iterator[Path]:
 def check_replaceable(
     path: Path, what: str, is_ours: Callable[[Path], bool], *, overwrite: bool
 ) -> None:
-    """Refuse to write `what` (e.g. "segmenter") as the folder `path` unless that loses
+    """Refuse to write `what` (e.g. "a segmenter") as the folder `path` unless that loses
     nothing: `path` is absent or empty, or holds an earlier `what` (`is_ours`) and
     `overwrite` is set. Anything else is a UserError naming the folder and the fix."""
     path = Path(path)
@@ -126,17 +126,35 @@ def check_replaceable(
         return
     if not is_ours(path):
         raise UserError(
-            f"{path}: is not empty and does not hold a {what}; nothing was changed. "
+            f"{path}: is not empty and does not hold {what}; nothing was changed. "
             "Choose a new or empty --out folder"
         )
     if not overwrite:
         raise UserError(
-            f"{path}: already holds a {what}; pass --overwrite to replace it, "
-            "or choose another --out"
+            f"{path}: already holds {what}; pass --overwrite to replace it, or choose another --out"
         )
 
 
-def remove_if_empty(path: Path) -> None:
-    """Remove the folder `path` if it exists and is empty (what a failed command made)."""
-    with contextlib.suppress(OSError):
-        Path(path).rmdir()  # only succeeds on an empty folder
+def first_missing(path: Path) -> Path | None:
+    """The outermost folder of `path` that does not exist yet (None: `path` exists), i.e.
+    the folder that `path.mkdir(parents=True)` creates first."""
+    path = Path(path).absolute()
+    missing = None
+    while not path.exists():
+        missing, path = path, path.parent
+    return missing
+
+
+def remove_if_empty(path: Path, top: Path | None = None) -> None:
+    """Remove the folder `path` if it is empty, then its empty parents up to `top`: what a
+    failed command made (`top` from `first_missing` before it made them)."""
+    path = Path(path).absolute()
+    top = Path(top).absolute() if top is not None else path
+    while True:
+        try:
+            path.rmdir()  # only succeeds on an empty folder
+        except OSError:
+            return
+        if path == top or top not in path.parents:
+            return
+        path = path.parent

@@ -45,7 +45,7 @@ from pix2pix.distributed import (
     train_device,
 )
 from pix2pix.errors import ConfigError, UserError
-from pix2pix.fileio import remove_if_empty
+from pix2pix.fileio import first_missing, remove_if_empty
 from pix2pix.lock import LOCK_NAME, folder_lock
 from pix2pix.monitor import NullMonitor, RunMonitor
 from pix2pix.runlog import NullLog, RunLog
@@ -132,14 +132,14 @@ def fit(
         raise UserError(f"{run_dir}: is a file, not a run folder; choose another --out")
     if resume:
         find_checkpoint(run_dir)  # "no such run" before a folder is made for its lock
-    created = not run_dir.exists()
+    made = first_missing(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
         with folder_lock(run_dir / LOCK_NAME, f"run folder {run_dir}"):
             return _fit(config, run_dir, ctx, resume, should_stop)
     finally:
-        if created:
-            remove_if_empty(run_dir)  # a run that failed before writing anything
+        if made is not None:
+            remove_if_empty(run_dir, made)  # a run that failed before writing anything
 
 
 def _fit(
@@ -190,13 +190,14 @@ def _fit(
         if ctx.enabled:  # but each rank its own dropout noise
             torch.manual_seed(rank_seed(t.seed, ctx.rank, progress.step))
             log.info("%d processes, global batch %d", ctx.world_size, ctx.world_size * t.batch_size)
-        log.info("training on %s: %s", device, speed)
-        if ckpt is not None:
+        if ckpt is not None:  # a damaged checkpoint fails here, before anything is logged
             load_weights(trainer.g, ckpt / "generator.safetensors")
             load_weights(trainer.d, ckpt / "discriminator.safetensors")
             trainer.load_state_dict(load_training_state(ckpt))
             monitor.load_state(read_metadata(ckpt))
             check_same_start(progress.step, ctx, device, str(ckpt))
+        log.info("training on %s: %s", device, speed)
+        if ckpt is not None:
             log.info("resuming %s at step %d (epoch %d)", ckpt, progress.step, progress.epoch + 1)
         try:
             latest = _loop(

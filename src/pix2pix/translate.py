@@ -46,7 +46,7 @@ from pix2pix.data.images import (
     with_channels,
 )
 from pix2pix.errors import UserError
-from pix2pix.fileio import remove_if_empty
+from pix2pix.fileio import first_missing, remove_if_empty
 from pix2pix.nets import build_generator
 from pix2pix.nets.padding import run_any_size
 from pix2pix.runtime import (
@@ -326,15 +326,15 @@ def translate_files(
     sizes = _check_inputs(model, items, aligned, suffix)
     out_dir = Path(out_dir)
     _check_outputs(items, out_dir, suffix, overwrite)
-    created = not out_dir.exists()
+    made = first_missing(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
         return _translate_items(model, items, sizes, out_dir, suffix, batch_size=batch_size,
                                 eval_mode=eval_mode, aligned=aligned, seed=seed,
                                 progress=progress)  # fmt: skip
     finally:
-        if created:
-            remove_if_empty(out_dir)  # a translation that failed before its first output
+        if made is not None:
+            remove_if_empty(out_dir, made)  # a translation that failed before its first output
 
 
 def _check_outputs(

@@ -68,7 +68,8 @@ class SegmenterConfig:
     num_classes: int = 0
     """index labels: the number of classes."""
     size: int = 128
-    """Images are resized to size x size for training and segmentation."""
+    """Images are resized to size x size for training and segmentation (at least 32, the
+    network's stride)."""
     width: int = 16
     """Filters in the network's first stage (doubling at each of 4 downsamplings)."""
     epochs: int = 30
@@ -84,7 +85,7 @@ class SegmenterConfig:
 
     def __post_init__(self) -> None:
         _check_literals(self)
-        _at_least("--size", self.size, 16)
+        _at_least("--size", self.size, 32)  # the network's stride
         _at_least("--width", self.width, 1)
         _at_least("--epochs", self.epochs, 1)
         _at_least("--batch-size", self.batch_size, 1)
@@ -212,7 +213,7 @@ def train_segmenter(config: SegmenterConfig, out: str | Path, *, overwrite: bool
     each epoch, and the FCN-scores of the final network on its (unjittered) training data.
     """
     out = Path(out)
-    check_replaceable(out, "segmenter", is_segmenter, overwrite=overwrite)
+    check_replaceable(out, "a segmenter", is_segmenter, overwrite=overwrite)
     out.parent.mkdir(parents=True, exist_ok=True)
     with folder_lock(sibling_lock(out), f"segmenter folder {out}"):
         return _train(config, out, overwrite)
@@ -230,7 +231,11 @@ def _train(config: SegmenterConfig, out: Path, overwrite: bool) -> Path:
         torch.manual_seed(config.seed)
         net = SegNet(data.photos.shape[1], len(names), config.width).to(device)
         opt = torch.optim.Adam(net.parameters(), lr=config.lr)
-        per_epoch = -(-len(data) // config.batch_size)
+        # batch norm needs 2 values per channel: a last batch of one image (1x1 at the
+        # bottom of a 32-pixel input) is left out of that epoch; the order changes each epoch
+        per_epoch = len(data) // config.batch_size + (len(data) % config.batch_size > 1)
+        if per_epoch == 0:
+            raise UserError(f"{root}: the segmenter needs at least 2 pairs to train on")
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, config.epochs * per_epoch)
         for epoch in range(config.epochs):
             net.train()
@@ -273,7 +278,7 @@ def _train(config: SegmenterConfig, out: Path, overwrite: bool) -> Path:
         "train_scores": {k: scores[k] for k in ("pixel_acc", "class_acc", "class_iou")},
         "seconds": round(time.perf_counter() - start, 1),
     }
-    check_replaceable(out, "segmenter", is_segmenter, overwrite=overwrite)  # still so?
+    check_replaceable(out, "a segmenter", is_segmenter, overwrite=overwrite)  # still so?
     replace_folder(
         out,
         {

@@ -66,7 +66,7 @@ def parse_palette(text: str) -> list[RGB]:
             raise UserError(
                 f"--palette {item!r} is not R,G,B; give colours like '30,40,160 40,160,40'"
             ) from None
-    return check_palette(entries, "--palette")
+    return check_palette(entries, f"--palette {text!r}")
 
 
 def palette_option(text: str) -> Palette:
