@@ -129,13 +129,16 @@ def _truncated_png(tmp: Path) -> bytes:
 
 
 class ShortBody(http.server.BaseHTTPRequestHandler):
-    """Promises 10 000 bytes and sends 100: the connection closes mid-download."""
+    """A chunked body cut off inside a chunk: http.client raises IncompleteRead."""
+
+    protocol_version = "HTTP/1.1"
 
     def do_GET(self) -> None:
         self.send_response(200)
-        self.send_header("Content-Length", "10000")
+        self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
-        self.wfile.write(b"x" * 100)
+        self.wfile.write(b"64\r\n" + b"x" * 100 + b"\r\n")  # a whole chunk of 100 bytes
+        self.wfile.write(b"1000\r\n" + b"y" * 10)  # then 10 bytes of a 4096-byte one
         self.wfile.flush()
         self.close_connection = True
 
@@ -221,6 +224,7 @@ CASES: list[Case] = [
     ("segmenter-exists", lambda s, t: ["segmenter", "train", "--data", s.data, "--palette", "facades", "--out", s.seg], "already holds a segmenter; pass --overwrite"),
     ("segmenter-index-classes", lambda s, t: ["segmenter", "train", "--data", s.data, "--labels", "index", "--num-classes", "1", "--out", t / "s"], "--num-classes"),
     ("segmenter-seed-out-of-range", lambda s, t: ["segmenter", "train", "--data", s.data, "--palette", "facades", "--seed", "-1", "--out", t / "s"], "--seed -1"),
+    ("demo-out-is-foreign", lambda s, t: ["demo", "--out", _foreign(t), "--steps", "1"], "is not a demo folder (it holds notes.txt)"),
     # ---- data tools
     ("data-combine-missing", lambda s, t: ["data", "combine", t / "none", "--out", t / "o"], "none"),
     ("data-split-shares", lambda s, t: ["data", "split", s.data, "--out", t / "o", "--val", "0.8", "--test", "0.8"], "--val 0.8"),
@@ -309,7 +313,8 @@ def test_the_table_is_wide_enough() -> None:
     prefixes = {name.split("-")[0] for name, _, _ in CASES}
     commands = {{"config": "train", "resume": "train"}.get(p, p) for p in prefixes}
     assert len(CASES) >= 30 and len({name for name, _, _ in CASES}) == len(CASES)
-    assert commands == {"train", "translate", "evaluate", "export", "serve", "segmenter", "data"}
+    assert commands == {"train", "translate", "evaluate", "export", "serve", "segmenter", "data",
+                        "demo"}  # fmt: skip
 
 
 @pytest.mark.parametrize(("build", "fragment"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])

@@ -18,7 +18,7 @@ from pix2pix.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from pix2pix.data.datasets import find_pairs, load_pair
 from pix2pix.data.images import save_image, to_tensor, to_uint8
 from pix2pix.data.synthetic import label_palette, write_dataset
-from pix2pix.errors import ConfigError
+from pix2pix.errors import ConfigError, UserError
 from pix2pix.report import write_image_table
 from pix2pix.train import fit
 from pix2pix.translate import Pix2Pix
@@ -68,6 +68,9 @@ def demo_config(
     )
 
 
+DEMO_ENTRIES = {"data", "run", "results"}  # what run_demo writes into its folder
+
+
 def run_demo(
     out_dir: str | Path = "runs/demo",
     *,
@@ -80,8 +83,21 @@ def run_demo(
     device: str = "auto",
     should_stop: Callable[[], bool] | None = None,
 ) -> Path:
-    """Train and show the demo model; returns the path of the HTML page."""
+    """Train and show the demo model; returns the path of the HTML page.
+
+    `out_dir` must be absent, empty or an earlier demo folder (re-running resumes the run
+    and reuses the data); a folder holding anything else is refused, untouched.
+    """
     out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out}: is a file; --out takes a folder for the demo")
+    entries = out.iterdir() if out.is_dir() else ()
+    foreign = sorted(p.name for p in entries if p.name not in DEMO_ENTRIES)
+    if foreign:
+        raise UserError(
+            f"{out}: is not empty and is not a demo folder (it holds {', '.join(foreign[:3])}); "
+            "nothing was changed. Choose a new or empty --out folder"
+        )
     data = write_dataset(out / "data", size, train_images, test_images, seed)
     config = demo_config(data, size, steps, train_images, batch_size, seed, device)
     run = out / "run"

@@ -144,10 +144,10 @@ def download_dataset(
     part = out_dir / f"{name}.tar.gz.part"
     try:
         _fetch(url, part, timeout)
-    except http.client.IncompleteRead as exc:  # the connection closed mid-body
+    except http.client.IncompleteRead:  # the connection closed inside the body
         raise UserError(
-            f"{url}: download stopped early ({len(exc.partial)} bytes of the last read "
-            "arrived); run the same command again to resume"
+            f"{url}: download stopped early (the connection closed mid-file); run the same "
+            "command again to resume"
         ) from None
     except (TimeoutError, urllib.error.URLError, ConnectionError, http.client.HTTPException) as exc:
         reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
