@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 
 from pix2pix.data.synthetic import write_dataset
-from pix2pix.runlog import read_log
+from pix2pix.training.runlog import read_log
 
 
 def free_port() -> int:

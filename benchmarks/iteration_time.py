@@ -2,7 +2,7 @@
 
     python -m benchmarks.iteration_time [--size 256] [--batch-size 1] [--iters 10]
 
-Times `pix2pix.trainer.Pix2PixTrainer.step` on random tensors already on the device (data loading is
+Times `pix2pix.training.step.Pix2PixTrainer.step` on random tensors already on the device (data loading is
 measured separately), after warm-up iterations, and reports the median and spread.
 """
 
@@ -18,7 +18,7 @@ import torch
 
 from pix2pix.config import ModelConfig, RunConfig, TrainConfig
 from pix2pix.runtime import resolve_device
-from pix2pix.trainer import Pix2PixTrainer
+from pix2pix.training.step import Pix2PixTrainer
 
 
 def sync(device: torch.device) -> None:

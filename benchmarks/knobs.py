@@ -24,7 +24,7 @@ from benchmarks.baseline import PlainPix2Pix
 from benchmarks.throughput import interleaved
 from pix2pix.config import ModelConfig, RunConfig, TrainConfig
 from pix2pix.runtime import Speed, configure_backends, native_bf16, resolve_device
-from pix2pix.trainer import Pix2PixTrainer
+from pix2pix.training.step import Pix2PixTrainer
 from pix2pix.translate import Pix2Pix
 
 

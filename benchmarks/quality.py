@@ -34,11 +34,11 @@ import torch
 
 from pix2pix.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from pix2pix.data.datasets import find_pairs
-from pix2pix.evaluate import evaluate
+from pix2pix.evaluation.evaluate import evaluate
 from pix2pix.runtime import resolve_device
 from pix2pix.segmentation import SegmenterConfig, train_segmenter
-from pix2pix.train import fit
-from pix2pix.trainer import Pix2PixTrainer
+from pix2pix.training.loop import fit
+from pix2pix.training.step import Pix2PixTrainer
 
 log = logging.getLogger("benchmarks.quality")
 

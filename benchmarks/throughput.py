@@ -33,8 +33,8 @@ from pix2pix.data.images import save_image
 from pix2pix.data.sampler import EpochBatchSampler
 from pix2pix.data.synthetic import make_pair
 from pix2pix.runtime import configure_backends, resolve_device, resolve_speed
-from pix2pix.train import _workers
-from pix2pix.trainer import Pix2PixTrainer
+from pix2pix.training.loop import _workers
+from pix2pix.training.step import Pix2PixTrainer
 from pix2pix.translate import Pix2Pix
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import torch.distributed as dist
 from safetensors.torch import save_file
 
-import pix2pix.train
+import pix2pix.training.loop
 from pix2pix.cli import main
-from pix2pix.trainer import Pix2PixTrainer
+from pix2pix.training.step import Pix2PixTrainer
 
 DUMP = Path(sys.argv[1])
 RUN = 0
@@ -42,7 +42,7 @@ class RecordingTrainer(Pix2PixTrainer):
 
 if __name__ == "__main__":
     DUMP.mkdir(parents=True, exist_ok=True)
-    pix2pix.train.Pix2PixTrainer = RecordingTrainer
+    pix2pix.training.loop.Pix2PixTrainer = RecordingTrainer
     dist.init_process_group("gloo")
     runs, current = [], []
     for arg in sys.argv[2:]:

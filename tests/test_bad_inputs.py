@@ -32,7 +32,7 @@ from pix2pix.checkpoint import Progress, save_checkpoint
 from pix2pix.data.images import save_image
 from pix2pix.nets import build_generator
 from pix2pix.segmentation import SegmenterConfig, train_segmenter
-from pix2pix.train import fit
+from pix2pix.training.loop import fit
 
 TRAIN = [
     "--generator", "unet_32", "--ngf", "8", "--ndf", "8", "--load-size", "36",

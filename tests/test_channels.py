@@ -20,7 +20,7 @@ from pix2pix.data.derive import colorize
 from pix2pix.data.images import image_info, read_image, save_image
 from pix2pix.errors import ConfigError, UserError
 from pix2pix.nets import build_generator
-from pix2pix.train import fit
+from pix2pix.training.loop import fit
 from pix2pix.translate import translate_files
 
 

@@ -20,7 +20,7 @@ from pix2pix.checkpoint import (
 )
 from pix2pix.errors import UserError
 from pix2pix.nets import build_discriminator, build_generator
-from pix2pix.trainer import Pix2PixTrainer
+from pix2pix.training.step import Pix2PixTrainer
 
 
 def config(root: Path = Path("data")):

@@ -25,16 +25,16 @@ from pix2pix.checkpoint import Progress, read_meta
 from pix2pix.config import RunConfig
 from pix2pix.data.datasets import find_pairs
 from pix2pix.data.sampler import EpochBatchSampler
-from pix2pix.distributed import (
+from pix2pix.errors import ConfigError, UserError
+from pix2pix.nets import build_discriminator, build_generator
+from pix2pix.training.distributed import (
     DistContext,
     continue_epoch,
     sync_batch_norm,
     train_device,
 )
-from pix2pix.errors import ConfigError, UserError
-from pix2pix.nets import build_discriminator, build_generator
-from pix2pix.runlog import read_log
-from pix2pix.train import fit
+from pix2pix.training.loop import fit
+from pix2pix.training.runlog import read_log
 from pix2pix.translate import Pix2Pix
 
 TESTS = Path(__file__).parent

@@ -19,12 +19,12 @@ from pix2pix.data.datasets import find_pairs
 from pix2pix.data.derive import colorize
 from pix2pix.data.images import read_image, save_image, to_tensor
 from pix2pix.errors import ConfigError
-from pix2pix.evaldata import load_eval_pair, target_tensor
-from pix2pix.evaluate import evaluate
-from pix2pix.metrics import image_metrics, quantize
-from pix2pix.runlog import read_log
-from pix2pix.train import fit
-from pix2pix.validation import Validator
+from pix2pix.evaluation.evaluate import evaluate
+from pix2pix.evaluation.metrics import image_metrics, quantize
+from pix2pix.evaluation.pairs import load_eval_pair, target_tensor
+from pix2pix.training.loop import fit
+from pix2pix.training.runlog import read_log
+from pix2pix.training.validation import Validator
 from test_channels import write_bands
 from test_evaluate import fid_of_report
 from test_metrics import TinyFeatures

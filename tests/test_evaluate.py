@@ -16,12 +16,12 @@ from pix2pix.checkpoint import find_checkpoint, read_meta
 from pix2pix.data.datasets import find_pairs
 from pix2pix.data.images import read_image, to_tensor
 from pix2pix.errors import UserError
-from pix2pix.evaldata import load_eval_pair, target_tensor
-from pix2pix.evaluate import evaluate
-from pix2pix.fid import fid as fid_score
-from pix2pix.fid import find_inception, kid
+from pix2pix.evaluation.evaluate import evaluate
+from pix2pix.evaluation.fid import fid as fid_score
+from pix2pix.evaluation.fid import find_inception, kid
+from pix2pix.evaluation.pairs import load_eval_pair, target_tensor
 from pix2pix.segmentation import SegmenterConfig, train_segmenter
-from pix2pix.train import fit
+from pix2pix.training.loop import fit
 from test_metrics import TinyFeatures
 from test_segmentation import write_label_pairs
 
@@ -107,7 +107,7 @@ def test_the_paper_mode_is_seeded_and_eval_mode_differs(setup) -> None:
 
 
 def test_fid_is_skipped_with_one_line_without_the_weights(setup, monkeypatch, caplog) -> None:
-    monkeypatch.setattr("pix2pix.fid.default_weights_path", lambda: None)
+    monkeypatch.setattr("pix2pix.evaluation.fid.default_weights_path", lambda: None)
     _, summary = evaluate(setup["run"], setup["data"], setup["tmp"] / "nofid", fid=True,
                           device="cpu", progress=False)  # fmt: skip
     assert "fid" not in summary and "kid" not in summary

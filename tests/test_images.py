@@ -21,8 +21,7 @@ from pix2pix.data.images import (
 )
 from pix2pix.data.transforms import resize_array
 from pix2pix.errors import UserError
-from pix2pix.report import write_image_table
-from pix2pix.visual import displayable, image_grid, save_preview
+from pix2pix.html import displayable, image_grid, save_preview, write_image_table
 
 ALL_16BIT = np.arange(65536, dtype=np.uint16).reshape(256, 256)
 

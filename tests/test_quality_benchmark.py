@@ -11,7 +11,7 @@ from test_segmentation import write_label_pairs
 
 
 def test_quality_benchmark_writes_its_table(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setattr("pix2pix.fid.default_weights_path", lambda: None)  # FID: skipped
+    monkeypatch.setattr("pix2pix.evaluation.fid.default_weights_path", lambda: None)  # FID: skipped
     write_label_pairs(tmp_path / "facades" / "train", count=4, seed=0)
     write_label_pairs(tmp_path / "facades" / "test", count=3, seed=1)
     args = argparse.Namespace(

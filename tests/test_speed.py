@@ -12,7 +12,7 @@ from conftest import tiny_config
 from pix2pix.checkpoint import GENERATOR_FILE, Progress, load_weights, save_checkpoint
 from pix2pix.nets import build_generator
 from pix2pix.runtime import Speed, compiled, default_speed, resolve_speed
-from pix2pix.trainer import Pix2PixTrainer
+from pix2pix.training.step import Pix2PixTrainer
 from pix2pix.translate import Pix2Pix
 
 CPU = torch.device("cpu")

@@ -21,9 +21,9 @@ from pix2pix.checkpoint import TRAINING_FILES, read_meta
 from pix2pix.config import RunConfig
 from pix2pix.errors import ConfigError, UserError
 from pix2pix.lock import LOCK_NAME, FolderLocked
-from pix2pix.runlog import read_log
-from pix2pix.train import fit
-from pix2pix.trainer import Pix2PixTrainer, lr_factor
+from pix2pix.training.loop import fit
+from pix2pix.training.runlog import read_log
+from pix2pix.training.step import Pix2PixTrainer, lr_factor
 
 
 def weights(ckpt: Path) -> dict[str, torch.Tensor]:

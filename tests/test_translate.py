@@ -15,7 +15,8 @@ from pix2pix.checkpoint import Progress, save_checkpoint
 from pix2pix.data.images import read_image, save_image
 from pix2pix.errors import UserError
 from pix2pix.nets import build_generator
-from pix2pix.nets.padding import crop_box, pad_to_multiple
+from pix2pix.nets.inference import crop_box, pad_to_multiple
+from pix2pix.runtime import Speed
 from pix2pix.translate import Pix2Pix, translate_files
 
 
@@ -171,3 +172,21 @@ def test_a_failed_translation_leaves_no_empty_folder(checkpoint: Path, tmp_path:
     with pytest.raises(UserError, match="x.png: cannot read image"):
         translate_files(model, [str(tmp_path / "x.png")], tmp_path / "new" / "out")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ck", "x.png"]  # no out/, no new/
+
+
+def test_a_callers_module_keeps_its_mode_and_weights(tmp_path: Path) -> None:
+    # a trainer's generator, handed to Pix2Pix for validation or a benchmark: translating
+    # in either mode leaves it as it was (training mode, buffers untouched)
+    cfg = tiny_config("data", model={"generator": "unet_64", "in_channels": 3, "out_channels": 3})
+    torch.manual_seed(0)
+    g = build_generator(cfg.model).train()
+    before = {k: v.clone() for k, v in g.state_dict().items()}
+    model = Pix2Pix(g, cfg, torch.device("cpu"), Speed("fp32"))
+    assert model.generator is g  # fp32 on the CPU: no copy needed
+    for eval_mode in (True, False):
+        model.translate_tensor(torch.rand(1, 3, 64, 64) * 2 - 1, eval_mode=eval_mode)
+        assert g.training and all(m.training for m in g.modules())
+    assert all(torch.equal(before[k], v) for k, v in g.state_dict().items())
+    g.eval()
+    model.translate_tensor(torch.rand(1, 3, 64, 64) * 2 - 1)  # paper mode, then back to eval
+    assert not any(m.training for m in g.modules())

@@ -11,13 +11,16 @@ import pytest
 import torch
 
 from conftest import tiny_config, write_aligned
-from pix2pix.checkpoint import GENERATOR_FILE, read_meta, read_metadata
+from pix2pix.checkpoint import GENERATOR_FILE, load_weights, read_meta, read_metadata
 from pix2pix.config import MonitorConfig, RunConfig
-from pix2pix.data.datasets import PairedDataset
+from pix2pix.data.datasets import PairedDataset, find_pairs
+from pix2pix.data.holdout import holdout_indices, split_holdout
 from pix2pix.errors import ConfigError, UserError
-from pix2pix.runlog import read_log
-from pix2pix.train import fit
-from pix2pix.validation import Validator, holdout_indices, split_holdout
+from pix2pix.evaluation.evaluate import evaluate
+from pix2pix.nets import build_generator
+from pix2pix.training.loop import fit
+from pix2pix.training.runlog import read_log
+from pix2pix.training.validation import Validator
 from test_train import assert_same_weights
 
 
@@ -153,3 +156,25 @@ def test_tensorboard_without_its_package_is_refused_before_any_file(
     with pytest.raises(ConfigError, match=r"pip install 'pix2pix\[tensorboard\]'"):
         fit(cfg, tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+@pytest.mark.parametrize("eval_mode", [False, True])
+def test_validation_and_evaluate_report_the_same_numbers(
+    tmp_path: Path, precision: str, eval_mode: bool
+) -> None:
+    # one scoring path: best/ is chosen on exactly the numbers `evaluate` reports
+    data = write_aligned(tmp_path / "data", count=4)
+    held = write_aligned(tmp_path / "held", count=3, seed=9)
+    cfg = tiny_config(data, model={"generator": "unet_64"}, data={"load_size": 72, "crop_size": 64},
+                      train={"max_steps": 2}, monitor={"val_data": str(held)})  # fmt: skip
+    fit(cfg, tmp_path / "run")
+    saved, _ = read_meta(tmp_path / "run" / "latest")
+    g = build_generator(saved.model, init=False)
+    load_weights(g, tmp_path / "run" / "latest" / GENERATOR_FILE).train()
+    validator = Validator(saved.replace(monitor={"val_eval": eval_mode}), find_pairs(held))
+    val = validator.evaluate(g, g.stride, torch.device("cpu"), precision)
+    _, summary = evaluate(tmp_path / "run", held, tmp_path / "report", eval_mode=eval_mode,
+                          device="cpu", precision=precision, progress=False)  # fmt: skip
+    assert val.keys() == summary["mean"].keys()
+    assert val == summary["mean"]  # the same function on the same cast weights: equal

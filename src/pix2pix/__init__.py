@@ -6,7 +6,7 @@ Train with `fit(RunConfig(...), run_dir)`, translate with `load(path).translate(
 from pix2pix._version import __version__
 from pix2pix.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from pix2pix.errors import ConfigError, UserError
-from pix2pix.train import fit
+from pix2pix.training.loop import fit
 from pix2pix.translate import Pix2Pix, load
 
 __all__ = [

@@ -103,7 +103,7 @@ def _check_literals(obj: object) -> None:
 def _palette_value(value: str) -> str:
     """A checked --palette value: a preset name or inline JSON as given, a file's palette
     as inline JSON. A bad value is a ConfigError naming it."""
-    from pix2pix.segmentation.palette import PRESETS, parse_palette  # imports this module
+    from pix2pix.data.palette import PRESETS, parse_palette  # imports this module
 
     palette = parse_palette(value)
     text = value.strip()

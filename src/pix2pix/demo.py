@@ -19,10 +19,9 @@ from pix2pix.data.datasets import find_pairs, load_pair
 from pix2pix.data.images import save_image, to_tensor, to_uint8
 from pix2pix.data.synthetic import label_palette, write_dataset
 from pix2pix.errors import ConfigError, UserError
-from pix2pix.report import write_image_table
-from pix2pix.train import fit
+from pix2pix.html import image_grid, write_image_table
+from pix2pix.training.loop import fit
 from pix2pix.translate import Pix2Pix
-from pix2pix.visual import image_grid
 
 log = logging.getLogger(__name__)
 

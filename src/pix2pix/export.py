@@ -3,7 +3,7 @@
 The exported graph is the bare generator: (B, C_in, H, W) float32 in [-1, 1] ->
 (B, C_out, H, W) in [-1, 1], with H and W multiples of the generator's stride (256 for
 `unet_256`, 4 for the ResNets); any-size padding stays the caller's job (see
-`pix2pix.nets.padding`). Batch, height and width are dynamic.
+`pix2pix.nets.inference`). Batch, height and width are dynamic.
 
 Batch norm is exported the way the model is used (see `pix2pix.translate`):
 
@@ -47,7 +47,7 @@ from pix2pix.config import RunConfig
 from pix2pix.errors import UserError
 from pix2pix.fileio import staged_file
 from pix2pix.nets import build_generator
-from pix2pix.translate import inference_mode
+from pix2pix.nets.inference import inference_mode
 
 Format = Literal["onnx", "torchscript"]
 FORMATS: tuple[str, ...] = get_args(Format)

@@ -18,11 +18,9 @@ channels of 8 or 16 bits, `<stem>.tif` (one page per channel) otherwise.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import os
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +46,7 @@ from pix2pix.data.images import (
 from pix2pix.errors import UserError
 from pix2pix.fileio import first_missing, remove_if_empty
 from pix2pix.nets import build_generator
-from pix2pix.nets.padding import run_any_size
+from pix2pix.nets.inference import inference_mode, run_any_size
 from pix2pix.runtime import (
     DTYPES,
     Speed,
@@ -57,31 +55,6 @@ from pix2pix.runtime import (
     resolve_device,
     resolve_speed,
 )
-
-
-@contextlib.contextmanager
-def inference_mode(net: nn.Module, eval_mode: bool) -> Iterator[None]:
-    """Run `net` in eval mode, or in the paper's mode without touching its buffers.
-
-    Paper mode puts modules in training mode (dropout on, batch norm on batch statistics)
-    but stops batch norm from updating its running averages, so translating never
-    changes the model.
-    """
-    if eval_mode:
-        net.eval()
-        yield
-        return
-    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
-    tracking = [m.track_running_stats for m in norms]
-    net.train()
-    for m in norms:
-        m.track_running_stats = False
-    try:
-        yield
-    finally:
-        for m, flag in zip(norms, tracking):
-            m.track_running_stats = flag
-        net.eval()
 
 
 class Pix2Pix:
@@ -103,7 +76,7 @@ class Pix2Pix:
         first = next(generator.parameters())
         if first.dtype != self.dtype or first.device != device or self.speed.channels_last:
             generator = copy.deepcopy(generator).to(device, self.dtype, memory_format=fmt)
-        self.generator = generator.eval()
+        self.generator = generator  # its mode is set per call and restored after
         self._run = compiled(self.generator, self.speed, "infer")
         self.config = config
         self.device = device
@@ -129,7 +102,7 @@ class Pix2Pix:
         ckpt = find_checkpoint(Path(path))
         config, _ = read_meta(ckpt)
         generator = build_generator(config.model, init=False)
-        load_weights(generator, ckpt / GENERATOR_FILE)
+        load_weights(generator, ckpt / GENERATOR_FILE).eval()  # ours: at rest in eval mode
         dev = resolve_device(device)
         speed = resolve_speed(dev, "infer", precision, channels_last, compile, images)
         return cls(generator, config, dev, speed)

@@ -81,6 +81,14 @@ def resolve_root(cfg: DataConfig, split: str | None = None) -> Path:
     return sub if sub.is_dir() else root
 
 
+def pairs_folder(path: str | Path, split: str, flag: str = "--data") -> Path:
+    """`path/split` when it exists, else `path`; a missing folder is a UserError."""
+    root = Path(path).expanduser()
+    if not root.is_dir():
+        raise UserError(f"{root}: dataset folder not found; check {flag}")
+    return root / split if (root / split).is_dir() else root
+
+
 def side_folders(root: Path, side: str) -> list[Path]:
     """The folders of one side of a paired dataset: [root/A] or [root/A1, root/A2, ...]."""
     numbered = []

@@ -16,11 +16,11 @@ import torch
 from torch import nn
 
 from pix2pix.config import RunConfig
-from pix2pix.distributed import DistContext, gather_rows, sync_batch_norm, wrap_ddp
 from pix2pix.losses import adversarial_loss, discriminator_loss, reconstruction_loss
 from pix2pix.nets import build_discriminator, build_generator
-from pix2pix.nets.padding import run_any_size
+from pix2pix.nets.inference import run_any_size
 from pix2pix.runtime import Speed, autocast, compiled, memory_format, resolve_speed
+from pix2pix.training.distributed import DistContext, gather_rows, sync_batch_norm, wrap_ddp
 
 
 def lr_factor(epoch: int, epochs: int, decay_epochs: int) -> float:

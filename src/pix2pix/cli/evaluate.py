@@ -1,6 +1,6 @@
 """The `evaluate` and `segmenter` subcommands (registered by `pix2pix.cli`).
 
-Thin adapters over `pix2pix.evaluate.evaluate` and
+Thin adapters over `pix2pix.evaluation.evaluate.evaluate` and
 `pix2pix.segmentation.train_segmenter`; errors a user can fix are `UserError`s, which
 `pix2pix.cli.main` prints as one line before exiting with status 2.
 """
@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from pix2pix.fid import INSTALL
+from pix2pix.evaluation.fid import INSTALL
 
 
 def add_evaluate(sub: argparse._SubParsersAction) -> None:
@@ -62,8 +62,8 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> None:
-    from pix2pix.evaldata import parse_size
-    from pix2pix.evaluate import evaluate
+    from pix2pix.evaluation.evaluate import evaluate
+    from pix2pix.evaluation.pairs import parse_size
 
     start = time.perf_counter()
     out, summary = evaluate(

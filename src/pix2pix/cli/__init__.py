@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
 
 from pix2pix._version import __version__
-from pix2pix.cli_data import add_data_tools
-from pix2pix.cli_eval import add_evaluate, add_segmenter
-from pix2pix.cli_models import add_export, add_serve, add_translate
+from pix2pix.cli.data import add_data_tools
+from pix2pix.cli.evaluate import add_evaluate, add_segmenter
+from pix2pix.cli.models import add_export, add_serve, add_translate
 from pix2pix.config import (
     SECTIONS,
     RunConfig,
@@ -133,7 +133,7 @@ def add_train(sub: Subparsers) -> None:
 
 def _train(args: argparse.Namespace) -> None:
     from pix2pix.checkpoint import find_checkpoint, read_meta
-    from pix2pix.train import fit
+    from pix2pix.training.loop import fit
 
     out = Path(args.out)
     if args.resume:

@@ -1,8 +1,8 @@
 """The training loop (`fit`): data, checkpoints, logs and samples around the paper's step.
 
-The step itself (G forward, D step, G step) is `pix2pix.trainer.Pix2PixTrainer`. Under
-torchrun every rank runs this loop on its share of each global batch (`pix2pix.distributed`);
-rank 0 alone writes the log, samples and checkpoints.
+The step itself (G forward, D step, G step) is `training.step.Pix2PixTrainer`. Under
+torchrun every rank runs this loop on its share of each global batch
+(`training.distributed`); rank 0 alone writes the log, samples and checkpoints.
 """
 
 from __future__ import annotations
@@ -31,9 +31,18 @@ from pix2pix.checkpoint import (
 from pix2pix.config import RunConfig
 from pix2pix.data.datasets import PairedDataset, resolve_format
 from pix2pix.data.encoding import display_batch
+from pix2pix.data.holdout import split_holdout
 from pix2pix.data.images import save_image
 from pix2pix.data.sampler import EpochBatchSampler
-from pix2pix.distributed import (
+from pix2pix.errors import ConfigError, UserError
+from pix2pix.fileio import first_missing, remove_if_empty
+from pix2pix.html import batch_grid
+from pix2pix.lock import LOCK_NAME, folder_lock
+from pix2pix.runtime import (
+    resolve_device,
+    resolve_speed,
+)
+from pix2pix.training.distributed import (
     DistContext,
     agree,
     barrier,
@@ -44,18 +53,9 @@ from pix2pix.distributed import (
     resume_progress,
     train_device,
 )
-from pix2pix.errors import ConfigError, UserError
-from pix2pix.fileio import first_missing, remove_if_empty
-from pix2pix.lock import LOCK_NAME, folder_lock
-from pix2pix.monitor import NullMonitor, RunMonitor
-from pix2pix.runlog import NullLog, RunLog
-from pix2pix.runtime import (
-    resolve_device,
-    resolve_speed,
-)
-from pix2pix.trainer import Pix2PixTrainer
-from pix2pix.validation import split_holdout
-from pix2pix.visual import batch_grid
+from pix2pix.training.monitor import NullMonitor, RunMonitor
+from pix2pix.training.runlog import NullLog, RunLog
+from pix2pix.training.step import Pix2PixTrainer
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import numpy as np
 from pix2pix.config import RunConfig
 from pix2pix.data.datasets import PairFiles
 from pix2pix.data.images import read_image
-from pix2pix.evaldata import (
+from pix2pix.evaluation.pairs import (
     SizeRule,
     input_preview,
     load_eval_pair,
@@ -30,14 +30,14 @@ from pix2pix.evaldata import (
     output_file_suffix,
 )
 from pix2pix.fileio import atomic_write_text
-from pix2pix.report import (
+from pix2pix.html import (
     heading_html,
     image_rows_html,
     paragraph_html,
+    save_preview,
     table_html,
     write_page,
 )
-from pix2pix.visual import save_preview
 
 RANK_BY = "l1"
 

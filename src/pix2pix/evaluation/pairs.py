@@ -22,12 +22,12 @@ import numpy as np
 import torch
 
 from pix2pix.config import DataConfig, RunConfig
-from pix2pix.data.datasets import PairFiles, load_pair
+from pix2pix.data.datasets import PairFiles, load_pair, pairs_folder
 from pix2pix.data.encoding import decode_output, encode_input, image_channels
 from pix2pix.data.images import from_tensor, output_suffix, to_tensor, with_channels
 from pix2pix.data.transforms import resize_array
 from pix2pix.errors import UserError
-from pix2pix.metrics import quantize
+from pix2pix.evaluation.metrics import quantize
 
 SizeRule = str | int  # "auto", "native" or N
 
@@ -154,14 +154,6 @@ def load_eval_pairs(
 
 
 SPLITS = ("train", "val", "test")  # the subfolders `pix2pix data split` writes
-
-
-def pairs_folder(path: str | Path, split: str, flag: str = "--data") -> Path:
-    """`path/split` when it exists, else `path`; a missing folder is a UserError."""
-    root = Path(path).expanduser()
-    if not root.is_dir():
-        raise UserError(f"{root}: dataset folder not found; check {flag}")
-    return root / split if (root / split).is_dir() else root
 
 
 def split_folder(path: str | Path, split: str) -> tuple[Path, str | None]:

@@ -1,11 +1,18 @@
-"""Any input size: reflect-pad to a multiple of the generator's stride, crop back after."""
+"""Running a generator for inference: the paper's or eval mode, and any input size.
+
+`inference_mode` sets the mode for a block and restores the module's own afterwards;
+`run_any_size` reflect-pads to a multiple of the generator's stride and crops back.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 Box = tuple[int, int, int, int]  # top, left, height, width of the original inside the padded
 
@@ -44,3 +51,28 @@ def run_any_size(net: torch.nn.Module, x: torch.Tensor, multiple: int) -> torch.
         return net(x)
     padded, box = pad_to_multiple(x, multiple)
     return crop_box(net(padded), box)
+
+
+@contextlib.contextmanager
+def inference_mode(net: nn.Module, eval_mode: bool) -> Iterator[None]:
+    """Run `net` in eval mode, or in the paper's mode without touching its buffers.
+
+    Paper mode puts modules in training mode (dropout on, batch norm on batch statistics)
+    but stops batch norm from updating its running averages, so translating never
+    changes the model. Afterwards every module is back in the mode it was in, so a
+    caller's module (a trainer's generator) is never left in another one.
+    """
+    modes = [(m, m.training) for m in net.modules()]
+    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    tracking = [m.track_running_stats for m in norms]
+    net.train(not eval_mode)
+    if not eval_mode:
+        for m in norms:
+            m.track_running_stats = False
+    try:
+        yield
+    finally:
+        for m, flag in zip(norms, tracking):
+            m.track_running_stats = flag
+        for m, training in modes:
+            m.training = training

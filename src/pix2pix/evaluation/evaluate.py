@@ -1,13 +1,13 @@
 """`pix2pix evaluate`: translate a test split and score it the ways papers do.
 
 For every pair of the split (in the model's direction, at the evaluation size of
-`pix2pix.evaldata`) the model's output is compared with the target: L1, MSE, PSNR, SSIM,
-MS-SSIM (`pix2pix.metrics`), on [0, 1] images: the output as its file holds it (rounded
+`pix2pix.evaluation.pairs`) the model's output is compared with the target: L1, MSE, PSNR, SSIM,
+MS-SSIM (`pix2pix.evaluation.metrics`), on [0, 1] images: the output as its file holds it (rounded
 to the checkpoint's output depth: 8 or 16 bits, or float) against the target normalised
 from its own depth, every channel averaged. Lab colorization models are scored on the
 RGB image of (input L*, predicted a*b*) against the RGB target photo. Optionally:
 
-- FID and KID between the outputs and the targets (`pix2pix.fid`; skipped with one log
+- FID and KID between the outputs and the targets (`pix2pix.evaluation.fid`; skipped with one log
   line when the Inception weights are not installed, or when the outputs have other than
   1 or 3 channels);
 - FCN-scores (`pix2pix.segmentation`): a segmenter trained on real photos segments each
@@ -41,24 +41,21 @@ from pix2pix.data.datasets import PairFiles, find_pairs
 from pix2pix.data.encoding import output_array
 from pix2pix.data.images import save_image
 from pix2pix.errors import UserError
-from pix2pix.eval_report import write_report
-from pix2pix.evaldata import (
+from pix2pix.evaluation.fid import FeatureExtractor, find_inception, kid
+from pix2pix.evaluation.fid import fid as fid_score
+from pix2pix.evaluation.pairs import (
     EvalPair,
     SizeRule,
     load_eval_pair,
-    model_input,
     output_channels,
     output_depth,
     output_file_suffix,
-    output_image,
     split_folder,
-    target_tensor,
 )
-from pix2pix.fid import FeatureExtractor, find_inception, kid
-from pix2pix.fid import fid as fid_score
+from pix2pix.evaluation.report import write_report
+from pix2pix.evaluation.scoring import score_pairs
 from pix2pix.fileio import check_replaceable, staged_folder
 from pix2pix.lock import folder_lock, sibling_lock
-from pix2pix.metrics import image_metrics
 from pix2pix.segmentation import Segmenter, confusion_matrix, fcn_scores
 from pix2pix.segmentation.data import read_labels
 from pix2pix.translate import Pix2Pix
@@ -264,20 +261,21 @@ def _score(
     feats = _Features(extractor) if extractor is not None else None
     fcn = _FcnScores(seg, model.config.data.direction) if seg is not None else None
     rows: list[dict[str, Any]] = []
-    for i, pair in enumerate(tqdm(pairs, unit="img", disable=not progress or None)):
-        p = load_eval_pair(pair, model.config, size)
-        x, y = model_input(p, model.config), target_tensor(p)
-        raw = model.translate_tensor(x, eval_mode=eval_mode, seed=seed + i)
-        output = output_image(raw, x, model.config)  # (1, C, H, W) as the file holds it
-        written = output_array(raw[0], x[0], model.config.data)  # as `translate` writes it
+    loaded = (load_eval_pair(pair, model.config, size) for pair in pairs)  # one at a time
+    bar = tqdm(total=len(pairs), unit="img", disable=not progress or None)
+    for s in score_pairs(model, loaded, eval_mode=eval_mode, seed=seed):
+        p, x = s.pair, s.input
+        written = output_array(s.raw[0], x[0], model.config.data)  # as `translate` writes it
         save_image(written, out / "outputs" / f"{p.name}{suffix}")
         row: dict[str, Any] = {"name": p.name, "width": x.shape[-1], "height": x.shape[-2]}
-        row |= {k: v.item() for k, v in image_metrics(output, y).items()}
+        row |= s.metrics
         if fcn is not None:
-            row |= fcn.add(pair, p, output, y)
+            row |= fcn.add(pairs[s.index], p, s.output, s.target)
         if feats is not None:
-            feats.add(output, y)
+            feats.add(s.output, s.target)
         rows.append(row)
+        bar.update()
+    bar.close()
     metric_names = [k for k in rows[0] if k not in ("name", "width", "height")]
     summary: dict[str, Any] = {
         **header,

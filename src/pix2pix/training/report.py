@@ -17,14 +17,14 @@ from typing import Any
 
 import numpy as np
 
-from pix2pix.report import (
+from pix2pix.html import (
     heading_html,
     image_html,
     paragraph_html,
     table_html,
     write_page,
 )
-from pix2pix.runlog import read_log
+from pix2pix.training.runlog import read_log
 
 log = logging.getLogger(__name__)
 

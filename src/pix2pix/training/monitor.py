@@ -1,9 +1,9 @@
 """Everything a run reports beside training: validation, best/, curves, TensorBoard.
 
 `RunMonitor` is called by the training loop after each step. It validates when due
-(`pix2pix.validation`), appends the scores to RUN_DIR/val.jsonl, keeps RUN_DIR/best/
+(`pix2pix.training.validation`), appends the scores to RUN_DIR/val.jsonl, keeps RUN_DIR/best/
 (config + generator of the best step on --val-metric), logs scalars for TensorBoard with
---tensorboard, and writes the curves and RUN_DIR/report.html (`pix2pix.curves`) when the
+--tensorboard, and writes the curves and RUN_DIR/report.html (`pix2pix.training.report`) when the
 run ends. Its state (the best score) travels in each checkpoint's metadata, so a resumed
 run keeps following the same best.
 """
@@ -17,13 +17,13 @@ from typing import Any
 
 from pix2pix.checkpoint import Progress, save_checkpoint
 from pix2pix.config import RunConfig
-from pix2pix.curves import write_run_report
 from pix2pix.data.datasets import PairFiles
 from pix2pix.errors import ConfigError
 from pix2pix.nets import build_generator
-from pix2pix.runlog import RunLog
-from pix2pix.trainer import Pix2PixTrainer
-from pix2pix.validation import Validator
+from pix2pix.training.report import write_run_report
+from pix2pix.training.runlog import RunLog
+from pix2pix.training.step import Pix2PixTrainer
+from pix2pix.training.validation import Validator
 
 log = logging.getLogger(__name__)
 
