@@ -225,3 +225,35 @@ def _check(args: argparse.Namespace) -> None:
     print("\n".join(report.lines()))
     if not report.ok:
         sys.exit(1)
+
+
+def add_data(sub: Subparsers) -> None:
+    p = sub.add_parser("data", help="dataset tools", description="Dataset tools.")
+    tools = p.add_subparsers(dest="data_command", metavar="TOOL", required=True)
+    add_data_download(tools)
+    add_data_tools(tools)
+
+
+def add_data_download(tools: Subparsers) -> None:
+    from pix2pix.data.download import DATASETS
+
+    d = tools.add_parser(
+        "download",
+        help="download a public pix2pix dataset",
+        description=f"Download one of: {', '.join(DATASETS)}.",
+    )
+    d.add_argument("name", metavar="NAME", help=f"one of: {', '.join(DATASETS)}")
+    d.add_argument("--out", default="datasets", help="parent folder (default: datasets)")
+    d.add_argument("--url", help="download from this URL instead of the published one")
+    d.add_argument("--archive", help="extract this already downloaded .tar.gz instead")
+    d.add_argument("--sha256", metavar="HEX", help="refuse an archive with another SHA-256")
+    d.set_defaults(func=_data_download)
+
+
+def _data_download(args: argparse.Namespace) -> None:
+    from pix2pix.data.download import download_dataset
+
+    target = download_dataset(
+        args.name, args.out, url=args.url, archive=args.archive, sha256=args.sha256
+    )
+    print(f"dataset ready: {target}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from pix2pix.cli.flags import add_config_flags, config_overrides
 from pix2pix.evaluation.fid import INSTALL
 
 
@@ -95,7 +96,6 @@ def _evaluate(args: argparse.Namespace) -> None:
 
 
 def add_segmenter(sub: argparse._SubParsersAction) -> None:
-    from pix2pix.cli import _add_config_flags  # cli is loaded: it is what calls us
     from pix2pix.segmentation import SegmenterConfig
 
     p = sub.add_parser(
@@ -115,15 +115,14 @@ def add_segmenter(sub: argparse._SubParsersAction) -> None:
     t.add_argument(
         "--overwrite", action="store_true", help="replace the segmenter already in --out"
     )
-    _add_config_flags(t, {"segmenter": SegmenterConfig})
+    add_config_flags(t, {"segmenter": SegmenterConfig})
     t.set_defaults(func=_segmenter_train)
 
 
 def _segmenter_train(args: argparse.Namespace) -> None:
-    from pix2pix.cli import _overrides
     from pix2pix.segmentation import SegmenterConfig, train_segmenter
 
     start = time.perf_counter()
-    config = SegmenterConfig(**_overrides(args)["segmenter"])
+    config = SegmenterConfig(**config_overrides(args)["segmenter"])
     out = train_segmenter(config, args.out, overwrite=args.overwrite)
     print(f"segmenter: {out} ({time.perf_counter() - start:.0f} s)")

@@ -41,10 +41,10 @@ from pix2pix.data.datasets import PairFiles, find_pairs
 from pix2pix.data.encoding import output_array
 from pix2pix.data.images import save_image
 from pix2pix.errors import UserError
+from pix2pix.evaluation.fcn import FcnScores
 from pix2pix.evaluation.fid import FeatureExtractor, find_inception, kid
 from pix2pix.evaluation.fid import fid as fid_score
 from pix2pix.evaluation.pairs import (
-    EvalPair,
     SizeRule,
     load_eval_pair,
     output_channels,
@@ -56,8 +56,7 @@ from pix2pix.evaluation.report import write_report
 from pix2pix.evaluation.scoring import score_pairs
 from pix2pix.fileio import check_replaceable, staged_folder
 from pix2pix.lock import folder_lock, sibling_lock
-from pix2pix.segmentation import Segmenter, confusion_matrix, fcn_scores
-from pix2pix.segmentation.data import read_labels
+from pix2pix.segmentation import Segmenter
 from pix2pix.translate import Pix2Pix
 
 log = logging.getLogger(__name__)
@@ -96,50 +95,6 @@ class _Features:
             return {}
         kid_mean, kid_std = kid(fake, real)
         return {"fid": fid_score(fake, real), "kid": {"mean": kid_mean, "std": kid_std}}
-
-
-@dataclass
-class _FcnScores:
-    """Confusion matrices of the segmenter on outputs and on real targets."""
-
-    segmenter: Segmenter
-    direction: str
-    generated: np.ndarray = field(init=False)
-    real: np.ndarray = field(init=False)
-
-    def __post_init__(self) -> None:
-        k = self.segmenter.num_classes
-        self.generated = np.zeros((k, k), dtype=np.int64)
-        self.real = np.zeros((k, k), dtype=np.int64)
-
-    def add(self, pair: PairFiles, p: EvalPair, output: torch.Tensor, target: torch.Tensor) -> dict:
-        """Accumulate one pair; returns its per-image pixel accuracies.
-
-        The truth is the model's input label map at its file's size: colours mapped to the
-        segmenter's palette, or (index segmenters) the class numbers stored in the file.
-        """
-        seg = self.segmenter
-        if seg.palette is not None:
-            truth = seg.label_classes(p.raw_input)
-        else:
-            photo_side = "B" if self.direction == "AtoB" else "A"
-            truth = seg.label_classes(read_labels(pair, photo_side, None, seg.num_classes))
-        row = {}
-        for name, image, conf in (
-            ("generated", output, self.generated),
-            ("real", target, self.real),
-        ):
-            c = confusion_matrix(seg.predict(image)[0], truth, seg.num_classes)
-            conf += c
-            row[f"fcn_pixel_acc_{name}"] = float(np.trace(c) / max(c.sum(), 1))
-        return row
-
-    def scores(self) -> dict[str, Any]:
-        names = self.segmenter.names
-        return {
-            "generated": fcn_scores(self.generated, names),
-            "real": fcn_scores(self.real, names),
-        }
 
 
 def _clean(value: Any) -> Any:
@@ -259,7 +214,7 @@ def _score(
     channels, depth = output_channels(model.config), output_depth(model.config)
     suffix = output_file_suffix(model.config)
     feats = _Features(extractor) if extractor is not None else None
-    fcn = _FcnScores(seg, model.config.data.direction) if seg is not None else None
+    fcn = FcnScores(seg, model.config.data.direction) if seg is not None else None
     rows: list[dict[str, Any]] = []
     loaded = (load_eval_pair(pair, model.config, size) for pair in pairs)  # one at a time
     bar = tqdm(total=len(pairs), unit="img", disable=not progress or None)

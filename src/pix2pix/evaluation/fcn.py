@@ -1,65 +1,62 @@
-"""FCN-scores (Isola et al. 2017, sec. 4.2): segmentation of outputs scored against labels.
+"""FCN-scores of a model (the paper's sec. 4.2), accumulated pair by pair during `evaluate`.
 
-Scores come from one confusion matrix over all pixels of all images (rows: true class,
-columns: predicted class), as in the FCN evaluation code the paper used:
-
-- per-pixel accuracy: correct pixels / all scored pixels;
-- per-class accuracy: mean over classes present in the labels of (correct / pixels of
-  the class);
-- class IoU: mean over classes present in labels or predictions of
-  intersection / union.
-
-Pixels labelled IGNORE (255) are not scored.
+A segmenter trained on real photos (`pix2pix.segmentation`) segments each output and each
+real target; both are scored against the model's input label map.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from typing import Any
+
 import numpy as np
+import torch
 
-from pix2pix.data.palette import IGNORE
-
-
-def confusion_matrix(predicted: np.ndarray, target: np.ndarray, num_classes: int) -> np.ndarray:
-    """(K, K) int64 counts [true class, predicted class] for two same-shape index arrays."""
-    if predicted.shape != target.shape:
-        raise ValueError(f"shapes differ: predicted {predicted.shape}, target {target.shape}")
-    t = target.reshape(-1).astype(np.int64)
-    p = predicted.reshape(-1).astype(np.int64)
-    keep = t != IGNORE
-    t, p = t[keep], p[keep]
-    if t.size and (t.max() >= num_classes or p.max() >= num_classes):
-        raise ValueError(f"class index out of range for {num_classes} classes")
-    return np.bincount(t * num_classes + p, minlength=num_classes**2).reshape(
-        num_classes, num_classes
-    )
+from pix2pix.data.datasets import PairFiles
+from pix2pix.evaluation.pairs import EvalPair
+from pix2pix.segmentation import Segmenter, confusion_matrix, fcn_scores
+from pix2pix.segmentation.data import read_labels
 
 
-def fcn_scores(confusion: np.ndarray, names: list[str] | None = None) -> dict[str, object]:
-    """{'pixel_acc', 'class_acc', 'class_iou', 'per_class': {name: {'acc', 'iou'}}}.
+@dataclass
+class FcnScores:
+    """Confusion matrices of the segmenter on outputs and on real targets."""
 
-    Per-class entries are None for a class absent from both labels and predictions.
-    """
-    conf = confusion.astype(np.float64)
-    diag, rows, cols = np.diag(conf), conf.sum(1), conf.sum(0)
-    total = conf.sum()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        acc = np.where(rows > 0, diag / rows, np.nan)
-        union = rows + cols - diag
-        iou = np.where(union > 0, diag / union, np.nan)
-    names = names or [f"class_{i}" for i in range(len(conf))]
+    segmenter: Segmenter
+    direction: str
+    generated: np.ndarray = field(init=False)
+    real: np.ndarray = field(init=False)
 
-    def mean(values: np.ndarray) -> float:
-        return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
+    def __post_init__(self) -> None:
+        k = self.segmenter.num_classes
+        self.generated = np.zeros((k, k), dtype=np.int64)
+        self.real = np.zeros((k, k), dtype=np.int64)
 
-    return {
-        "pixel_acc": float(diag.sum() / total) if total else float("nan"),
-        "class_acc": mean(acc),
-        "class_iou": mean(iou),
-        "per_class": {
-            name: {
-                "acc": None if np.isnan(a) else float(a),
-                "iou": None if np.isnan(i) else float(i),
-            }
-            for name, a, i in zip(names, acc, iou)
-        },
-    }
+    def add(self, pair: PairFiles, p: EvalPair, output: torch.Tensor, target: torch.Tensor) -> dict:
+        """Accumulate one pair; returns its per-image pixel accuracies.
+
+        The truth is the model's input label map at its file's size: colours mapped to the
+        segmenter's palette, or (index segmenters) the class numbers stored in the file.
+        """
+        seg = self.segmenter
+        if seg.palette is not None:
+            truth = seg.label_classes(p.raw_input)
+        else:
+            photo_side = "B" if self.direction == "AtoB" else "A"
+            truth = seg.label_classes(read_labels(pair, photo_side, None, seg.num_classes))
+        row = {}
+        for name, image, conf in (
+            ("generated", output, self.generated),
+            ("real", target, self.real),
+        ):
+            c = confusion_matrix(seg.predict(image)[0], truth, seg.num_classes)
+            conf += c
+            row[f"fcn_pixel_acc_{name}"] = float(np.trace(c) / max(c.sum(), 1))
+        return row
+
+    def scores(self) -> dict[str, Any]:
+        names = self.segmenter.names
+        return {
+            "generated": fcn_scores(self.generated, names),
+            "real": fcn_scores(self.real, names),
+        }

@@ -7,7 +7,7 @@ expose `stride`: input height and width must be multiples of it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from torch import nn
 
@@ -16,23 +16,37 @@ from pix2pix.nets.patchgan import PatchDiscriminator, receptive_field
 from pix2pix.nets.resnet import ResNetGenerator
 from pix2pix.nets.unet import UNet
 
-if TYPE_CHECKING:
-    from pix2pix.config import ModelConfig
 
-GeneratorFactory = Callable[[int, int, "ModelConfig"], nn.Module]
+class NetSpec(Protocol):
+    """What the builders read (`pix2pix.config.ModelConfig` has it; nets never import it)."""
+
+    generator: str
+    discriminator: str
+    in_channels: int | None
+    out_channels: int | None
+    ngf: int
+    ndf: int
+    norm: str
+    dropout: float
+    conditional: bool
+    init_std: float
+
+
+# A generator from plain arguments: (in_channels, out_channels, ngf, norm, dropout).
+GeneratorFactory = Callable[[int, int, int, str, float], nn.Module]
 
 
 def _unet(depth: int, skips: bool) -> GeneratorFactory:
-    def build(c_in: int, c_out: int, cfg: ModelConfig) -> nn.Module:
-        return UNet(c_in, c_out, depth, cfg.ngf, cfg.norm, cfg.dropout, skips=skips)
+    def build(c_in: int, c_out: int, ngf: int, norm: str, dropout: float) -> nn.Module:
+        return UNet(c_in, c_out, depth, ngf, norm, dropout, skips=skips)
 
     return build
 
 
 def _resnet(blocks: int) -> GeneratorFactory:
-    def build(c_in: int, c_out: int, cfg: ModelConfig) -> nn.Module:
-        # The paper's ResNet variant uses no dropout; cfg.dropout is the U-Net's.
-        return ResNetGenerator(c_in, c_out, blocks, cfg.ngf, cfg.norm, dropout=0.0)
+    def build(c_in: int, c_out: int, ngf: int, norm: str, dropout: float) -> nn.Module:
+        # The paper's ResNet variant uses no dropout; `dropout` is the U-Net's.
+        return ResNetGenerator(c_in, c_out, blocks, ngf, norm, dropout=0.0)
 
     return build
 
@@ -57,22 +71,22 @@ DISCRIMINATOR_LAYERS: dict[str, int] = {
 DISCRIMINATORS = tuple(DISCRIMINATOR_LAYERS)
 
 
-def _channels(cfg: ModelConfig) -> tuple[int, int]:
+def _channels(cfg: NetSpec) -> tuple[int, int]:
     if cfg.in_channels is None or cfg.out_channels is None:
         raise ValueError("ModelConfig channels are unresolved; set in_channels/out_channels")
     return cfg.in_channels, cfg.out_channels
 
 
-def build_generator(cfg: ModelConfig, init: bool = True) -> nn.Module:
+def build_generator(cfg: NetSpec, init: bool = True) -> nn.Module:
     """The generator named by `cfg.generator`, initialised N(0, cfg.init_std) if `init`."""
     c_in, c_out = _channels(cfg)
-    net = GENERATORS[cfg.generator](c_in, c_out, cfg)
+    net = GENERATORS[cfg.generator](c_in, c_out, cfg.ngf, cfg.norm, cfg.dropout)
     if init:
         init_weights(net, cfg.init_std)
     return net
 
 
-def build_discriminator(cfg: ModelConfig, init: bool = True) -> nn.Module:
+def build_discriminator(cfg: NetSpec, init: bool = True) -> nn.Module:
     """The PatchGAN named by `cfg.discriminator`; conditional ones see input and output."""
     c_in, c_out = _channels(cfg)
     channels = c_in + c_out if cfg.conditional else c_out
@@ -86,6 +100,7 @@ __all__ = [
     "DISCRIMINATORS",
     "DISCRIMINATOR_LAYERS",
     "GENERATORS",
+    "NetSpec",
     "PatchDiscriminator",
     "ResNetGenerator",
     "UNet",

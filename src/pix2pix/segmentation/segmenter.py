@@ -29,12 +29,12 @@ from pix2pix.config import DataConfig, Layout, _at_least, _check_literals, check
 from pix2pix.data.datasets import resolve_root
 from pix2pix.data.palette import IGNORE, Palette, colors_to_classes, parse_palette
 from pix2pix.errors import ConfigError, UserError
-from pix2pix.evaluation.fcn import confusion_matrix, fcn_scores
 from pix2pix.fileio import check_replaceable, replace_folder
 from pix2pix.lock import folder_lock, sibling_lock
 from pix2pix.runtime import resolve_device
 from pix2pix.segmentation.data import SegmentationData, resize_labels
 from pix2pix.segmentation.net import SegNet
+from pix2pix.segmentation.scores import confusion_matrix, fcn_scores
 
 log = logging.getLogger(__name__)
 

@@ -289,3 +289,8 @@ def resume_progress(progress: Progress, ctx: DistContext, batch_size: int, size:
         )
         progress = replace(progress, batch_in_epoch=skip)
     return replace(progress, world_size=ctx.world_size)
+
+
+def is_main_process() -> bool:
+    """Whether this process reports and writes: rank 0 under torchrun, or the only one."""
+    return DistContext.from_env().is_main

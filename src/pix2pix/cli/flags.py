@@ -1,0 +1,96 @@
+"""Flag helpers shared by the subcommands: config fields as flags, the pixel limit, and
+argparse with one-line errors."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import types
+import typing
+from dataclasses import MISSING, fields
+from typing import Any, Literal, get_args, get_origin
+
+from pix2pix.config import SECTIONS, field_docs, flag_name
+
+Subparsers = argparse._SubParsersAction  # what add_subparsers() returns
+
+SECTION_TITLES = {
+    "data": "data",
+    "model": "networks",
+    "train": "training",
+    "monitor": "validation and logging",
+}
+
+
+def add_config_flags(parser: argparse.ArgumentParser, sections: dict[str, type] = SECTIONS) -> None:
+    """One flag per config field, help from the field's docstring; unset flags are absent."""
+    for section, cls in sections.items():
+        group = parser.add_argument_group(f"{SECTION_TITLES.get(section, section)} options")
+        docs = field_docs(cls)
+        hints = typing.get_type_hints(cls)
+        for f in fields(cls):
+            tp = hints[f.name]
+            default = f.default if f.default is not MISSING else None
+            kwargs: dict[str, Any] = {
+                "dest": f"{section}.{f.name}",
+                "default": argparse.SUPPRESS,
+                "help": f"{docs.get(f.name, '')} (default: {default})",
+            }
+            if get_origin(tp) in (typing.Union, types.UnionType):
+                tp = next(a for a in get_args(tp) if a is not type(None))  # X | None -> X
+            if tp is bool:
+                kwargs["action"] = argparse.BooleanOptionalAction
+            elif get_origin(tp) is Literal:
+                kwargs["choices"] = get_args(tp)
+            else:
+                kwargs["type"] = tp
+                kwargs["metavar"] = f.name.split("_")[-1].upper()
+            group.add_argument(flag_name(f.name, f), **kwargs)
+
+
+def config_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """{'model': {...}, 'data': {...}, ...} of the config flags given."""
+    sections: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
+    for key, value in vars(args).items():
+        if "." in key:
+            section, name = key.split(".", 1)
+            sections.setdefault(section, {})[name] = value
+    return sections
+
+
+# commands that read local image files, and so take --max-image-pixels
+IMAGE_COMMANDS = {"train", "translate", "evaluate", "segmenter", "data"}
+
+
+def _leaf_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """The parsers of every (sub-)subcommand below `parser`."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        return [parser]
+    return [leaf for a in subs for p in a.choices.values() for leaf in _leaf_parsers(p)]
+
+
+def add_pixel_limit(sub: Subparsers) -> None:
+    from pix2pix.data.images import DEFAULT_MAX_PIXELS
+
+    for name in IMAGE_COMMANDS:
+        for leaf in _leaf_parsers(sub.choices[name]):
+            if leaf.prog.endswith(" download"):
+                continue
+            leaf.add_argument(
+                "--max-image-pixels",
+                type=int,
+                default=DEFAULT_MAX_PIXELS,
+                metavar="N",
+                help="refuse local images with more pixels than this, before decoding them "
+                f"(a decompression-bomb guard; default: {DEFAULT_MAX_PIXELS:,}, about "
+                "9459x9459; 0: no limit)",
+            )
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: `pix2pix train: error: ...; see --help`, exit 2."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        print(f"pix2pix: error: {self.prog}: {message}; see {self.prog} --help", file=sys.stderr)
+        sys.exit(2)
