@@ -15,7 +15,7 @@ from pix2pix.config import (
     field_docs,
     load_config_file,
 )
-from pix2pix.errors import ConfigError
+from pix2pix.errors import ConfigError, render
 
 
 def test_json_round_trip_is_lossless() -> None:
@@ -35,22 +35,32 @@ def test_unknown_keys_are_named() -> None:
 
 
 @pytest.mark.parametrize(
-    ("build", "message"),
+    ("build", "message", "flags"),
     [
-        (lambda: DataConfig(load_size=256, crop_size=300), "--crop-size 300 is larger"),
-        (lambda: TrainConfig(batch_size=0), "--batch-size 0"),
-        (lambda: TrainConfig(lr=-1.0), "--lr -1.0"),
-        (lambda: TrainConfig(epochs=0, decay_epochs=0), "at least 1 epoch"),
-        (lambda: ModelConfig(generator="unet_300"), "unet_256"),
-        (lambda: ModelConfig(norm="group"), "batch, instance, none"),
-        (lambda: ModelConfig(dropout=1.0), "--dropout 1.0"),
-        (lambda: DataConfig(direction="AB"), "AtoB, BtoA"),
-        (lambda: TrainConfig(max_steps=-1), "--max-steps -1"),
+        (lambda: DataConfig(load_size=256, crop_size=300), "crop_size 300 is larger than load_size",
+         "--crop-size 300 is larger than --load-size"),
+        (lambda: TrainConfig(batch_size=0), "batch_size 0", "--batch-size 0"),
+        (lambda: TrainConfig(lr=-1.0), "lr -1.0", "--lr -1.0"),
+        (lambda: TrainConfig(epochs=0, decay_epochs=0), "epochs and decay_epochs are both 0",
+         "--epochs and --decay-epochs are both 0"),
+        (lambda: ModelConfig(generator="unet_300"), "generator 'unet_300'", "--generator 'unet_300'"),
+        (lambda: ModelConfig(norm="group"), "norm 'group' is not valid; choose one of: batch",
+         "--norm 'group'"),
+        (lambda: ModelConfig(dropout=1.0), "dropout 1.0", "--dropout 1.0"),
+        (lambda: DataConfig(direction="AB"), "direction 'AB'", "--direction 'AB'"),
+        (lambda: DataConfig(root=3), "root 3 is not valid; give a string", "--data 3"),
+        (lambda: TrainConfig(max_steps=-1), "max_steps -1", "--max-steps -1"),
     ],
-)
-def test_invalid_values_name_the_flag_and_the_fix(build, message: str) -> None:
-    with pytest.raises(ConfigError, match=message):
+)  # fmt: skip
+def test_invalid_values_name_the_field_and_the_cli_the_flag(
+    build, message: str, flags: str
+) -> None:
+    # Python callers read the argument's name; the CLI prints the same error with flags
+    with pytest.raises(ConfigError) as exc:
         build()
+    assert str(exc.value).startswith(message), str(exc.value)
+    assert exc.value.for_cli().startswith(flags), exc.value.for_cli()
+    assert "--" not in str(exc.value)
 
 
 def test_crop_only_allows_any_load_size() -> None:
@@ -69,7 +79,8 @@ def test_differences_ignore_runtime_fields() -> None:
     b = a.replace(train={"max_steps": 5, "device": "cpu"}, data={"root": "elsewhere"})
     assert a.differences(b) == []
     c = a.replace(model={"ngf": 32})
-    assert a.differences(c) == ["--ngf 32 (checkpoint: 64)"]
+    assert [render(d, flags=False) for d in a.differences(c)] == ["ngf 32 (checkpoint: 64)"]
+    assert [render(d, flags=True) for d in a.differences(c)] == ["--ngf 32 (checkpoint: 64)"]
 
 
 def test_load_config_file_reads_checkpoint_configs(tmp_path) -> None:

@@ -61,9 +61,9 @@ def test_palettes_from_presets_json_and_files(tmp_path: Path) -> None:
         parse_palette("cityscapez")
     with pytest.raises(ConfigError, match="triples"):
         parse_palette("[[0, 0], [1, 1]]")
-    with pytest.raises(ConfigError, match="--labels color needs --palette"):
+    with pytest.raises(ConfigError, match="labels color needs palette"):
         SegmenterConfig(root="x")
-    with pytest.raises(ConfigError, match="--num-classes"):
+    with pytest.raises(ConfigError, match="needs num_classes"):
         SegmenterConfig(root="x", labels="index")
 
 

@@ -45,11 +45,11 @@ def test_training_never_sees_the_held_out_pairs(tmp_path: Path) -> None:
 
 
 def test_monitor_config_checks_its_values() -> None:
-    with pytest.raises(ConfigError, match="--val-metric 'lpips' is not valid; choose one of: l1"):
+    with pytest.raises(ConfigError, match="val_metric 'lpips' is not valid; choose one of: l1"):
         MonitorConfig(val_metric="lpips")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="use one of them"):
         MonitorConfig(val_data="x", val_fraction=0.1)
-    with pytest.raises(ConfigError, match="--val-fraction 1.0"):
+    with pytest.raises(ConfigError, match="val_fraction 1.0"):
         MonitorConfig(val_fraction=1.0)
 
 

@@ -2,11 +2,28 @@
 
 The CLI prints them without a traceback and exits with status 2. Everything else is a bug
 and keeps its traceback.
+
+A `ConfigError` names settings by `field_ref(name, flag)`: read from Python, the message
+says the argument name (`crop_size`); the CLI prints the flag instead (`--crop-size`).
 """
 
 from __future__ import annotations
 
+import re
+
 _PREFIX = f"{__name__}.UserError: "
+_MARK = "\x1f"  # ASCII unit separator: never part of a path, a value or a message
+_REF = re.compile(f"{_MARK}([^{_MARK}]*){_MARK}([^{_MARK}]*){_MARK}")
+
+
+def field_ref(name: str, flag: str) -> str:
+    """A setting inside a ConfigError message: shown as `name`, or as `flag` by the CLI."""
+    return f"{_MARK}{name}{_MARK}{flag}{_MARK}"
+
+
+def render(text: str, *, flags: bool) -> str:
+    """`text` with its field references shown as flags (the CLI) or as names (Python)."""
+    return _REF.sub(lambda m: m.group(2 if flags else 1), text)
 
 
 class UserError(Exception):
@@ -22,7 +39,12 @@ class UserError(Exception):
                 if last.startswith(prefix):
                     last = last[len(prefix) :]
             message = last
-        super().__init__(message)
+        self.raw = message
+        super().__init__(render(message, flags=False))
+
+    def for_cli(self) -> str:
+        """The message as the command line shows it: settings named by their flags."""
+        return render(self.raw, flags=True)
 
 
 class ConfigError(UserError, ValueError):

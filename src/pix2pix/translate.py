@@ -290,7 +290,7 @@ def translate_files(
         raise UserError(f"--batch-size {batch_size} is out of range; use a value >= 1")
     if aligned and paired:
         raise UserError("--aligned and --paired exclude each other; pass one")
-    check_seed("--seed", seed)
+    check_seed(seed)
     channels = image_channels(model.out_channels, model.color_space)
     if channels == 3 and model.output_depth == "uint16":
         formats.require_opencv("writing 16-bit colour outputs")

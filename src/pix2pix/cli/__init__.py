@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
             set_max_image_pixels(args.max_image_pixels)  # also for workers and ranks
         func(args)
     except UserError as exc:
-        print(f"pix2pix: error: {exc}", file=sys.stderr)
+        print(f"pix2pix: error: {exc.for_cli()}", file=sys.stderr)  # settings as flags
         sys.exit(2)
     except KeyboardInterrupt:
         print("pix2pix: interrupted", file=sys.stderr)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from pix2pix.cli.flags import Subparsers, add_config_flags, config_overrides
 from pix2pix.config import RunConfig, load_config_file, read_config_file
+from pix2pix.errors import render
 
 log = logging.getLogger("pix2pix")
 
@@ -69,7 +70,8 @@ def _train(args: argparse.Namespace) -> None:
         config = base.replace(**config_overrides(args))
         changed = saved.differences(config, runtime_only=True)
         if changed and not saved.differences(config):
-            log.info("resuming with changed runtime settings: %s", "; ".join(changed))
+            changes = render("; ".join(changed), flags=True)
+            log.info("resuming with changed runtime settings: %s", changes)
     else:
         base = load_config_file(Path(args.config)) if args.config else RunConfig()
         config = base.replace(**config_overrides(args))

@@ -138,7 +138,7 @@ def evaluate(
     start = time.perf_counter()
     if samples < 0:
         raise UserError(f"--samples {samples} is out of range; use a value >= 0")
-    check_seed("--seed", seed)
+    check_seed(seed)
     ckpt = find_checkpoint(Path(checkpoint))
     config, ckpt_progress = read_meta(ckpt)
     root, scored_split = split_folder(data, split)

@@ -18,8 +18,8 @@ from PIL import Image
 
 from pix2pix.data.datasets import PairFiles, find_pairs
 from pix2pix.data.images import check_pixels, read_image, to_tensor
-from pix2pix.data.palette import IGNORE, Palette, colors_to_classes
 from pix2pix.errors import UserError
+from pix2pix.palette import IGNORE, Palette, colors_to_classes
 
 _JITTER_STREAM = 7
 

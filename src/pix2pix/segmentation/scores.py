@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from pix2pix.data.palette import IGNORE
+from pix2pix.palette import IGNORE
 
 
 def confusion_matrix(predicted: np.ndarray, target: np.ndarray, num_classes: int) -> np.ndarray:

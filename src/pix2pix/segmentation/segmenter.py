@@ -25,12 +25,12 @@ import torch
 import torch.nn.functional as F
 
 from pix2pix.checkpoint import load_weights, weights_bytes
-from pix2pix.config import DataConfig, Layout, _at_least, _check_literals, check_seed
+from pix2pix.config import DataConfig, Layout, at_least, check_fields, check_seed, ref
 from pix2pix.data.datasets import resolve_root
-from pix2pix.data.palette import IGNORE, Palette, colors_to_classes, parse_palette
 from pix2pix.errors import ConfigError, UserError
 from pix2pix.fileio import check_replaceable, replace_folder
 from pix2pix.lock import folder_lock, sibling_lock
+from pix2pix.palette import IGNORE, Palette, colors_to_classes, parse_palette
 from pix2pix.runtime import resolve_device
 from pix2pix.segmentation.data import SegmentationData, resize_labels
 from pix2pix.segmentation.net import SegNet
@@ -84,19 +84,21 @@ class SegmenterConfig:
     """auto (cuda when available, else cpu), cpu, cuda, cuda:N, mps."""
 
     def __post_init__(self) -> None:
-        _check_literals(self)
-        _at_least("--size", self.size, 32)  # the network's stride
-        _at_least("--width", self.width, 1)
-        _at_least("--epochs", self.epochs, 1)
-        _at_least("--batch-size", self.batch_size, 1)
-        check_seed("--seed", self.seed)
+        check_fields(self)
+        at_least(self, "size", 32)  # the network's stride
+        at_least(self, "width", 1)
+        at_least(self, "epochs", 1)
+        at_least(self, "batch_size", 1)
+        check_seed(self.seed)
         if self.lr <= 0:
-            raise ConfigError(f"--lr {self.lr} is out of range; use a value > 0")
+            raise ConfigError(f"{ref('lr')} {self.lr} is out of range; use a value > 0")
         if self.labels == "color" and not self.palette:
-            raise ConfigError("--labels color needs --palette (a preset such as facades, or JSON)")
+            raise ConfigError(
+                f"{ref('labels')} color needs {ref('palette')} (a preset such as facades, or JSON)"
+            )
         if self.labels == "index" and not 2 <= self.num_classes < IGNORE:
             raise ConfigError(
-                f"--labels index needs --num-classes between 2 and {IGNORE - 1} "
+                f"{ref('labels')} index needs {ref('num_classes')} between 2 and {IGNORE - 1} "
                 f"(got {self.num_classes})"
             )
 

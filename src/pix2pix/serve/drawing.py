@@ -3,7 +3,7 @@
 - palette mode, for label -> photo models: one swatch per label colour, as RGB triples.
   The palette comes from serve's `--palette` or from the checkpoint's config
   (`data.palette`, set by `pix2pix train --palette`: a preset such as facades, JSON or a
-  JSON file, read by `pix2pix.data.palette`); its first colour is the background
+  JSON file, read by `pix2pix.palette`); its first colour is the background
   that "clear" fills the canvas with, so it doubles as the eraser.
 - pen mode, for edge-like models (a 1-channel input, or no palette known): a black pen
   and a white eraser on a white canvas, as in the edges2shoes/edges2handbags data.
@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pix2pix.config import RunConfig
-from pix2pix.data.palette import PRESETS, Palette
-from pix2pix.data.palette import parse_palette as parse_label_palette
 from pix2pix.errors import UserError
+from pix2pix.palette import PRESETS, Palette
+from pix2pix.palette import parse_palette as parse_label_palette
 
 RGB = tuple[int, int, int]
 Mode = Literal["pen", "palette"]

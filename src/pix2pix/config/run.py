@@ -1,0 +1,124 @@
+"""A whole run's configuration: the four sections, JSON round trip, config files."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from pix2pix.config.fields import ref
+from pix2pix.config.sections import (
+    SECTIONS,
+    DataConfig,
+    ModelConfig,
+    MonitorConfig,
+    TrainConfig,
+)
+from pix2pix.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """A whole training run: networks, data and optimisation."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    monitor: MonitorConfig = field(default_factory=MonitorConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], source: str = "config") -> RunConfig:
+        """Build from `to_dict()` output (missing fields take their defaults); unknown
+        keys, values of the wrong type and other shapes are a ConfigError naming `source`."""
+        names = ", ".join(SECTIONS)
+        if not isinstance(raw, dict):
+            raise ConfigError(
+                f"{source}: a config is a JSON object with the sections {names}, "
+                f"not {type(raw).__name__}"
+            )
+        unknown = sorted(set(raw) - set(SECTIONS))
+        if unknown:
+            raise ConfigError(
+                f"{source}: unknown section(s) {', '.join(map(str, unknown))}; "
+                f"the sections are {names}"
+            )
+        parts = {}
+        for section, section_cls in SECTIONS.items():
+            values = raw.get(section, {})
+            if not isinstance(values, dict):
+                raise ConfigError(
+                    f"{source}: section {section} must be a JSON object of settings, "
+                    f"not {type(values).__name__}"
+                )
+            known = {f.name for f in fields(section_cls)}
+            unknown = sorted(set(values) - known)
+            if unknown:
+                raise ConfigError(
+                    f"{source}: unknown {section} setting(s) {', '.join(unknown)}; "
+                    "it was written by a newer pix2pix or edited by hand"
+                )
+            try:
+                parts[section] = section_cls(**values)
+            except ConfigError as exc:
+                raise ConfigError(f"{source}: {exc.raw}") from None
+        return cls(**parts)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str, source: str = "config") -> RunConfig:
+        return cls.from_dict(json.loads(text), source)
+
+    def replace(self, **sections: dict[str, Any]) -> RunConfig:
+        """Copy with some fields changed: `cfg.replace(train={"seed": 1})`."""
+        parts = {
+            name: dataclasses.replace(getattr(self, name), **sections.get(name, {}))
+            for name in SECTIONS
+        }
+        return RunConfig(**parts)
+
+    def differences(
+        self, other: RunConfig, *, ignore_runtime: bool = True, runtime_only: bool = False
+    ) -> list[str]:
+        """Fields (as CLI flags) whose values differ, skipping runtime ones if asked
+        (or, with `runtime_only`, only those)."""
+        diffs = []
+        for section, section_cls in SECTIONS.items():
+            for f in fields(section_cls):
+                runtime = bool(f.metadata.get("runtime"))
+                if (ignore_runtime and runtime and not runtime_only) or (
+                    runtime_only and not runtime
+                ):
+                    continue
+                mine = getattr(getattr(self, section), f.name)
+                theirs = getattr(getattr(other, section), f.name)
+                if mine != theirs:
+                    diffs.append(f"{ref(f.name)} {theirs!r} (checkpoint: {mine!r})")
+        return diffs
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """The settings a JSON config file gives, {section: {field: value}}, checked by
+    building a RunConfig from them (a checkpoint's config.json works too)."""
+    try:
+        raw = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found; check the path") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        reason = str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: not a readable JSON config ({reason})") from None
+    if isinstance(raw, dict) and "config" in raw and not set(raw) & set(SECTIONS):
+        raw = raw["config"]  # checkpoints nest the config beside their progress
+    RunConfig.from_dict(raw, source=str(path))
+    return raw
+
+
+def load_config_file(path: Path) -> RunConfig:
+    """Read a RunConfig from a JSON file; fields it does not give take their defaults."""
+    return RunConfig.from_dict(read_config_file(path), source=str(path))
