@@ -32,7 +32,7 @@ from tqdm import tqdm
 from pix2pix.checkpoint import GENERATOR_FILE, find_checkpoint, load_weights, read_meta
 from pix2pix.config import RunConfig, check_seed
 from pix2pix.data import formats
-from pix2pix.data.datasets import find_pairs, read_side, side_header, split_aligned
+from pix2pix.data.datasets import find_pairs, oriented, read_side, side_header, split_aligned
 from pix2pix.data.encoding import encode_input, image_channels, output_array
 from pix2pix.data.images import (
     array_to_pil,
@@ -153,8 +153,7 @@ class Pix2Pix:
 
     @property
     def output_depth(self) -> str:
-        depth = self.config.data.output_depth
-        return "uint8" if depth == "auto" else depth  # checkpoints from before the setting
+        return self.config.data.written_depth
 
     def translate_array(
         self, arr: np.ndarray, *, eval_mode: bool = False, seed: int | None = 0
@@ -190,24 +189,17 @@ def load(path: str | Path, device: str = "auto") -> Pix2Pix:
     return Pix2Pix.load(path, device)
 
 
-def _input_channels(model: Pix2Pix) -> tuple[int, int, bool]:
-    """(A channels, B channels, input is A) for the model's direction."""
-    c_in, c_out = model.in_channels, model.out_channels
-    if model.config.data.direction == "AtoB":
-        return c_in, c_out, True
-    return c_out, c_in, False
-
-
 def read_input(model: Pix2Pix, path: Path, aligned: bool) -> np.ndarray:
     """The model input from an image file; from an A|B file, the half its direction reads."""
     if not aligned:
         return read_image(path, model.read_channels)
-    ch_a, ch_b, input_is_a = _input_channels(model)
+    direction = model.config.data.direction
+    ch_a, ch_b = oriented(direction, model.in_channels, model.out_channels)
     if model.read_channels is None:  # lab: the input half as stored
-        half_a, half_b = split_aligned(read_image(path), None, None)
+        halves = split_aligned(read_image(path), None, None)
     else:
-        half_a, half_b = split_aligned(read_image(path, max(ch_a, ch_b)), ch_a, ch_b)
-    return half_a if input_is_a else half_b
+        halves = split_aligned(read_image(path, max(ch_a, ch_b)), ch_a, ch_b)
+    return oriented(direction, *halves)[0]
 
 
 def _items(model: Pix2Pix, inputs: list[str], paired: bool) -> list[tuple[str, tuple[Path, ...]]]:
@@ -219,8 +211,8 @@ def _items(model: Pix2Pix, inputs: list[str], paired: bool) -> list[tuple[str, t
         if not Path(folder).is_dir():
             raise UserError(f"{folder}: not a folder; --paired takes folders with A/ and B/")
         for pair in find_pairs(Path(folder), "paired"):
-            is_a = model.config.data.direction == "AtoB"
-            items.append((pair.name, pair.files_a if is_a else pair.files_b))
+            files, _ = oriented(model.config.data.direction, pair.files_a, pair.files_b)
+            items.append((pair.name, files))
     return items
 
 

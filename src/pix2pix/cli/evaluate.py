@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import get_args
 
 from pix2pix.cli.flags import add_config_flags, config_overrides
+from pix2pix.config import Precision
 from pix2pix.evaluation.fid import INSTALL
 
 
@@ -55,7 +57,7 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--samples", type=int, default=4, help="pairs per best/worst/random row set")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
     p.add_argument(
-        "--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"],
+        "--precision", default="auto", choices=get_args(Precision),
         help="inference precision (default: auto)",
     )  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")

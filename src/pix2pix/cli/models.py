@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import get_args
 
+from pix2pix.config import CompileChoice, Precision, Switch
 from pix2pix.errors import UserError
 
 log = logging.getLogger("pix2pix")
@@ -54,16 +56,14 @@ def add_speed_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--precision",
         default="auto",
-        choices=["auto", "fp32", "bf16", "fp16"],
+        choices=get_args(Precision),
         help="inference precision: auto (bf16 where the hardware has it), fp32, bf16, fp16",
     )
-    p.add_argument(
-        "--channels-last", default="auto", choices=["auto", "on", "off"], help="NHWC layout"
-    )
+    p.add_argument("--channels-last", default="auto", choices=get_args(Switch), help="NHWC layout")
     p.add_argument(
         "--compile",
         default="auto",
-        choices=["auto", "on", "off", "reduce-overhead", "max-autotune"],
+        choices=get_args(CompileChoice),
         help="torch.compile with frozen weights (optionally in a torch.compile mode); "
         "auto: for jobs of 200+ images on CPU",
     )

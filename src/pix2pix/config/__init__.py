@@ -21,6 +21,7 @@ from pix2pix.config.fields import (
 )
 from pix2pix.config.run import RunConfig, load_config_file, read_config_file
 from pix2pix.config.sections import (
+    PREPROCESS_STEPS,
     SECTIONS,
     CacheMode,
     ColorSpace,
@@ -41,7 +42,7 @@ from pix2pix.config.sections import (
 )
 
 __all__ = [
-    "FLAGS", "RUNTIME", "SECTIONS", "SEED_MAX", "CacheMode", "ColorSpace", "CompileChoice",
+    "FLAGS", "PREPROCESS_STEPS", "RUNTIME", "SECTIONS", "SEED_MAX", "CacheMode", "ColorSpace", "CompileChoice",
     "DataConfig", "Direction", "GanLoss", "Layout", "ModelConfig", "MonitorConfig", "Norm",
     "OutputDepth", "Precision", "Preprocess", "RunConfig", "Switch", "TrainConfig",
     "ValMetric", "at_least", "check_fields", "check_seed", "choice", "field_docs",

@@ -16,6 +16,16 @@ from pix2pix.palette import PRESETS, parse_palette
 Direction = Literal["AtoB", "BtoA"]
 Layout = Literal["auto", "aligned", "paired"]
 Preprocess = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]
+Resize = Literal["square", "width"]
+# What each preprocess does, the one place it is decided: (resize to --load-size: square
+# or the width, keeping the aspect ratio; None: no resize), then a random crop or not.
+PREPROCESS_STEPS: dict[str, tuple[Resize | None, bool]] = {
+    "resize_and_crop": ("square", True),
+    "crop": (None, True),
+    "scale_width": ("width", False),
+    "scale_width_and_crop": ("width", True),
+    "none": (None, False),
+}
 CacheMode = Literal["auto", "on", "off"]
 ColorSpace = Literal["rgb", "lab"]
 OutputDepth = Literal["auto", "uint8", "uint16", "float32"]
@@ -129,14 +139,29 @@ class DataConfig:
         at_least(self, "load_size", 1)
         at_least(self, "crop_size", 1)
         at_least(self, "workers", -1)
-        if self.preprocess in ("resize_and_crop", "scale_width_and_crop") and (
-            self.crop_size > self.load_size
-        ):
+        if self.resize and self.crops and self.crop_size > self.load_size:
             raise ConfigError(
                 f"{ref('crop_size')} {self.crop_size} is larger than {ref('load_size')} "
                 f"{self.load_size}; "
                 "use a crop size <= the load size"
             )
+
+    @property
+    def resize(self) -> Resize | None:
+        """How `preprocess` resizes before cropping: square, width (keeping the aspect
+        ratio) or None."""
+        return PREPROCESS_STEPS[self.preprocess][0]
+
+    @property
+    def written_depth(self) -> str:
+        """The depth outputs are written at: `output_depth`, resolved from the training
+        targets when a run starts (a checkpoint from before the setting says auto: uint8)."""
+        return "uint8" if self.output_depth == "auto" else self.output_depth
+
+    @property
+    def crops(self) -> bool:
+        """Whether `preprocess` takes a random `crop_size` crop."""
+        return PREPROCESS_STEPS[self.preprocess][1]
 
 
 @dataclass(frozen=True)

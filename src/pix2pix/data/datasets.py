@@ -15,6 +15,7 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -189,10 +190,21 @@ def _pair_header(pair: PairFiles) -> tuple[int, int, SideFormat, SideFormat]:
     return w, h, side_a, side_b
 
 
+T = TypeVar("T")
+
+
+def oriented(direction: str, a: T, b: T) -> tuple[T, T]:
+    """The one place the direction is read: (a, b) for AtoB, (b, a) for BtoA.
+
+    It maps the (A, B) sides to (input, target), and (input, output) back to (A, B).
+    """
+    return (a, b) if direction == "AtoB" else (b, a)
+
+
 def detect_format(pairs: list[PairFiles], direction: str) -> tuple[SideFormat, SideFormat]:
     """(input, output) formats from the first pair's headers."""
     _, _, side_a, side_b = _pair_header(pairs[0])
-    return (side_a, side_b) if direction == "AtoB" else (side_b, side_a)
+    return oriented(direction, side_a, side_b)
 
 
 def detect_channels(pairs: list[PairFiles], direction: str) -> tuple[int, int]:
@@ -292,10 +304,7 @@ class PairedDataset(Dataset):
         # channels of the A and B sides as read (lab: the colour target; the input unread)
         if cfg.color_space == "lab":
             in_channels, out_channels = 0, 3
-        if cfg.direction == "AtoB":
-            self.channels_a, self.channels_b = in_channels, out_channels
-        else:
-            self.channels_a, self.channels_b = out_channels, in_channels
+        self.channels_a, self.channels_b = oriented(cfg.direction, in_channels, out_channels)
         with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
             headers = list(pool.map(_pair_header, self.pairs))
         self.sizes = [(w, h) for w, h, _, _ in headers]
@@ -311,7 +320,7 @@ class PairedDataset(Dataset):
                 self.cache = list(pool.map(self._decode, range(len(self.pairs))))
 
     def _check_crop(self) -> None:
-        if self.cfg.preprocess != "crop":
+        if self.cfg.resize or not self.cfg.crops:  # a resize to --load-size keeps the crop possible
             return
         for pair, (w, h) in zip(self.pairs, self.sizes):
             if min(w, h) < self.cfg.crop_size:
@@ -331,12 +340,12 @@ class PairedDataset(Dataset):
         if self.cfg.color_space != "lab":
             return load_pair(pair, self.channels_a, self.channels_b)
         # lab: only the colour target is read; the one array stands for both sides
-        target_is_b = self.cfg.direction == "AtoB"
         if pair.b is None:
-            a, b = load_pair(pair, None, None)
-            target = with_channels(b if target_is_b else a, 3, pair.a)
+            _, target = oriented(self.cfg.direction, *load_pair(pair, None, None))
+            target = with_channels(target, 3, pair.a)
         else:
-            target = read_side(pair.files_b if target_is_b else pair.files_a, 3)
+            _, files = oriented(self.cfg.direction, pair.files_a, pair.files_b)
+            target = read_side(files, 3)
         return target, target
 
     def output_sizes(self) -> set[tuple[int, int]]:
@@ -366,7 +375,5 @@ class PairedDataset(Dataset):
             return {"input": x, "target": y, "index": index}
         if params is not None:
             a, b = apply_params(a, params), apply_params(b, params)
-        if self.cfg.direction == "BtoA":
-            a, b = b, a
-        x, y = encode_pair(a, b, "rgb")
+        x, y = encode_pair(*oriented(self.cfg.direction, a, b), "rgb")
         return {"input": x, "target": y, "index": index}

@@ -53,7 +53,7 @@ def decode_output(y: torch.Tensor, x: torch.Tensor, color_space: str) -> torch.T
 
 def output_array(y: torch.Tensor, x: torch.Tensor, cfg: DataConfig) -> np.ndarray:
     """One model output (C_out, H, W) for input x -> the (H, W, C) array to write."""
-    depth = "uint8" if cfg.output_depth == "auto" else cfg.output_depth
+    depth = cfg.written_depth
     return from_tensor(decode_output(y, x, cfg.color_space), depth)
 
 

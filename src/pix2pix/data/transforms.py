@@ -25,11 +25,11 @@ class JointParams:
 
 def resized_size(width: int, height: int, cfg: DataConfig) -> tuple[int, int]:
     """Image size (w, h) after the resize step of `cfg.preprocess`, before cropping."""
-    if cfg.preprocess == "resize_and_crop":
+    if cfg.resize == "square":
         return cfg.load_size, cfg.load_size
-    if cfg.preprocess in ("scale_width", "scale_width_and_crop"):
+    if cfg.resize == "width":
         h = round(cfg.load_size * height / width)
-        if cfg.preprocess == "scale_width_and_crop":
+        if cfg.crops:
             h = max(h, cfg.crop_size)  # keep the crop possible
         return cfg.load_size, h
     return width, height  # crop, none
@@ -38,7 +38,7 @@ def resized_size(width: int, height: int, cfg: DataConfig) -> tuple[int, int]:
 def output_size(width: int, height: int, cfg: DataConfig) -> tuple[int, int]:
     """Training image size (w, h) for a source image of `width` x `height`."""
     w, h = resized_size(width, height, cfg)
-    if cfg.preprocess in ("resize_and_crop", "crop", "scale_width_and_crop"):
+    if cfg.crops:
         return cfg.crop_size, cfg.crop_size
     return w, h
 
@@ -49,7 +49,7 @@ def sample_params(
     """Draw one pair's resize/crop/flip for a `width` x `height` source image."""
     w, h = resized_size(width, height, cfg)
     crop = None
-    if cfg.preprocess in ("resize_and_crop", "crop", "scale_width_and_crop"):
+    if cfg.crops:
         size = cfg.crop_size
         x = int(rng.integers(0, w - size + 1))
         y = int(rng.integers(0, h - size + 1))

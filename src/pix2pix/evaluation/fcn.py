@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from pix2pix.data.datasets import PairFiles
+from pix2pix.data.datasets import PairFiles, oriented
 from pix2pix.evaluation.pairs import EvalPair
 from pix2pix.segmentation import Segmenter, confusion_matrix, fcn_scores
 from pix2pix.segmentation.data import read_labels
@@ -42,7 +42,7 @@ class FcnScores:
         if seg.palette is not None:
             truth = seg.label_classes(p.raw_input)
         else:
-            photo_side = "B" if self.direction == "AtoB" else "A"
+            _, photo_side = oriented(self.direction, "A", "B")  # the target is the photo
             truth = seg.label_classes(read_labels(pair, photo_side, None, seg.num_classes))
         row = {}
         for name, image, conf in (

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from pix2pix.config import DataConfig, RunConfig
-from pix2pix.data.datasets import PairFiles, load_pair, pairs_folder
+from pix2pix.data.datasets import PairFiles, load_pair, oriented, pairs_folder
 from pix2pix.data.encoding import decode_output, encode_input, image_channels
 from pix2pix.data.images import from_tensor, output_suffix, to_tensor, with_channels
 from pix2pix.data.transforms import resize_array
@@ -51,9 +51,9 @@ def eval_size(
     """(w, h) a `width` x `height` pair is evaluated at, for a model trained with `data`."""
     if isinstance(rule, int):
         return rule, rule
-    if rule == "native" or data.preprocess in ("crop", "none"):
+    if rule == "native" or data.resize is None:  # crop, none: the images as they are
         return width, height
-    if data.preprocess == "resize_and_crop":
+    if data.resize == "square":
         return data.crop_size, data.crop_size
     return data.crop_size, max(1, round(data.crop_size * height / width))  # scale_width*
 
@@ -86,12 +86,11 @@ def _read_sides(pair: PairFiles, config: RunConfig) -> tuple[np.ndarray, np.ndar
     m, d = config.model, config.data
     if d.color_space == "lab":  # the colour target photo; channels as stored
         a, b = load_pair(pair, None, None)
-        x, y = (a, b) if d.direction == "AtoB" else (b, a)
+        x, y = oriented(d.direction, a, b)
         return x, with_channels(y, 3, pair.a)
     c_in, c_out = int(m.in_channels or 3), int(m.out_channels or 3)
-    ch_a, ch_b = (c_in, c_out) if d.direction == "AtoB" else (c_out, c_in)
-    a, b = load_pair(pair, ch_a, ch_b)
-    return (a, b) if d.direction == "AtoB" else (b, a)
+    ch_a, ch_b = oriented(d.direction, c_in, c_out)
+    return oriented(d.direction, *load_pair(pair, ch_a, ch_b))
 
 
 def load_eval_pair(pair: PairFiles, config: RunConfig, rule: SizeRule = "auto") -> EvalPair:
@@ -117,8 +116,7 @@ def target_tensor(pair: EvalPair) -> torch.Tensor:
 
 def output_depth(config: RunConfig) -> str:
     """The depth outputs are written at (checkpoints from before the setting: uint8)."""
-    depth = config.data.output_depth
-    return "uint8" if depth == "auto" else depth
+    return config.data.written_depth
 
 
 def output_channels(config: RunConfig) -> int:

@@ -28,7 +28,6 @@ Mode = Literal["pen", "palette"]
 PEN: RGB = (0, 0, 0)
 PAPER: RGB = (255, 255, 255)
 # Preprocessing that trains on --crop-size squares; with the others the crop is unused.
-CROPPING = ("resize_and_crop", "crop", "scale_width_and_crop")
 
 
 @dataclass(frozen=True)
@@ -92,9 +91,9 @@ def canvas_size(config: RunConfig, stride: int) -> int:
     (no resizing: images were used as they are) a U-Net's design size, its stride, or 256.
     """
     data = config.data
-    if data.preprocess in CROPPING:
+    if data.crops:
         return int(data.crop_size)
-    if data.preprocess == "scale_width":
+    if data.resize == "width":
         return int(data.load_size)
     return stride if stride >= 32 else 256
 
