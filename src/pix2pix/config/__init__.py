@@ -42,7 +42,8 @@ from pix2pix.config.sections import (
 )
 
 __all__ = [
-    "FLAGS", "PREPROCESS_STEPS", "RUNTIME", "SECTIONS", "SEED_MAX", "CacheMode", "ColorSpace", "CompileChoice",
+    "FLAGS", "PREPROCESS_STEPS", "RUNTIME", "SECTIONS", "SEED_MAX", "CacheMode", "ColorSpace",
+    "CompileChoice",
     "DataConfig", "Direction", "GanLoss", "Layout", "ModelConfig", "MonitorConfig", "Norm",
     "OutputDepth", "Precision", "Preprocess", "RunConfig", "Switch", "TrainConfig",
     "ValMetric", "at_least", "check_fields", "check_seed", "choice", "field_docs",
