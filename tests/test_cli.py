@@ -227,3 +227,20 @@ def test_a_failed_resume_leaves_the_checkpoint_intact(capsys, tmp_path: Path) ->
     # starting over into the same folder by mistake is refused too
     code, _, err = run_cli(capsys, "train", "--data", data, "--out", run_dir, *TINY)
     assert code == 2 and "already holds a checkpoint" in error_line(err)
+
+
+def test_resume_reads_the_checkpoint_config_once(capsys, tmp_path: Path, monkeypatch) -> None:
+    import pix2pix.checkpoint as checkpoint
+
+    data = write_aligned(tmp_path / "data", count=4)
+    run_dir = tmp_path / "run"
+    code, _, err = run_cli(capsys, "train", "--data", data, "--out", run_dir, "--max-steps", "1",
+                           *TINY)  # fmt: skip
+    assert code == 0, err
+    reads = []
+    real = checkpoint.read_described
+    monkeypatch.setattr(checkpoint, "read_described", lambda *a: reads.append(a[0]) or real(*a))
+    code, _, err = run_cli(capsys, "train", "--out", run_dir, "--resume", "--max-steps", "2")
+    assert code == 0, err
+    assert reads == [run_dir / "latest"]  # once, by the CLI; fit uses what it read
+    assert read_meta(run_dir / "latest")[1].step == 2

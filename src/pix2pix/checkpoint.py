@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import pickle
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +33,7 @@ from torch import nn
 from pix2pix._version import __version__
 from pix2pix.config import RunConfig
 from pix2pix.errors import UserError
-from pix2pix.fileio import atomic_write_bytes, atomic_write_text, fsync_dir
+from pix2pix.fileio import atomic_write_bytes, atomic_write_text, staged_folder
 
 FORMAT = "pix2pix-checkpoint"
 FORMAT_VERSION = 1
@@ -96,14 +94,6 @@ def save_checkpoint(
     `metadata`: JSON-able state kept in config.json beside the progress (for example the
     best validation score so far), read back with `read_metadata`.
     """
-    path = Path(path)
-    tmp, old = path.parent / f".{path.name}.tmp", _old(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not path.exists() and old.exists():  # an earlier swap was interrupted: finish it
-        os.replace(old, path)
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -113,21 +103,16 @@ def save_checkpoint(
     }
     if metadata:
         meta["metadata"] = metadata
-    atomic_write_bytes(tmp / GENERATOR_FILE, weights_bytes(generator))
-    if discriminator is not None:
-        atomic_write_bytes(tmp / DISCRIMINATOR_FILE, weights_bytes(discriminator))
-    if training_state is not None:
-        buf = io.BytesIO()
-        torch.save(training_state, buf)
-        atomic_write_bytes(tmp / STATE_FILE, buf.getvalue())
-    atomic_write_text(tmp / CONFIG_FILE, json.dumps(meta, indent=2) + "\n")
-
-    if path.exists():
-        os.replace(path, old)
-    os.replace(tmp, path)
-    fsync_dir(path.parent)
-    shutil.rmtree(old, ignore_errors=True)
-    return path
+    with staged_folder(Path(path)) as tmp:
+        atomic_write_bytes(tmp / GENERATOR_FILE, weights_bytes(generator))
+        if discriminator is not None:
+            atomic_write_bytes(tmp / DISCRIMINATOR_FILE, weights_bytes(discriminator))
+        if training_state is not None:
+            buf = io.BytesIO()
+            torch.save(training_state, buf)
+            atomic_write_bytes(tmp / STATE_FILE, buf.getvalue())
+        atomic_write_text(tmp / CONFIG_FILE, json.dumps(meta, indent=2) + "\n")
+    return Path(path)
 
 
 def find_checkpoint(path: Path) -> Path:
@@ -146,33 +131,56 @@ def find_checkpoint(path: Path) -> Path:
     )
 
 
-def read_meta(path: Path, need: tuple[str, ...] = INFERENCE_FILES) -> tuple[RunConfig, Progress]:
-    """Config and progress of the checkpoint folder `path`, checking that it is usable."""
-    path = Path(path)
-    config_file = path / CONFIG_FILE
+def read_described(folder: Path, fmt: str, version: int, what: str) -> dict[str, Any]:
+    """The config.json of a self-describing folder (a checkpoint, a segmenter), checked to
+    be `fmt` at `version`; a missing, unreadable or foreign one is a UserError."""
+    config_file = Path(folder) / CONFIG_FILE
     try:
         meta = json.loads(config_file.read_text())
     except FileNotFoundError:
-        raise UserError(f"{config_file}: missing; this is not a complete checkpoint") from None
-    except (OSError, json.JSONDecodeError) as exc:
+        raise UserError(f"{config_file}: missing; this is not a complete {what}") from None
+    except (OSError, ValueError) as exc:
         raise UserError(f"{config_file}: unreadable ({exc}); restore it from a backup") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise UserError(f"{config_file}: not a pix2pix checkpoint config")
-    version = meta.get("format_version")
-    if version != FORMAT_VERSION:
+    if not isinstance(meta, dict) or meta.get("format") != fmt:
+        raise UserError(f"{config_file}: not a pix2pix {what} config")
+    if meta.get("format_version") != version:
         raise UserError(
-            f"{config_file}: checkpoint format version {version}, but this pix2pix reads "
-            f"version {FORMAT_VERSION}; use the pix2pix release that wrote it"
+            f"{config_file}: {what} format version {meta.get('format_version')}, but this "
+            f"pix2pix reads version {version}; use the pix2pix release that wrote it"
         )
+    return meta
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """What a checkpoint folder's config.json says, read once."""
+
+    path: Path
+    config: RunConfig
+    progress: Progress
+    metadata: dict[str, Any]  # saved beside the progress (validation's best, ...)
+
+
+def open_checkpoint(path: Path, need: tuple[str, ...] = INFERENCE_FILES) -> Checkpoint:
+    """The checkpoint folder `path`, checked to be usable (its `need` files present)."""
+    path = Path(path)
+    config_file = path / CONFIG_FILE
+    meta = read_described(path, FORMAT, FORMAT_VERSION, "checkpoint")
     missing = [name for name in need if not (path / name).is_file()]
     if missing:
         raise UserError(f"{path}: checkpoint is missing {', '.join(missing)}; it is incomplete")
     config = RunConfig.from_dict(meta.get("config"), source=str(config_file))
     progress = meta.get("progress", {})
     try:
-        return config, Progress(**progress)
+        return Checkpoint(path, config, Progress(**progress), meta.get("metadata", {}))
     except TypeError:
         raise UserError(f"{config_file}: 'progress' is damaged ({progress!r})") from None
+
+
+def read_meta(path: Path, need: tuple[str, ...] = INFERENCE_FILES) -> tuple[RunConfig, Progress]:
+    """Config and progress of the checkpoint folder `path`, checking that it is usable."""
+    checkpoint = open_checkpoint(path, need)
+    return checkpoint.config, checkpoint.progress
 
 
 def read_metadata(path: Path) -> dict[str, Any]:

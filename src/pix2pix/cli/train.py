@@ -57,15 +57,17 @@ def add_train(sub: Subparsers) -> None:
 
 
 def _train(args: argparse.Namespace) -> None:
-    from pix2pix.checkpoint import find_checkpoint, read_meta
+    from pix2pix.checkpoint import TRAINING_FILES, find_checkpoint, open_checkpoint
     from pix2pix.training.distributed import is_main_process
     from pix2pix.training.loop import fit
 
     out = Path(args.out)
+    checkpoint = None
     if args.resume:
         # the run's own config, with what --config and the flags change; fit refuses
         # changes to anything but the runtime fields (where and how often)
-        saved, _ = read_meta(find_checkpoint(out))
+        checkpoint = open_checkpoint(find_checkpoint(out), TRAINING_FILES)  # read once
+        saved = checkpoint.config
         base = saved.replace(**read_config_file(Path(args.config))) if args.config else saved
         config = base.replace(**config_overrides(args))
         changed = saved.differences(config, runtime_only=True)
@@ -77,7 +79,7 @@ def _train(args: argparse.Namespace) -> None:
         config = base.replace(**config_overrides(args))
     stop = StopFlag()
     stop.install()
-    final = fit(config, out, resume=args.resume, should_stop=stop)
+    final = fit(config, out, resume=args.resume, should_stop=stop, checkpoint=checkpoint)
     if is_main_process():  # under torchrun, rank 0 wrote it
         print(f"checkpoint: {final}")
 

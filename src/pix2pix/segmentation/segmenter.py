@@ -24,7 +24,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pix2pix.checkpoint import load_weights, weights_bytes
+from pix2pix.checkpoint import load_weights, read_described, weights_bytes
 from pix2pix.config import DataConfig, Layout, at_least, check_fields, check_seed, ref
 from pix2pix.data.datasets import resolve_root
 from pix2pix.errors import ConfigError, UserError
@@ -145,17 +145,7 @@ class Segmenter:
                 f"{path}: no segmenter here ({CONFIG_FILE} missing); "
                 "train one with `pix2pix segmenter train`"
             )
-        try:
-            meta = json.loads(config_file.read_text())
-        except (OSError, json.JSONDecodeError) as exc:
-            raise UserError(f"{config_file}: unreadable ({exc}); retrain the segmenter") from None
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-            raise UserError(f"{config_file}: not a pix2pix segmenter")
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise UserError(
-                f"{config_file}: segmenter format version {meta.get('format_version')}, "
-                f"this pix2pix reads {FORMAT_VERSION}"
-            )
+        meta = read_described(path, FORMAT, FORMAT_VERSION, "segmenter")
         try:
             config = SegmenterConfig(**meta["config"])
             classes = meta["classes"]

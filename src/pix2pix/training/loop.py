@@ -20,12 +20,12 @@ from tqdm import tqdm
 
 from pix2pix.checkpoint import (
     TRAINING_FILES,
+    Checkpoint,
     Progress,
     find_checkpoint,
     load_training_state,
     load_weights,
-    read_meta,
-    read_metadata,
+    open_checkpoint,
     save_checkpoint,
 )
 from pix2pix.config import RunConfig
@@ -60,11 +60,6 @@ from pix2pix.training.step import Pix2PixTrainer
 log = logging.getLogger(__name__)
 
 
-def resolve_channels(config: RunConfig) -> RunConfig:
-    """Fill in unset input/output channel counts and the output depth from the data."""
-    return resolve_format(config)
-
-
 def _workers(requested: int) -> int:
     return min(8, (os.cpu_count() or 2) // 2) if requested < 0 else requested
 
@@ -75,11 +70,9 @@ RUN_ENTRIES = {"log.jsonl", "val.jsonl", "samples", "plots", "report.html", "ten
                "best", ".best.tmp", ".best.old", ".latest.tmp", LOCK_NAME}  # fmt: skip
 
 
-def _start(
-    config: RunConfig, run_dir: Path, resume: bool
-) -> tuple[RunConfig, Progress, Path | None]:
-    """Check the run folder against `resume`; for a resume, the config to continue with."""
-    if not resume:
+def _start(config: RunConfig, run_dir: Path, checkpoint: Checkpoint | None) -> Progress:
+    """Check the run folder against the checkpoint to resume (None: a new run)."""
+    if checkpoint is None:
         if (run_dir / "latest").exists() or (run_dir / ".latest.old").exists():
             raise UserError(
                 f"{run_dir} already holds a checkpoint; pass --resume to continue it "
@@ -93,16 +86,14 @@ def _start(
                 f"{', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}); "
                 "nothing was changed. Choose a new or empty --out folder"
             )
-        return config, Progress(), None
-    ckpt = find_checkpoint(run_dir)
-    saved, progress = read_meta(ckpt, TRAINING_FILES)
-    diffs = saved.differences(config)
+        return Progress()
+    diffs = checkpoint.config.differences(config)
     if diffs:
         raise ConfigError(
-            f"{ckpt}: resuming with different settings: {'; '.join(diffs)}; "
+            f"{checkpoint.path}: resuming with different settings: {'; '.join(diffs)}; "
             "drop those flags (or those settings of --config) to continue the run as it was"
         )
-    return config, progress, ckpt
+    return checkpoint.progress
 
 
 def fit(
@@ -111,8 +102,12 @@ def fit(
     *,
     resume: bool = False,
     should_stop: Callable[[], bool] | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> Path:
     """Train into `run_dir` (or continue it with `resume`); returns the last checkpoint.
+
+    `checkpoint`: with `resume`, the run's checkpoint if the caller opened it already
+    (`open_checkpoint`; the CLI reads config.json once), else fit opens `run_dir/latest`.
 
     Writes `run_dir/latest/` every `save_every` steps and at each epoch's end,
     `run_dir/epoch_NNNN/` every `keep_every` epochs, `run_dir/log.jsonl` every step and
@@ -126,17 +121,19 @@ def fit(
     """
     run_dir = Path(run_dir)
     ctx = DistContext.from_env()
-    if not ctx.is_main:  # rank 0 holds the run folder's lock for the whole job
-        return _fit(config, run_dir, ctx, resume, should_stop)
     if run_dir.exists() and not run_dir.is_dir():
         raise UserError(f"{run_dir}: is a file, not a run folder; choose another --out")
-    if resume:
-        find_checkpoint(run_dir)  # "no such run" before a folder is made for its lock
+    if resume and checkpoint is None:  # "no such run" before a folder is made for its lock
+        checkpoint = open_checkpoint(find_checkpoint(run_dir), TRAINING_FILES)
+    if not resume:
+        checkpoint = None
+    if not ctx.is_main:  # rank 0 holds the run folder's lock for the whole job
+        return _fit(config, run_dir, ctx, checkpoint, should_stop)
     made = first_missing(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     try:
         with folder_lock(run_dir / LOCK_NAME, f"run folder {run_dir}"):
-            return _fit(config, run_dir, ctx, resume, should_stop)
+            return _fit(config, run_dir, ctx, checkpoint, should_stop)
     finally:
         if made is not None:
             remove_if_empty(run_dir, made)  # a run that failed before writing anything
@@ -146,11 +143,12 @@ def _fit(
     config: RunConfig,
     run_dir: Path,
     ctx: DistContext,
-    resume: bool,
+    checkpoint: Checkpoint | None,
     should_stop: Callable[[], bool] | None,
 ) -> Path:
-    config = resolve_channels(config)
-    config, progress, ckpt = _start(config, run_dir, resume)
+    config = resolve_format(config)  # channels and output depth from the data
+    progress = _start(config, run_dir, checkpoint)
+    ckpt = checkpoint.path if checkpoint is not None else None
     t = config.train
     device = train_device(resolve_device(t.device), ctx)
     speed = resolve_speed(device, "train", t.precision, t.channels_last, t.compile)
@@ -194,7 +192,7 @@ def _fit(
             load_weights(trainer.g, ckpt / "generator.safetensors")
             load_weights(trainer.d, ckpt / "discriminator.safetensors")
             trainer.load_state_dict(load_training_state(ckpt))
-            monitor.load_state(read_metadata(ckpt))
+            monitor.load_state(checkpoint.metadata)
             check_same_start(progress.step, ctx, device, str(ckpt))
         log.info("training on %s: %s", device, speed)
         if ckpt is not None:
