@@ -217,110 +217,135 @@ def _loop(
     should_stop: Callable[[], bool] | None,
     monitor: RunMonitor | NullMonitor,
 ) -> Path:
-    t = config.train
-    ctx = trainer.ctx
-    latest = run_dir / "latest"
-    per_epoch = len(sampler)
-    total = t.total_epochs * per_epoch
-    if t.max_steps:
-        total = min(total, t.max_steps)
-    step, epoch, batch_in_epoch = progress.step, progress.epoch, progress.batch_in_epoch
+    run = _Run(trainer, config, run_dir, progress, monitor, len(sampler))
+    if run.at_max_steps() or run.epoch >= config.train.total_epochs:
+        log.info("%s: nothing to do, the run is at step %d of %d", run_dir, run.step, run.total)
+        return run.latest if run.latest.exists() else run.save(run.latest)
+    run.open()
+    try:
+        while run.epoch < config.train.total_epochs:
+            sampler.set_epoch(run.epoch, skip_batches=run.batch_in_epoch)
+            trainer.set_epoch(run.epoch)
+            epoch_start = run.tick = time.perf_counter()
+            for batch in loader:
+                why = run.step_on(batch, bool(should_stop and should_stop()))
+                if why:
+                    log.info("%s at step %d; continue with --resume", why, run.step)
+                    return run.latest
+            run.end_epoch(time.perf_counter() - epoch_start)
+            if run.at_max_steps() and run.epoch < config.train.total_epochs:
+                log.info("--max-steps reached at step %d; continue with --resume", run.step)
+                return run.latest
+        return run.latest
+    finally:
+        run.close()
 
-    def save(path: Path) -> Path:
+
+class _Run:
+    """The loop's state between steps: position, logs, the progress bar, checkpoints."""
+
+    def __init__(
+        self,
+        trainer: Pix2PixTrainer,
+        config: RunConfig,
+        run_dir: Path,
+        progress: Progress,
+        monitor: RunMonitor | NullMonitor,
+        per_epoch: int,
+    ) -> None:
+        self.trainer, self.config, self.run_dir, self.monitor = trainer, config, run_dir, monitor
+        self.ctx = trainer.ctx
+        self.latest = run_dir / "latest"
+        self.per_epoch = per_epoch
+        t = config.train
+        self.total = t.total_epochs * per_epoch
+        if t.max_steps:
+            self.total = min(self.total, t.max_steps)
+        self.step, self.epoch = progress.step, progress.epoch
+        self.batch_in_epoch = progress.batch_in_epoch
+        self.running: dict[str, float] = {}
+        self.tick = time.perf_counter()
+        self.runlog: RunLog | NullLog = NullLog()
+        self.bar: tqdm | None = None
+
+    def progress(self) -> Progress:
+        return Progress(self.step, self.epoch, self.batch_in_epoch, self.ctx.world_size)
+
+    def at_max_steps(self) -> bool:
+        return bool(self.config.train.max_steps) and self.step >= self.config.train.max_steps
+
+    def save(self, path: Path) -> Path:
         """Called on every rank (gathering the RNG states is a collective); rank 0 writes."""
+        trainer = self.trainer
         training_state = trainer.state_dict()
-        check_in_sync({"generator": trainer.g, "discriminator": trainer.d}, ctx)
-        if ctx.is_main:
-            state = Progress(step, epoch, batch_in_epoch, ctx.world_size)
-            save_checkpoint(
-                path, config, state, trainer.g, trainer.d, training_state, monitor.metadata()
-            )
+        check_in_sync({"generator": trainer.g, "discriminator": trainer.d}, self.ctx)
+        if self.ctx.is_main:
+            save_checkpoint(path, self.config, self.progress(), trainer.g, trainer.d,
+                            training_state, self.monitor.metadata())  # fmt: skip
         return path
 
-    def at_max_steps() -> bool:
-        return bool(t.max_steps) and step >= t.max_steps
+    def open(self) -> None:
+        t, main = self.config.train, self.ctx.is_main
+        if main:
+            self.runlog = RunLog(self.run_dir / "log.jsonl", resume_step=self.step)
+        self.bar = tqdm(
+            total=self.total,
+            initial=self.step,
+            unit="step",
+            disable=not (t.progress and main) or None,  # None: only on a terminal
+            dynamic_ncols=True,
+        )
 
-    def stopped(why: str = "--max-steps reached") -> Path:
-        log.info("%s at step %d; continue with --resume", why, step)
-        return latest
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        self.runlog.close()
 
-    if at_max_steps() or epoch >= t.total_epochs:
-        log.info("%s: nothing to do, the run is at step %d of %d", run_dir, step, total)
-        return latest if latest.exists() else save(latest)
+    def step_on(self, batch: dict, stop_here: bool) -> str | None:
+        """One training step and its bookkeeping; why the run stops now, or None."""
+        trainer, t = self.trainer, self.config.train
+        real_a, real_b = trainer.to_device(batch["input"]), trainer.to_device(batch["target"])
+        losses, fake = trainer.step(real_a, real_b)
+        self.step += 1
+        self.batch_in_epoch += 1
+        # the global batch's losses, and whether any rank was asked to stop
+        values, stop_requested = agree(losses, stop_here, self.ctx)
+        record = {"step": self.step, "epoch": self.epoch + 1, "lr": trainer.lr, **values,
+                  "sec": round(time.perf_counter() - self.tick, 5)}  # fmt: skip
+        self.runlog.write(record)
+        self.monitor.after_step(trainer, self.progress(), record)
+        self.tick = time.perf_counter()  # validation time is not the next step's
+        self._show(values)
+        if t.sample_every and self.step % t.sample_every == 0 and self.ctx.is_main:
+            shown = display_batch(self.config.data.color_space, real_a, fake, real_b)
+            save_image(batch_grid(*shown), self.run_dir / "samples" / f"step_{self.step:08d}.png")
+        # --max-steps on an epoch's last batch stops after the epoch's end instead
+        mid_epoch = self.batch_in_epoch < self.per_epoch
+        stop = (self.at_max_steps() and mid_epoch) or stop_requested
+        if stop or (t.save_every and self.step % t.save_every == 0):
+            self.save(self.latest)
+        if not stop:
+            return None
+        return "stop requested" if stop_requested else "--max-steps reached"
 
-    runlog = RunLog(run_dir / "log.jsonl", resume_step=step) if ctx.is_main else NullLog()
-    bar = tqdm(
-        total=total,
-        initial=step,
-        unit="step",
-        disable=not (t.progress and ctx.is_main) or None,  # None: only on a terminal
-        dynamic_ncols=True,
-    )
-    running: dict[str, float] = {}
-    try:
-        while epoch < t.total_epochs:
-            sampler.set_epoch(epoch, skip_batches=batch_in_epoch)
-            trainer.set_epoch(epoch)
-            epoch_start = time.perf_counter()
-            tick = time.perf_counter()
-            for batch in loader:
-                real_a = trainer.to_device(batch["input"])
-                real_b = trainer.to_device(batch["target"])
-                losses, fake = trainer.step(real_a, real_b)
-                step += 1
-                batch_in_epoch += 1
-                # the global batch's losses, and whether any rank was asked to stop
-                values, stop_requested = agree(losses, bool(should_stop and should_stop()), ctx)
-                now = time.perf_counter()
-                record = {
-                    "step": step,
-                    "epoch": epoch + 1,
-                    "lr": trainer.lr,
-                    **values,
-                    "sec": round(now - tick, 5),
-                }
-                runlog.write(record)
-                monitor.after_step(
-                    trainer, Progress(step, epoch, batch_in_epoch, ctx.world_size), record
-                )
-                tick = time.perf_counter()  # validation time is not the next step's
-                running = {k: 0.9 * running.get(k, v) + 0.1 * v for k, v in values.items()}
-                bar.update(1)
-                bar.set_postfix(
-                    D=f"{running['loss_d']:.3f}",
-                    G=f"{running['loss_g_gan']:.3f}",
-                    L1=f"{running['loss_g_l1']:.4f}",
-                    refresh=False,
-                )
-                if t.sample_every and step % t.sample_every == 0 and ctx.is_main:
-                    grid = batch_grid(*display_batch(config.data.color_space, real_a, fake, real_b))
-                    save_image(grid, run_dir / "samples" / f"step_{step:08d}.png")
-                # --max-steps on an epoch's last batch stops after the epoch's end below
-                mid_epoch = batch_in_epoch < per_epoch
-                stop = (at_max_steps() and mid_epoch) or stop_requested
-                if stop or (t.save_every and step % t.save_every == 0):
-                    save(latest)
-                if stop:
-                    return stopped("stop requested") if stop_requested else stopped()
-            # end of epoch: checkpoint the boundary
-            epoch += 1
-            batch_in_epoch = 0
-            save(latest)
-            if t.keep_every and epoch % t.keep_every == 0:
-                save(run_dir / f"epoch_{epoch:04d}")
-            log.info(
-                "epoch %d/%d: D %.3f  G_GAN %.3f  L1 %.4f  lr %.2e  (%.1f s)",
-                epoch,
-                t.total_epochs,
-                running.get("loss_d", math.nan),
-                running.get("loss_g_gan", math.nan),
-                running.get("loss_g_l1", math.nan),
-                trainer.lr,
-                time.perf_counter() - epoch_start,
-            )
-            if at_max_steps() and epoch < t.total_epochs:
-                return stopped()
-        return latest
-    finally:
-        bar.close()
-        runlog.close()
+    def _show(self, values: dict[str, float]) -> None:
+        running = {k: 0.9 * self.running.get(k, v) + 0.1 * v for k, v in values.items()}
+        self.running = running
+        assert self.bar is not None
+        self.bar.update(1)
+        self.bar.set_postfix(D=f"{running['loss_d']:.3f}", G=f"{running['loss_g_gan']:.3f}",
+                             L1=f"{running['loss_g_l1']:.4f}", refresh=False)  # fmt: skip
+
+    def end_epoch(self, seconds: float) -> None:
+        """Checkpoint the epoch boundary (and keep epoch_NNNN/ when due) and log it."""
+        t = self.config.train
+        self.epoch += 1
+        self.batch_in_epoch = 0
+        self.save(self.latest)
+        if t.keep_every and self.epoch % t.keep_every == 0:
+            self.save(self.run_dir / f"epoch_{self.epoch:04d}")
+        r = self.running
+        log.info("epoch %d/%d: D %.3f  G_GAN %.3f  L1 %.4f  lr %.2e  (%.1f s)",
+                 self.epoch, t.total_epochs, r.get("loss_d", math.nan),
+                 r.get("loss_g_gan", math.nan), r.get("loss_g_l1", math.nan),
+                 self.trainer.lr, seconds)  # fmt: skip
