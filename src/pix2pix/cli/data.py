@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
 Subparsers = argparse._SubParsersAction
 
@@ -32,8 +33,7 @@ def _photos(sub: Subparsers, name: str, help: str, description: str) -> argparse
     return p
 
 
-def add_data_tools(sub: Subparsers) -> None:
-    """Register combine, separate, split, edges, colorize, inpaint, downscale and check."""
+def _add_combine(sub: Subparsers) -> None:
     p = sub.add_parser(
         "combine",
         help="A/ + B/ folders -> side-by-side A|B files",
@@ -44,6 +44,8 @@ def add_data_tools(sub: Subparsers) -> None:
     _common(p)
     p.set_defaults(func=_combine)
 
+
+def _add_separate(sub: Subparsers) -> None:
     p = sub.add_parser(
         "separate",
         help="A|B files -> A/ + B/ folders",
@@ -53,6 +55,8 @@ def add_data_tools(sub: Subparsers) -> None:
     _common(p)
     p.set_defaults(func=_separate)
 
+
+def _add_split(sub: Subparsers) -> None:
     p = sub.add_parser(
         "split",
         help="train/val/test split by ratio, seeded",
@@ -67,6 +71,8 @@ def add_data_tools(sub: Subparsers) -> None:
     p.add_argument("--link", action="store_true", help="hard-link files instead of copying")
     p.set_defaults(func=_split)
 
+
+def _add_edges(sub: Subparsers) -> None:
     p = _photos(
         sub,
         "edges",
@@ -93,6 +99,8 @@ def add_data_tools(sub: Subparsers) -> None:
     )
     p.set_defaults(func=_edges)
 
+
+def _add_colorize(sub: Subparsers) -> None:
     p = _photos(
         sub,
         "colorize",
@@ -102,6 +110,8 @@ def add_data_tools(sub: Subparsers) -> None:
     )
     p.set_defaults(func=_colorize)
 
+
+def _add_inpaint(sub: Subparsers) -> None:
     p = _photos(
         sub,
         "inpaint",
@@ -120,6 +130,8 @@ def add_data_tools(sub: Subparsers) -> None:
     )
     p.set_defaults(func=_inpaint)
 
+
+def _add_downscale(sub: Subparsers) -> None:
     p = _photos(
         sub,
         "downscale",
@@ -130,6 +142,8 @@ def add_data_tools(sub: Subparsers) -> None:
     p.add_argument("--factor", type=float, default=4.0, help="shrink factor (default: 4)")
     p.set_defaults(func=_downscale)
 
+
+def _add_check(sub: Subparsers) -> None:
     p = sub.add_parser(
         "check",
         help="report counts, sizes, modes, depths and every defect",
@@ -140,6 +154,25 @@ def add_data_tools(sub: Subparsers) -> None:
     p.add_argument("src", metavar="DIR", help="dataset folder")
     p.add_argument("--workers", type=int, default=None, help="threads (default: every core)")
     p.set_defaults(func=_check)
+
+
+# One registration function per tool, in the order `--help` lists them.
+DATA_TOOLS: list[Callable[[Subparsers], None]] = [
+    _add_combine,
+    _add_separate,
+    _add_split,
+    _add_edges,
+    _add_colorize,
+    _add_inpaint,
+    _add_downscale,
+    _add_check,
+]
+
+
+def add_data_tools(sub: Subparsers) -> None:
+    """Register combine, separate, split, edges, colorize, inpaint, downscale and check."""
+    for add in DATA_TOOLS:
+        add(sub)
 
 
 def _wrote(count: int, what: str, out: str) -> None:
