@@ -2,7 +2,7 @@
 
     python -m benchmarks.iteration_time [--size 256] [--batch-size 1] [--iters 10]
 
-Times `pix2pix.training.step.Pix2PixTrainer.step` on random tensors already on the device (data loading is
+Times `training.step.Pix2PixTrainer.step` on random tensors already on the device (data loading is
 measured separately), after warm-up iterations, and reports the median and spread.
 """
 

@@ -75,7 +75,7 @@ def _process_state(monkeypatch: pytest.MonkeyPatch) -> None:
     """Undo what an in-process `pix2pix` command sets for its process (the pixel limit)."""
     from PIL import Image
 
-    from pix2pix.data.images import PIXEL_LIMIT_ENV
+    from pix2pix.data.limits import PIXEL_LIMIT_ENV
 
     monkeypatch.delenv(PIXEL_LIMIT_ENV, raising=False)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)

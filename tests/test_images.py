@@ -167,23 +167,24 @@ def test_local_images_over_the_pixel_limit_are_refused_from_the_header(
     from PIL import Image
 
     import pix2pix.data.images as images
+    import pix2pix.data.limits as limits
 
     path = tmp_path / "big.png"
     save_image(np.zeros((60, 50, 3), np.uint8), path)
     # importing the module leaves Pillow's own limit alone; the default is Pillow's
     # warning threshold, which this file is far below
-    assert Image.MAX_IMAGE_PIXELS == 1024 * 1024 * 1024 // 4 // 3 == images.DEFAULT_MAX_PIXELS
+    assert Image.MAX_IMAGE_PIXELS == 1024 * 1024 * 1024 // 4 // 3 == limits.DEFAULT_MAX_PIXELS
     assert read_image(path).shape == (60, 50, 3)
-    monkeypatch.setenv(images.PIXEL_LIMIT_ENV, "2999")  # 50 x 60 = 3000 pixels
+    monkeypatch.setenv(limits.PIXEL_LIMIT_ENV, "2999")  # 50 x 60 = 3000 pixels
     for read in (images.image_info, read_image):
         with pytest.raises(
             UserError, match=r"big.png: 50x60 = 3,000 pixels is over the limit of 2,999"
         ):
             read(path)
-    images.set_max_image_pixels(3000)
+    limits.set_max_image_pixels(3000)
     assert read_image(path).shape == (60, 50, 3) and Image.MAX_IMAGE_PIXELS is None
-    images.set_max_image_pixels(0)  # no limit at all
-    assert images.max_image_pixels() is None and images.image_info(path).width == 50
-    monkeypatch.setenv(images.PIXEL_LIMIT_ENV, "lots")
+    limits.set_max_image_pixels(0)  # no limit at all
+    assert limits.max_image_pixels() is None and images.image_info(path).width == 50
+    monkeypatch.setenv(limits.PIXEL_LIMIT_ENV, "lots")
     with pytest.raises(UserError, match="PIX2PIX_MAX_IMAGE_PIXELS='lots' is not valid"):
         read_image(path)

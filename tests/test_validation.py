@@ -13,7 +13,8 @@ import torch
 from conftest import tiny_config, write_aligned
 from pix2pix.checkpoint import GENERATOR_FILE, load_weights, read_meta, read_metadata
 from pix2pix.config import MonitorConfig, RunConfig
-from pix2pix.data.datasets import PairedDataset, find_pairs
+from pix2pix.data.datasets import PairedDataset
+from pix2pix.data.folders import find_pairs
 from pix2pix.data.holdout import holdout_indices, split_holdout
 from pix2pix.errors import ConfigError, UserError
 from pix2pix.evaluation.evaluate import evaluate

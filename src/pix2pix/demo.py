@@ -15,7 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from pix2pix.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from pix2pix.data.datasets import find_pairs, load_pair
+from pix2pix.data.datasets import load_pair
+from pix2pix.data.folders import find_pairs
 from pix2pix.data.images import save_image, to_tensor, to_uint8
 from pix2pix.data.synthetic import label_palette, write_dataset
 from pix2pix.errors import ConfigError, UserError

@@ -158,3 +158,33 @@ def remove_if_empty(path: Path, top: Path | None = None) -> None:
         if path == top or top not in path.parents:
             return
         path = path.parent
+
+
+def check_outputs(
+    out_dir: Path, targets: list[tuple[Path, tuple[Path, ...]]], overwrite: bool
+) -> None:
+    """Refuse, before anything is written, outputs (output file, its input files) that
+    would replace an input (always) or another existing file (unless `overwrite`), and an
+    `out_dir` that is a file."""
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"{out_dir}: is a file; --out takes a folder for the outputs")
+    if not out_dir.is_dir():
+        return
+    inputs = {os.path.realpath(f) for _, files in targets for f in files}
+    existing = []
+    for target, files in targets:
+        if os.path.realpath(target) in inputs or any(
+            target.exists() and os.path.samefile(target, f) for f in files
+        ):
+            raise UserError(
+                f"{target}: the output would overwrite the input {files[0]}; "
+                "choose another --out folder"
+            )
+        if target.exists():
+            existing.append(target)
+    if existing and not overwrite:
+        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+        raise UserError(
+            f"{existing[0]}{more} already exist(s); pass --overwrite to replace them, "
+            "or choose another --out folder"
+        )

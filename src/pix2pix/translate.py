@@ -19,7 +19,6 @@ channels of 8 or 16 bits, `<stem>.tif` (one page per channel) otherwise.
 from __future__ import annotations
 
 import copy
-import os
 import threading
 from pathlib import Path
 
@@ -32,8 +31,9 @@ from tqdm import tqdm
 from pix2pix.checkpoint import GENERATOR_FILE, find_checkpoint, load_weights, read_meta
 from pix2pix.config import RunConfig, check_seed
 from pix2pix.data import formats
-from pix2pix.data.datasets import find_pairs, oriented, read_side, side_header, split_aligned
+from pix2pix.data.datasets import oriented, read_side, side_header, split_aligned
 from pix2pix.data.encoding import encode_input, image_channels, output_array
+from pix2pix.data.folders import find_pairs
 from pix2pix.data.images import (
     array_to_pil,
     expand_inputs,
@@ -44,7 +44,7 @@ from pix2pix.data.images import (
     with_channels,
 )
 from pix2pix.errors import UserError
-from pix2pix.fileio import first_missing, remove_if_empty
+from pix2pix.fileio import check_outputs, first_missing, remove_if_empty
 from pix2pix.nets import build_generator
 from pix2pix.nets.inference import inference_mode, run_any_size
 from pix2pix.runtime import (
@@ -290,7 +290,8 @@ def translate_files(
     items = _items(model, inputs, paired)
     sizes = _check_inputs(model, items, aligned, suffix)
     out_dir = Path(out_dir)
-    _check_outputs(items, out_dir, suffix, overwrite)
+    targets = [(out_dir / f"{name}{suffix}", files) for name, files in items]
+    check_outputs(out_dir, targets, overwrite)
     made = first_missing(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
@@ -300,36 +301,6 @@ def translate_files(
     finally:
         if made is not None:
             remove_if_empty(out_dir, made)  # a translation that failed before its first output
-
-
-def _check_outputs(
-    items: list[tuple[str, tuple[Path, ...]]], out_dir: Path, suffix: str, overwrite: bool
-) -> None:
-    """Refuse outputs that would replace an input (always) or another existing file
-    (unless `overwrite`), and an --out that is a file; nothing is written yet."""
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"{out_dir}: is a file; --out takes a folder for the outputs")
-    if not out_dir.is_dir():
-        return
-    inputs = {os.path.realpath(f) for _, files in items for f in files}
-    existing = []
-    for name, files in items:
-        target = out_dir / f"{name}{suffix}"
-        if os.path.realpath(target) in inputs or any(
-            target.exists() and os.path.samefile(target, f) for f in files
-        ):
-            raise UserError(
-                f"{target}: the output would overwrite the input {files[0]}; "
-                "choose another --out folder"
-            )
-        if target.exists():
-            existing.append(target)
-    if existing and not overwrite:
-        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
-        raise UserError(
-            f"{existing[0]}{more} already exist(s); pass --overwrite to replace them, "
-            "or choose another --out folder"
-        )
 
 
 def _translate_items(

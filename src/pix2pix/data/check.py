@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pix2pix.data.datasets import side_folders
+from pix2pix.data.folders import side_folders
 from pix2pix.data.images import ImageInfo, image_info, is_image, list_images, read_image
 from pix2pix.data.prepare import parallel_map
 from pix2pix.errors import UserError

@@ -16,14 +16,8 @@ from typing import TypeVar
 
 import numpy as np
 
-from pix2pix.data.datasets import (
-    PairFiles,
-    detect_layout,
-    find_pairs,
-    read_side,
-    side_folders,
-    side_header,
-)
+from pix2pix.data.datasets import read_side, side_header
+from pix2pix.data.folders import PairFiles, detect_layout, find_pairs, side_folders
 from pix2pix.data.images import (
     depth_of,
     image_info,

@@ -22,8 +22,9 @@ import numpy as np
 import torch
 
 from pix2pix.config import DataConfig, RunConfig
-from pix2pix.data.datasets import PairFiles, load_pair, oriented, pairs_folder
+from pix2pix.data.datasets import load_pair, oriented
 from pix2pix.data.encoding import decode_output, encode_input, image_channels
+from pix2pix.data.folders import PairFiles, pairs_folder
 from pix2pix.data.images import from_tensor, output_suffix, to_tensor, with_channels
 from pix2pix.data.transforms import resize_array
 from pix2pix.errors import UserError

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from pix2pix.config import RunConfig
-from pix2pix.data.datasets import PairFiles
+from pix2pix.data.folders import PairFiles
 from pix2pix.data.images import read_image
 from pix2pix.evaluation.pairs import (
     SizeRule,

@@ -16,8 +16,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pix2pix.data.datasets import PairFiles, find_pairs
-from pix2pix.data.images import check_pixels, read_image, to_tensor
+from pix2pix.data.folders import PairFiles, find_pairs
+from pix2pix.data.images import read_image, to_tensor
+from pix2pix.data.limits import check_pixels
 from pix2pix.errors import UserError
 from pix2pix.palette import IGNORE, Palette, colors_to_classes
 
