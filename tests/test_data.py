@@ -10,7 +10,7 @@ import torch
 
 from conftest import random_image, write_aligned
 from pix2pix.config import DataConfig
-from pix2pix.data.datasets import PairedDataset, detect_channels
+from pix2pix.data.datasets import PairedDataset, detect_format
 from pix2pix.data.folders import find_pairs, resolve_root
 from pix2pix.data.images import read_image, save_image
 from pix2pix.data.sampler import EpochBatchSampler
@@ -117,8 +117,8 @@ def test_grayscale_input_and_colour_output(tmp_path: Path) -> None:
     save_image(random_image(rng, 40, 40, 1), tmp_path / "A" / "x.png")
     save_image(random_image(rng, 40, 40, 3), tmp_path / "B" / "x.png")
     pairs = find_pairs(tmp_path)
-    assert detect_channels(pairs, "AtoB") == (1, 3)
-    assert detect_channels(pairs, "BtoA") == (3, 1)
+    assert [f.channels for f in detect_format(pairs, "AtoB")] == [1, 3]
+    assert [f.channels for f in detect_format(pairs, "BtoA")] == [3, 1]
     item = dataset(tmp_path, channels=(1, 3))[0]
     assert item["input"].shape == (1, 32, 32) and item["target"].shape == (3, 32, 32)
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from conftest import tiny_config, write_aligned
-from pix2pix.checkpoint import GENERATOR_FILE, load_weights, read_meta, read_metadata
+from pix2pix.checkpoint import GENERATOR_FILE, load_weights, open_checkpoint, read_meta
 from pix2pix.config import MonitorConfig, RunConfig
 from pix2pix.data.datasets import PairedDataset
 from pix2pix.data.folders import find_pairs
@@ -86,9 +86,9 @@ def check_best(run: Path, metric: str, pick: Callable) -> None:
     best = pick(records, key=lambda r: r[metric])
     assert read_meta(run / "best")[1].step == best["step"]
     assert sorted(p.name for p in (run / "best").iterdir()) == ["config.json", GENERATOR_FILE]
-    saved = read_metadata(run / "best")["validation"]
+    saved = open_checkpoint(run / "best").metadata["validation"]
     assert saved["best"] == {"metric": metric, "value": best[metric], "step": best["step"]}
-    assert read_metadata(run / "latest")["validation"]["best"]["step"] == best["step"]
+    assert open_checkpoint(run / "latest").metadata["validation"]["best"]["step"] == best["step"]
 
 
 def test_best_checkpoint_follows_a_higher_is_better_metric(tmp_path: Path) -> None:
@@ -108,8 +108,8 @@ def test_validation_keeps_resume_exact_and_the_best_survives_it(tmp_path: Path) 
     strip = lambda rs: [{k: v for k, v in r.items() if k != "sec"} for r in rs]  # noqa: E731
     whole = strip(read_log(tmp_path / "whole" / "val.jsonl"))
     assert whole == strip(read_log(tmp_path / "split" / "val.jsonl"))
-    best = read_metadata(tmp_path / "whole" / "best")["validation"]["best"]
-    assert read_metadata(tmp_path / "split" / "best")["validation"]["best"] == best
+    best = open_checkpoint(tmp_path / "whole" / "best").metadata["validation"]["best"]
+    assert open_checkpoint(tmp_path / "split" / "best").metadata["validation"]["best"] == best
     weights = [(tmp_path / r / "best" / GENERATOR_FILE).read_bytes() for r in ("whole", "split")]
     assert weights[0] == weights[1]
 

@@ -92,7 +92,7 @@ def save_checkpoint(
     """Write a checkpoint folder at `path`, replacing any previous one atomically.
 
     `metadata`: JSON-able state kept in config.json beside the progress (for example the
-    best validation score so far), read back with `read_metadata`.
+    best validation score so far), read back as `open_checkpoint(path).metadata`.
     """
     meta = {
         "format": FORMAT,
@@ -181,15 +181,6 @@ def read_meta(path: Path, need: tuple[str, ...] = INFERENCE_FILES) -> tuple[RunC
     """Config and progress of the checkpoint folder `path`, checking that it is usable."""
     checkpoint = open_checkpoint(path, need)
     return checkpoint.config, checkpoint.progress
-
-
-def read_metadata(path: Path) -> dict[str, Any]:
-    """The `metadata` a checkpoint was saved with ({} when none)."""
-    try:
-        meta = json.loads((Path(path) / CONFIG_FILE).read_text())
-    except (OSError, json.JSONDecodeError):
-        return {}
-    return meta.get("metadata", {}) if isinstance(meta, dict) else {}
 
 
 def load_weights(module: nn.Module, file: Path) -> nn.Module:

@@ -51,7 +51,6 @@ from pix2pix.nets.inference import inference_mode
 
 Format = Literal["onnx", "torchscript"]
 FORMATS: tuple[str, ...] = get_args(Format)
-SUFFIXES: dict[str, str] = {"onnx": ".onnx", "torchscript": ".pt"}
 
 # Float32 outputs in [-1, 1]: runtimes that sum in a different order differ by ~1e-6.
 DEFAULT_TOLERANCE = 1e-4

@@ -110,10 +110,3 @@ def colors_to_classes(rgb: np.ndarray, palette: Palette) -> np.ndarray:
     pixels = rgb.reshape(-1, 1, 3).astype(np.int32)  # (HW, 1, 3)
     distance = ((pixels - colors[None]) ** 2).sum(-1)  # (HW, K)
     return distance.argmin(1).astype(np.uint8).reshape(rgb.shape[:2])
-
-
-def classes_to_colors(classes: np.ndarray, palette: Palette) -> np.ndarray:
-    """(H, W) class indices -> (H, W, 3) uint8 colours (ignored pixels black)."""
-    table = np.zeros((256, 3), dtype=np.uint8)
-    table[: palette.num_classes] = np.asarray(palette.colors, dtype=np.uint8)
-    return table[classes]

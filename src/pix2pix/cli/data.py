@@ -78,7 +78,7 @@ def _add_edges(sub: Subparsers) -> None:
         "edges",
         "photos -> edge maps (Canny, or HED with local weights)",
         "Make an edges -> photo dataset: edges (black on white) as inputs, the photos as "
-        "targets. Canny needs OpenCV: pip install 'pix2pix[edges]'. HED (the detector of "
+        "targets. Canny needs OpenCV: pip install 'pix2pix[opencv]'. HED (the detector of "
         "the paper's edges2* datasets) needs its weights in a local file: --hed-weights.",
     )
     p.add_argument(

@@ -98,12 +98,6 @@ def detect_format(pairs: list[PairFiles], direction: str) -> tuple[SideFormat, S
     return oriented(direction, side_a, side_b)
 
 
-def detect_channels(pairs: list[PairFiles], direction: str) -> tuple[int, int]:
-    """(input, output) channels from the first pair's headers."""
-    inp, out = detect_format(pairs, direction)
-    return inp.channels, out.channels
-
-
 def resolve_format(config: RunConfig) -> RunConfig:
     """Fill in unset channel counts and the output depth from the dataset's first pair.
 

@@ -1,7 +1,7 @@
 """Edge maps from photos (edges -> photo datasets like edges2shoes).
 
 Two detectors:
-- `canny`, through OpenCV (optional: `pip install 'pix2pix[edges]'`, imported only when
+- `canny`, through OpenCV (optional: `pip install 'pix2pix[opencv]'`, imported only when
   edges are made);
 - `hed`, the holistically-nested edge detector the paper's edges2* datasets were made
   with (`pix2pix.nets.hed`), when its weights are available locally (`load_hed`).

@@ -22,7 +22,7 @@ from PIL import Image, ImageSequence
 from pix2pix.errors import UserError
 
 ARRAY_DTYPES = (np.uint8, np.uint16, np.float32)
-GRAY_LIKE = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
 
 def require_opencv(what: str, extra: str = "opencv") -> ModuleType:
@@ -127,7 +127,7 @@ def pages_header(image: Image.Image) -> tuple[int, list[str]]:
     modes = []
     for page in ImageSequence.Iterator(image):
         modes.append(page.mode)
-    channels = sum(1 if m in GRAY_LIKE else 3 for m in modes)
+    channels = sum(1 if m in GRAY_MODES else 3 for m in modes)
     return channels, modes
 
 

@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 
 from pix2pix.data import formats
+from pix2pix.data.formats import GRAY_MODES
 from pix2pix.data.limits import check_pixels
 from pix2pix.errors import UserError
 from pix2pix.fileio import atomic_write_bytes
@@ -30,7 +31,6 @@ from pix2pix.fileio import atomic_write_bytes
 IMAGE_EXTENSIONS = (
     ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".npy"
 )  # fmt: skip
-GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
 Depth = Literal["uint8", "uint16", "float32"]
 DEPTHS: tuple[Depth, ...] = get_args(Depth)
@@ -140,12 +140,6 @@ def image_info(path: Path) -> ImageInfo:
         raise
     except _DECODE_ERRORS as exc:
         raise _unreadable(path, exc) from None
-
-
-def image_header(path: Path) -> tuple[int, int, str]:
-    """(width, height, mode) from the file header, without decoding the pixels."""
-    info = image_info(path)
-    return info.width, info.height, info.mode
 
 
 def convert(image: Image.Image, channels: int) -> Image.Image:

