@@ -136,3 +136,15 @@ def test_no_long_functions_or_modules() -> None:
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 length = node.end_lineno - node.lineno + 1  # type: ignore[operator]
                 assert length <= 80, f"{name}.{node.name}: {length} lines"
+
+
+def test_the_readme_python_api_imports() -> None:
+    import pix2pix
+    import pix2pix.evaluate  # the 0.1 paths
+    import pix2pix.fid
+    import pix2pix.metrics
+    from pix2pix import DataConfig, ModelConfig, RunConfig, TrainConfig, fit  # noqa: F401
+    from pix2pix.evaluation import evaluate, fid, metrics
+
+    assert pix2pix.evaluate is evaluate and pix2pix.metrics is metrics and pix2pix.fid is fid
+    assert callable(pix2pix.evaluate.evaluate) and callable(pix2pix.load)

@@ -1,13 +1,26 @@
 """pix2pix: paired image-to-image translation (Isola et al., CVPR 2017).
 
-Train with `fit(RunConfig(...), run_dir)`, translate with `load(path).translate(image)`.
+Train with `fit(RunConfig(...), run_dir)`, translate with `load(path).translate(image)`,
+score with `pix2pix.evaluation.evaluate.evaluate(...)`. The layers and where each part
+lives: docs/ARCHITECTURE.md.
 """
+
+import sys as _sys
 
 from pix2pix._version import __version__
 from pix2pix.config import DataConfig, ModelConfig, RunConfig, TrainConfig
 from pix2pix.errors import ConfigError, UserError
+from pix2pix.evaluation import evaluate as _evaluate
+from pix2pix.evaluation import fid as _fid
+from pix2pix.evaluation import metrics as _metrics
 from pix2pix.training.loop import fit
 from pix2pix.translate import Pix2Pix, load
+
+# The module paths of 0.1 (`pix2pix.evaluate.evaluate`, `pix2pix.metrics`, `pix2pix.fid`)
+# keep working: they are the evaluation package's modules under their old names.
+for _old, _module in (("evaluate", _evaluate), ("metrics", _metrics), ("fid", _fid)):
+    _sys.modules[f"{__name__}.{_old}"] = _module
+    globals()[_old] = _module
 
 __all__ = [
     "ConfigError",
