@@ -32,7 +32,7 @@ from pix2pix.data.datasets import PairedDataset
 from pix2pix.data.images import save_image
 from pix2pix.data.sampler import EpochBatchSampler
 from pix2pix.data.synthetic import make_pair
-from pix2pix.runtime import configure_backends, resolve_device, resolve_speed
+from pix2pix.runtime import Speed, configure_backends, resolve_device, resolve_speed
 from pix2pix.training.loop import _workers
 from pix2pix.training.step import Pix2PixTrainer
 from pix2pix.translate import Pix2Pix
@@ -125,25 +125,18 @@ def data_pipeline_ips(root: Path, cache: str, batch_size: int, epochs: int = 2) 
     return count / (time.perf_counter() - start)
 
 
-def run(args: argparse.Namespace) -> dict:
-    device = resolve_device(args.device)
-    size, batch = args.size, args.batch_size
-    model = ModelConfig(generator=f"unet_{size}", in_channels=3, out_channels=3)
-    torch.manual_seed(0)
-    a = torch.rand(batch, 3, size, size, device=device) * 2 - 1
-    b = torch.rand(batch, 3, size, size, device=device) * 2 - 1
-
-    plain = PlainPix2Pix(model, device)
-    config = RunConfig(model=model, train=TrainConfig(batch_size=batch, device=str(device)))
-    fast = Pix2PixTrainer(config, device)
+def _timings(
+    args: argparse.Namespace,
+    plain: PlainPix2Pix,
+    fast: Pix2PixTrainer,
+    translator: Pix2Pix,
+    single: Pix2Pix,
+    a: torch.Tensor,
+    b: torch.Tensor,
+    device: torch.device,
+) -> tuple[float, dict[str, float], dict[str, float]]:
+    """(warm-up seconds, training and inference medians) of the plain and fast paths."""
     fast_a, fast_b = fast.to_device(a), fast.to_device(b)
-    # inference as `translate` runs it for a folder (bulk: compiled where that pays off)
-    # and for a single call from Python
-    bulk_speed = resolve_speed(device, "infer", compile=args.compile, images=10**6)
-    single_speed = resolve_speed(device, "infer")
-    translator = Pix2Pix(fast.g, config, device, bulk_speed)  # copies fast.g if it must
-    single = Pix2Pix(fast.g, config, device, single_speed)
-
     start = time.perf_counter()  # warm-up, including any compilation
     for _ in range(2):
         plain.train_step(a, b)
@@ -170,6 +163,28 @@ def run(args: argparse.Namespace) -> dict:
         reps, iters * 4, device,
     )  # fmt: skip
 
+    return warmup_s, train, infer
+
+
+def run(args: argparse.Namespace) -> dict:
+    device = resolve_device(args.device)
+    size, batch = args.size, args.batch_size
+    model = ModelConfig(generator=f"unet_{size}", in_channels=3, out_channels=3)
+    torch.manual_seed(0)
+    a = torch.rand(batch, 3, size, size, device=device) * 2 - 1
+    b = torch.rand(batch, 3, size, size, device=device) * 2 - 1
+
+    plain = PlainPix2Pix(model, device)
+    config = RunConfig(model=model, train=TrainConfig(batch_size=batch, device=str(device)))
+    fast = Pix2PixTrainer(config, device)
+    # inference as `translate` runs it for a folder (bulk: compiled where that pays off)
+    # and for a single call from Python
+    bulk_speed = resolve_speed(device, "infer", compile=args.compile, images=10**6)
+    single_speed = resolve_speed(device, "infer")
+    translator = Pix2Pix(fast.g, config, device, bulk_speed)  # copies fast.g if it must
+    single = Pix2Pix(fast.g, config, device, single_speed)
+
+    warmup_s, train, infer = _timings(args, plain, fast, translator, single, a, b, device)
     with FlopCounterMode(display=False) as counter:
         plain.train_step(a, b)
     gflop = counter.get_total_flops() / 1e9
@@ -180,6 +195,11 @@ def run(args: argparse.Namespace) -> dict:
     }
     peak_fast = peak["bf16"] if fast_dtype == torch.bfloat16 else peak["fp32"]
 
+    fast_a, fast_b = fast.to_device(a), fast.to_device(b)
+    memory = {
+        "baseline": peak_memory_mb(lambda: plain.train_step(a, b), device),
+        "fast": peak_memory_mb(lambda: fast.step(fast_a, fast_b), device),
+    }
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.data) if args.data else write_facades_like(Path(tmp), 64, 256)
         data = {
@@ -187,6 +207,27 @@ def run(args: argparse.Namespace) -> dict:
             for cache in ("off", "on")
         }
 
+    return _result(args, device, fast, bulk_speed, single_speed, train, infer, gflop, peak,
+                   peak_fast, memory, data, warmup_s)  # fmt: skip
+
+
+def _result(
+    args: argparse.Namespace,
+    device: torch.device,
+    fast: Pix2PixTrainer,
+    bulk_speed: Speed,
+    single_speed: Speed,
+    train: dict[str, float],
+    infer: dict[str, float],
+    gflop: float,
+    peak: dict[str, float],
+    peak_fast: float,
+    memory: dict[str, float],
+    data: dict[str, float],
+    warmup_s: float,
+) -> dict:
+    """The figures, as the JSON file and the table hold them."""
+    size, batch = args.size, args.batch_size
     result = {
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device)
@@ -217,8 +258,8 @@ def run(args: argparse.Namespace) -> dict:
         "peak_gflops_fp32": peak["fp32"],
         "peak_gflops_bf16": peak["bf16"],
         "fraction_of_peak": gflop / train["fast"] / peak_fast,
-        "train_peak_mem_mb_baseline": peak_memory_mb(lambda: plain.train_step(a, b), device),
-        "train_peak_mem_mb_fast": peak_memory_mb(lambda: fast.step(fast_a, fast_b), device),
+        "train_peak_mem_mb_baseline": memory["baseline"],
+        "train_peak_mem_mb_fast": memory["fast"],
         "data_ips_from_disk": data["off"],
         "data_ips_cached": data["on"],
         "data_workers": _workers(-1),
