@@ -126,7 +126,7 @@ def test_lab_mode_rejects_grayscale_targets_and_other_channels(tmp_path: Path) -
     with pytest.raises(UserError, match="lab needs colour .* targets"):
         resolve_format(tiny_config(tmp_path / "gray", data={"color_space": "lab"}))
     cfg = tiny_config(tmp_path / "gray", data={"color_space": "lab"}, model={"in_channels": 3})
-    with pytest.raises(ConfigError, match="--in-channels 1 --out-channels 2"):
+    with pytest.raises(ConfigError, match="in_channels 1 out_channels 2"):
         resolve_format(cfg)
 
 

@@ -288,7 +288,7 @@ def test_device_per_rank() -> None:
 
 def test_sync_batch_norm_needs_cuda_and_keeps_checkpoint_keys() -> None:
     cfg = tiny_config("unused", model={"in_channels": 3, "out_channels": 3})
-    with pytest.raises(ConfigError, match="--sync-bn needs CUDA"):
+    with pytest.raises(ConfigError, match="sync_bn needs CUDA"):
         sync_batch_norm(build_generator(cfg.model), DistContext(0, 2, 0), torch.device("cpu"))
     # the conversion itself: same state dict keys, so the checkpoint loads as plain BN
     g = build_generator(cfg.model)

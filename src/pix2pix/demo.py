@@ -19,7 +19,7 @@ from pix2pix.data.datasets import load_pair
 from pix2pix.data.folders import find_pairs
 from pix2pix.data.images import save_image, to_tensor, to_uint8
 from pix2pix.data.synthetic import label_palette, write_dataset
-from pix2pix.errors import ConfigError, UserError
+from pix2pix.errors import ConfigError, UserError, setting
 from pix2pix.html import image_grid, write_image_table
 from pix2pix.training.loop import fit
 from pix2pix.translate import Pix2Pix
@@ -41,7 +41,7 @@ def demo_config(
     """A small U-Net for `size` x `size` scenes, `steps` steps, LR decaying over the second half."""
     if size not in SIZES:
         raise ConfigError(
-            f"--size {size} is not valid; choose one of: {', '.join(map(str, SIZES))}"
+            f"{setting('--size')} {size} is not valid; choose one of: {', '.join(map(str, SIZES))}"
         )
     per_epoch = math.ceil(train_images / batch_size)
     epochs = max(2, math.ceil(steps / per_epoch))

@@ -21,6 +21,12 @@ def field_ref(name: str, flag: str) -> str:
     return f"{_MARK}{name}{_MARK}{flag}{_MARK}"
 
 
+def setting(flag: str) -> str:
+    """`field_ref` from a flag: `--val-metric` is the field `val_metric` (`--data`: `root`)."""
+    name = "root" if flag == "--data" else flag.removeprefix("--").replace("-", "_")
+    return field_ref(name, flag)
+
+
 def render(text: str, *, flags: bool) -> str:
     """`text` with its field references shown as flags (the CLI) or as names (Python)."""
     return _REF.sub(lambda m: m.group(2 if flags else 1), text)

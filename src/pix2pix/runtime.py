@@ -17,7 +17,7 @@ import torch
 import torch._inductor.config
 from torch import nn
 
-from pix2pix.errors import ConfigError
+from pix2pix.errors import ConfigError, setting
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 Purpose = Literal["train", "infer"]
@@ -38,14 +38,22 @@ def resolve_device(name: str) -> torch.device:
         device = torch.device(name)
     except RuntimeError:
         raise ConfigError(
-            f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N"
+            f"{setting('--device')} {name!r} is not a device; use auto, cpu, cuda or cuda:N"
         ) from None
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name}: CUDA is not available here; use --device cpu")
+        raise ConfigError(
+            f"{setting('--device')} {name}: CUDA is not available here; use {setting('--device')} "
+            "cpu"
+        )
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise ConfigError(f"--device {name}: only {torch.cuda.device_count()} GPU(s) here")
+        raise ConfigError(
+            f"{setting('--device')} {name}: only {torch.cuda.device_count()} GPU(s) here"
+        )
     if device.type == "mps" and not torch.backends.mps.is_available():
-        raise ConfigError(f"--device {name}: MPS is not available here; use --device cpu")
+        raise ConfigError(
+            f"{setting('--device')} {name}: MPS is not available here; use {setting('--device')} "
+            "cpu"
+        )
     return device
 
 
@@ -115,7 +123,9 @@ def resolve_speed(
         compile_mode=compile if compile in COMPILE_MODES else None,
     )
     if speed.precision == "fp16" and device.type != "cuda":
-        raise ConfigError(f"--precision fp16 needs a CUDA device (got {device}); use bf16 or fp32")
+        raise ConfigError(
+            f"{setting('--precision')} fp16 needs a CUDA device (got {device}); use bf16 or fp32"
+        )
     return speed
 
 

@@ -34,7 +34,7 @@ from pix2pix.data.images import (
     with_channels,
 )
 from pix2pix.data.transforms import JointParams, apply_params, output_size, sample_params
-from pix2pix.errors import ConfigError, UserError
+from pix2pix.errors import ConfigError, UserError, setting
 
 _SAMPLE_STREAM = 1  # distinguishes augmentation seeds from the sampler's permutation seeds
 _BYTES = {"uint8": 1, "uint16": 2, "float32": 4}
@@ -107,8 +107,10 @@ def resolve_format(config: RunConfig) -> RunConfig:
     lab = d.color_space == "lab"
     if lab and (m.in_channels or 1, m.out_channels or 2) != LAB_CHANNELS:
         raise ConfigError(
-            f"--color-space lab takes L* in and gives a*b* out: --in-channels 1 "
-            f"--out-channels 2, not {m.in_channels} and {m.out_channels}; leave them unset"
+            f"{setting('--color-space')} lab takes L* in and gives a*b* out: "
+            f"{setting('--in-channels')} 1 "
+            f"{setting('--out-channels')} 2, not {m.in_channels} and {m.out_channels}; leave them "
+            "unset"
         )
     if m.in_channels is not None and m.out_channels is not None and d.output_depth != "auto":
         return config

@@ -30,7 +30,7 @@ import torch.distributed as dist
 from torch import nn
 
 from pix2pix.checkpoint import Progress
-from pix2pix.errors import ConfigError, UserError
+from pix2pix.errors import ConfigError, UserError, setting
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,8 @@ def train_device(requested: torch.device, ctx: DistContext) -> torch.device:
     if requested.type == "cuda":
         if requested.index is not None:
             raise ConfigError(
-                f"--device {requested} with {ctx.world_size} processes: each process takes "
+                f"{setting('--device')} {requested} with {ctx.world_size} processes: each process "
+                "takes "
                 "cuda:LOCAL_RANK; pass --device cuda (or auto) and choose GPUs with "
                 "CUDA_VISIBLE_DEVICES"
             )
@@ -94,7 +95,8 @@ def train_device(requested: torch.device, ctx: DistContext) -> torch.device:
         return torch.device("cuda", ctx.local_rank)
     if requested.type != "cpu":
         raise ConfigError(
-            f"--device {requested} with {ctx.world_size} processes: multi-process training "
+            f"{setting('--device')} {requested} with {ctx.world_size} processes: multi-process "
+            "training "
             "runs on CUDA (NCCL) or CPU (gloo); use --device cuda or cpu"
         )
     return requested
@@ -156,7 +158,8 @@ def sync_batch_norm(module: nn.Module, ctx: DistContext, device: torch.device) -
         return module
     if device.type != "cuda":
         raise ConfigError(
-            f"--sync-bn needs CUDA devices (PyTorch's SyncBatchNorm has no {device.type} "
+            f"{setting('--sync-bn')} needs CUDA devices (PyTorch's SyncBatchNorm has no "
+            f"{device.type} "
             "kernel); use --no-sync-bn, or --norm instance"
         )
     return nn.SyncBatchNorm.convert_sync_batchnorm(module)

@@ -24,7 +24,7 @@ from torch import nn
 from pix2pix.checkpoint import unwrap
 from pix2pix.config import RunConfig
 from pix2pix.data.folders import PairFiles
-from pix2pix.errors import ConfigError
+from pix2pix.errors import ConfigError, setting
 from pix2pix.evaluation.fid import (
     INSTALL,
     FeatureExtractor,
@@ -57,12 +57,14 @@ class Validator:
         self.config = config
         if self.metric == "fid" and output_channels(config) not in (1, 3):
             raise ConfigError(
-                f"--val-metric fid needs 1- or 3-channel outputs, this run's have "
-                f"{output_channels(config)}; pick another --val-metric"
+                f"{setting('--val-metric')} fid needs 1- or 3-channel outputs, this run's have "
+                f"{output_channels(config)}; pick another {setting('--val-metric')}"
             )
         if self.metric == "fid" and features is None:
             if default_weights_path() is None:
-                raise ConfigError(f"--val-metric fid needs the Inception weights; run: {INSTALL}")
+                raise ConfigError(
+                    f"{setting('--val-metric')} fid needs the Inception weights; run: {INSTALL}"
+                )
             features = FeatureExtractor(load_inception())
         if self.metric == "fid" and len(pairs) < 2:
             raise ConfigError("--val-metric fid needs at least 2 held-out pairs")
