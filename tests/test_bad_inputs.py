@@ -205,6 +205,8 @@ CASES: list[Case] = [
     ("translate-batch-size-0", lambda s, t: ["translate", "--checkpoint", s.run, _img(t), "--out", t / "o", "--batch-size", "0"], "--batch-size 0"),
     ("translate-seed-beyond-64-bits", lambda s, t: ["translate", "--checkpoint", s.run, _img(t), "--out", t / "o", "--seed", str(2**70)], "--seed 1180591620717411303424"),
     ("translate-corrupt-checkpoint-config", lambda s, t: ["translate", "--checkpoint", _meta(s, t, "{not json"), _img(t), "--out", t / "o"], "config.json: unreadable"),
+    ("translate-tile-not-a-multiple", lambda s, t: ["translate", "--checkpoint", s.run, _img(t), "--out", t / "o", "--tile", "30"], "--tile 30 --tile-overlap 0: tile 30 is not a multiple"),
+    ("translate-tile-overlap-too-big", lambda s, t: ["translate", "--checkpoint", s.run, _img(t), "--out", t / "o", "--tile", "32", "--tile-overlap", "32"], "smaller than the tile 32"),
     # ---- evaluate
     ("evaluate-missing-split", lambda s, t: ["evaluate", "--checkpoint", s.run, "--data", _splits(t), "--out", t / "e"], "has no test/ subfolder (it has train/, val/)"),
     ("evaluate-not-a-segmenter", lambda s, t: ["evaluate", "--checkpoint", s.run, "--data", s.data, "--segmenter", s.run, "--out", t / "e"], "run: no segmenter here"),

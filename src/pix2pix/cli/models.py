@@ -12,6 +12,7 @@ from typing import get_args
 
 from pix2pix.config import CompileChoice, Precision, Switch
 from pix2pix.errors import UserError
+from pix2pix.nets.tiling import TileStats
 
 log = logging.getLogger("pix2pix")
 
@@ -46,6 +47,23 @@ def add_translate(sub: Subparsers) -> None:
         "translate the input side",
     )
     p.add_argument("--seed", type=int, default=0, help="dropout seed in paper mode (default: 0)")
+    p.add_argument(
+        "--tile",
+        type=int,
+        metavar="N",
+        help="translate images larger than N x N in overlapping N x N tiles, blended "
+        "(N a multiple of the generator's stride); bounds the memory of one forward pass",
+    )
+    p.add_argument(
+        "--tile-overlap", type=int, default=0, metavar="M", help="pixels tiles share (default: 0)"
+    )
+    p.add_argument(
+        "--tile-stats",
+        choices=get_args(TileStats),
+        default="tile",
+        help="paper mode: normalise each tile with its own batch statistics (tile) or with "
+        "the whole image's, pooled over the tiles in a first pass (image) (default: tile)",
+    )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
     add_speed_flags(p)
     p.set_defaults(func=_translate)
@@ -93,6 +111,9 @@ def _translate(args: argparse.Namespace) -> None:
         paired=args.paired,
         seed=args.seed,
         overwrite=args.overwrite,
+        tile=args.tile,
+        overlap=args.tile_overlap,
+        tile_stats=args.tile_stats,
     )
     print(f"wrote {len(outputs)} image(s) to {args.out}")
 

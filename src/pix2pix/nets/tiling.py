@@ -1,0 +1,145 @@
+"""Tiled inference: an image cut into overlapping tiles, each translated, blended back.
+
+Tiles are `tile` x `tile` (a multiple of the generator's stride), placed every
+`tile - overlap` pixels, the last one flush with the image's far edge; a side no longer
+than `tile` is not cut. Each tile's output is weighted by a separable window that is 1
+inside and rises as a raised cosine over the `overlap` pixels it shares with a neighbour
+(no ramp at the image's own edges), and the weighted outputs are divided by the summed
+weights, in float64. Every pixel is covered with a positive weight, so a network that
+returns its input returns the image exactly.
+
+Normalisation: in eval mode (running statistics) tiles are independent and the result
+approaches whole-image inference as the overlap grows. In the paper's mode (batch
+statistics) each tile would be normalised by its own statistics, which differ from tile
+to tile and show as seams; `stats="image"` first runs every tile once and pools what each
+batch-norm layer sees into the whole image's mean and variance, then translates every
+tile with those (`image_statistics`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Callable, Iterator
+from typing import Literal
+
+import torch
+from torch import nn
+
+from pix2pix.nets.inference import run_any_size
+
+TileStats = Literal["tile", "image"]
+TILE_STATS: tuple[TileStats, ...] = ("tile", "image")
+
+
+def check_tiling(tile: int, overlap: int, stride: int) -> None:
+    """Refuse a tile that is not a positive multiple of `stride`, or an overlap outside
+    0 <= overlap < tile (ValueError naming the value and the fix)."""
+    if tile < stride or tile % stride:
+        raise ValueError(
+            f"tile {tile} is not a multiple of the generator's stride {stride}; use e.g. "
+            f"{max(stride, tile // stride * stride)}"
+        )
+    if not 0 <= overlap < tile:
+        raise ValueError(f"tile overlap {overlap} must be >= 0 and smaller than the tile {tile}")
+
+
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of the tiles along one side: every tile - overlap, the last flush."""
+    if length <= tile:
+        return [0]
+    step = tile - overlap
+    starts = list(range(0, length - tile, step))
+    return [*starts, length - tile]
+
+
+def _ramp(n: int, dtype: torch.dtype) -> torch.Tensor:
+    """n raised-cosine values rising from near 0 to near 1, all > 0."""
+    k = torch.arange(n, dtype=dtype)
+    return 0.5 - 0.5 * torch.cos(math.pi * (k + 0.5) / n)
+
+
+def _window(start: int, size: int, length: int, overlap: int, dtype: torch.dtype) -> torch.Tensor:
+    """The 1-D weights of a tile covering [start, start + size) of a side of `length`."""
+    w = torch.ones(size, dtype=dtype)
+    ramp = min(overlap, size // 2)
+    if ramp:
+        if start > 0:
+            w[:ramp] = _ramp(ramp, dtype)
+        if start + size < length:
+            w[size - ramp :] = _ramp(ramp, dtype).flip(0)
+    return w
+
+
+def run_tiled(
+    run: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    tile: int,
+    overlap: int,
+    out_channels: int | None = None,
+) -> torch.Tensor:
+    """`run` over overlapping tiles of x (B, C, H, W), blended: (B, C_out, H, W).
+
+    `run` maps (B, C, h, w) to (B, C_out, h, w) for the tile sizes used (at most
+    `tile` x `tile`; smaller only where the image is).
+    """
+    b, _, h, w = x.shape
+    ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
+    th, tw = min(tile, h), min(tile, w)
+    acc: torch.Tensor | None = None
+    weight = torch.zeros(1, 1, h, w, dtype=torch.float64)
+    for y0 in ys:
+        wy = _window(y0, th, h, overlap, torch.float64)
+        for x0 in xs:
+            out = run(x[:, :, y0 : y0 + th, x0 : x0 + tw]).to("cpu", torch.float64)
+            if acc is None:
+                acc = torch.zeros(b, out_channels or out.shape[1], h, w, dtype=torch.float64)
+            win = wy[:, None] * _window(x0, tw, w, overlap, torch.float64)[None, :]
+            acc[:, :, y0 : y0 + th, x0 : x0 + tw] += out * win
+            weight[:, :, y0 : y0 + th, x0 : x0 + tw] += win
+    assert acc is not None
+    return (acc / weight).to(torch.float32)
+
+
+@contextlib.contextmanager
+def image_statistics(
+    net: nn.Module, x: torch.Tensor, tile: int, overlap: int, stride: int
+) -> Iterator[None]:
+    """Normalise every tile with the whole image's batch statistics (the two-pass mode).
+
+    Pass 1 runs `net` over every tile as it is (each batch-norm layer on its tile's own
+    statistics) and pools what each layer sees: per-channel sums and sums of squares over
+    all tiles give the image's mean and (biased) variance. For the block, those layers then
+    normalise with the pooled statistics (eval-style) while dropout stays as it is. Their
+    running statistics and modes are restored afterwards. With one tile covering the image
+    the statistics are exactly the whole image's.
+    """
+    norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    sums: dict[nn.Module, list[torch.Tensor]] = {}
+
+    def record(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+        z = inputs[0].double()
+        n = torch.tensor(z.numel() / z.shape[1], dtype=torch.float64)
+        part = [z.sum((0, 2, 3)), (z * z).sum((0, 2, 3)), n]
+        sums[module] = [a + b for a, b in zip(sums[module], part)] if module in sums else part
+
+    hooks = [m.register_forward_pre_hook(record) for m in norms]
+    try:
+        with torch.no_grad():
+            run_tiled(lambda t: run_any_size(net, t, stride), x, tile, overlap)
+    finally:
+        for hook in hooks:
+            hook.remove()
+    saved = [(m.training, m.running_mean, m.running_var) for m in norms]
+    try:
+        for m in norms:
+            total, squares, n = sums[m]
+            mean = total / n
+            var = (squares / n - mean * mean).clamp_min(0.0)
+            dtype = saved[norms.index(m)][1].dtype if m.running_mean is not None else x.dtype
+            m.running_mean, m.running_var = mean.to(x.device, dtype), var.to(x.device, dtype)
+            m.training = False
+        yield
+    finally:
+        for m, (training, mean, var) in zip(norms, saved):
+            m.training, m.running_mean, m.running_var = training, mean, var

@@ -1,0 +1,191 @@
+"""Translating image files and folders: every input checked before the first output,
+outputs written at the checkpoint's depth, never over an input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from pix2pix.config import check_seed
+from pix2pix.data import formats
+from pix2pix.data.datasets import oriented, read_side, side_header, split_aligned
+from pix2pix.data.encoding import encode_input, image_channels, output_array
+from pix2pix.data.folders import find_pairs
+from pix2pix.data.images import (
+    expand_inputs,
+    output_suffix,
+    read_image,
+    save_image,
+)
+from pix2pix.errors import UserError
+from pix2pix.fileio import check_outputs, first_missing, remove_if_empty
+from pix2pix.nets.tiling import TileStats, check_tiling
+from pix2pix.translate.model import Pix2Pix
+
+
+def read_input(model: Pix2Pix, path: Path, aligned: bool) -> np.ndarray:
+    """The model input from an image file; from an A|B file, the half its direction reads."""
+    if not aligned:
+        return read_image(path, model.read_channels)
+    direction = model.config.data.direction
+    ch_a, ch_b = oriented(direction, model.in_channels, model.out_channels)
+    if model.read_channels is None:  # lab: the input half as stored
+        halves = split_aligned(read_image(path), None, None)
+    else:
+        halves = split_aligned(read_image(path, max(ch_a, ch_b)), ch_a, ch_b)
+    return oriented(direction, *halves)[0]
+
+
+def _items(model: Pix2Pix, inputs: list[str], paired: bool) -> list[tuple[str, tuple[Path, ...]]]:
+    """(output name, input files) per image; with `paired`, the input side of datasets."""
+    if not paired:
+        return [(p.stem, (p,)) for p in expand_inputs(inputs)]
+    items = []
+    for folder in inputs:
+        if not Path(folder).is_dir():
+            raise UserError(f"{folder}: not a folder; --paired takes folders with A/ and B/")
+        for pair in find_pairs(Path(folder), "paired"):
+            files, _ = oriented(model.config.data.direction, pair.files_a, pair.files_b)
+            items.append((pair.name, files))
+    return items
+
+
+def _accepts(want: int | None, channels: int) -> bool:
+    """Whether an image of `channels` can be read as `want` (None: gray or colour, for lab)."""
+    if want is None:
+        return channels in (1, 3)
+    return channels == want or {channels, want} <= {1, 3}
+
+
+def _check_inputs(
+    model: Pix2Pix, items: list[tuple[str, tuple[Path, ...]]], aligned: bool, suffix: str
+) -> list[tuple[int, int]]:
+    """Read every header (sizes of the translated parts); name the first bad file."""
+    seen: dict[str, Path] = {}
+    sizes = []
+    want = model.read_channels
+    for name, files in items:
+        path = files[0]
+        if name in seen:
+            raise UserError(
+                f"{path} and {seen[name]} would both be written as {name}{suffix}; "
+                "translate them into different --out folders"
+            )
+        seen[name] = path
+        width, height, side = side_header(files)
+        if aligned and width % 2:
+            raise UserError(
+                f"{path}: width {width} is odd, so it is not an aligned A|B image; drop --aligned"
+            )
+        if not aligned and not _accepts(want, side.channels):
+            takes = "grayscale or colour images" if want is None else f"{want} channel(s)"
+            raise UserError(
+                f"{path}: has {side.channels} channel(s), but the model takes {takes}; "
+                "give images with the channels it was trained on"
+            )
+        sizes.append((width // 2 if aligned else width, height))
+    return sizes
+
+
+def translate_files(
+    model: Pix2Pix,
+    inputs: list[str],
+    out_dir: str | Path,
+    *,
+    batch_size: int = 1,
+    eval_mode: bool = False,
+    aligned: bool = False,
+    paired: bool = False,
+    seed: int = 0,
+    progress: bool = True,
+    overwrite: bool = False,
+    tile: int | None = None,
+    overlap: int = 0,
+    tile_stats: TileStats = "tile",
+) -> list[Path]:
+    """Translate image files/folders/globs into `out_dir/<stem>.png` (or `.tif`, see the
+    module doc); returns the outputs.
+
+    An output never replaces an input; it replaces another existing file only with
+    `overwrite`. A run that fails before its first output leaves no `out_dir` behind.
+
+    `aligned`: inputs are A|B files; `paired`: inputs are dataset folders with A/ and B/
+    (or A1/, A2/, ... stacked as channels), of which the input side is read.
+    Consecutive images of the same size share a batch (up to `batch_size`). Every input's
+    header is read before anything is written, so a missing or non-image file stops the
+    run before its first output.
+    """
+    if batch_size < 1:
+        raise UserError(f"--batch-size {batch_size} is out of range; use a value >= 1")
+    if aligned and paired:
+        raise UserError("--aligned and --paired exclude each other; pass one")
+    check_seed(seed)
+    if tile is not None:
+        try:
+            check_tiling(tile, overlap, model.stride)
+        except ValueError as exc:
+            raise UserError(f"--tile {tile} --tile-overlap {overlap}: {exc}") from None
+    tiling = {"tile": tile, "overlap": overlap, "tile_stats": tile_stats}
+    channels = image_channels(model.out_channels, model.color_space)
+    if channels == 3 and model.output_depth == "uint16":
+        formats.require_opencv("writing 16-bit colour outputs")
+    suffix = output_suffix(channels, model.output_depth)
+    items = _items(model, inputs, paired)
+    sizes = _check_inputs(model, items, aligned, suffix)
+    out_dir = Path(out_dir)
+    targets = [(out_dir / f"{name}{suffix}", files) for name, files in items]
+    check_outputs(out_dir, targets, overwrite)
+    made = first_missing(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _translate_items(model, items, sizes, out_dir, suffix, batch_size=batch_size,
+                                eval_mode=eval_mode, aligned=aligned, seed=seed,
+                                progress=progress, tiling=tiling)  # fmt: skip
+    finally:
+        if made is not None:
+            remove_if_empty(out_dir, made)  # a translation that failed before its first output
+
+
+def _translate_items(
+    model: Pix2Pix,
+    items: list[tuple[str, tuple[Path, ...]]],
+    sizes: list[tuple[int, int]],
+    out_dir: Path,
+    suffix: str,
+    *,
+    batch_size: int,
+    eval_mode: bool,
+    aligned: bool,
+    seed: int,
+    progress: bool,
+    tiling: dict[str, Any],
+) -> list[Path]:
+    outputs: list[Path] = []
+    bar = tqdm(total=len(items), unit="img", disable=not progress or None)
+
+    def load(files: tuple[Path, ...]) -> torch.Tensor:
+        if len(files) > 1:
+            arr = read_side(files, model.read_channels)
+        else:
+            arr = read_input(model, files[0], aligned)
+        return encode_input(arr, model.color_space)
+
+    start = 0
+    while start < len(items):
+        end = start + 1
+        while end < len(items) and end - start < batch_size and sizes[end] == sizes[start]:
+            end += 1
+        x = torch.stack([load(files) for _, files in items[start:end]])
+        y = model.translate_tensor(x, eval_mode=eval_mode, seed=seed + start, **tiling)
+        for (name, _), out, inp in zip(items[start:end], y, x):
+            target = out_dir / f"{name}{suffix}"
+            save_image(output_array(out, inp, model.config.data), target)
+            outputs.append(target)
+        bar.update(end - start)
+        start = end
+    bar.close()
+    return outputs

@@ -1,0 +1,214 @@
+"""Translation with a trained generator: any image size, the paper's or eval inference.
+
+Two inference modes:
+
+- ``paper`` (default): as in the paper (sec. 3.3), the generator runs as in training:
+  dropout stays on and batch norm normalises with the statistics of the test batch.
+  With batch size 1 that is instance normalisation. Outputs vary with the dropout seed
+  (fixed by ``seed``) and, for batches > 1, with what else is in the batch.
+- ``eval``: dropout off and batch norm with the running averages from training:
+  deterministic, and independent of batching.
+
+Images of any size are reflect-padded to a multiple of the generator's stride and the
+output is cropped back, so an output always has its input's exact size. Inputs are read
+at their own depth; outputs are written at the depth and in the colour space recorded in
+the checkpoint (`data.output_depth`, `data.color_space`): `<stem>.png` for 1 or 3
+channels of 8 or 16 bits, `<stem>.tif` (one page per channel) otherwise.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import threading
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+
+from pix2pix.checkpoint import GENERATOR_FILE, find_checkpoint, load_weights, read_meta
+from pix2pix.config import RunConfig
+from pix2pix.data.encoding import encode_input, output_array
+from pix2pix.data.images import (
+    array_to_pil,
+    pil_to_array,
+    with_channels,
+)
+from pix2pix.nets import build_generator
+from pix2pix.nets.inference import inference_mode, run_any_size
+from pix2pix.nets.tiling import TILE_STATS, TileStats, check_tiling, image_statistics, run_tiled
+from pix2pix.runtime import (
+    DTYPES,
+    Speed,
+    compiled,
+    memory_format,
+    resolve_device,
+    resolve_speed,
+)
+
+
+class Pix2Pix:
+    """A trained generator and its config: `pix2pix.load(path).translate(image)`."""
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        config: RunConfig,
+        device: torch.device,
+        speed: Speed | None = None,
+    ) -> None:
+        self.speed = speed or resolve_speed(device, "infer")
+        # Inference in bf16/fp16 casts the weights once (autocast would re-cast all 54M of
+        # them on every call). A module needing a cast or a new layout is copied first:
+        # the caller's module (a trainer's generator, say) is never changed.
+        self.dtype = DTYPES[self.speed.precision]
+        fmt = memory_format(self.speed)
+        first = next(generator.parameters())
+        if first.dtype != self.dtype or first.device != device or self.speed.channels_last:
+            generator = copy.deepcopy(generator).to(device, self.dtype, memory_format=fmt)
+        self.generator = generator  # its mode is set per call and restored after
+        self._run = compiled(self.generator, self.speed, "infer")
+        self.config = config
+        self.device = device
+        self._lock = threading.Lock()  # inference toggles module modes: one call at a time
+
+    @classmethod
+    def load(
+        cls,
+        path: str | Path,
+        device: str = "auto",
+        *,
+        precision: str = "auto",
+        channels_last: str = "auto",
+        compile: str = "auto",
+        images: int | None = None,
+    ) -> Pix2Pix:
+        """From a checkpoint folder or a run folder (its latest/); no training flags needed.
+
+        precision, channels_last, compile: 'auto' takes the measured defaults for the device
+        (see `pix2pix.runtime.default_speed`); 'fp32'/'bf16'/'fp16' and 'on'/'off' force.
+        images: the size of the job, if known ('auto' compiles only for large ones).
+        """
+        ckpt = find_checkpoint(Path(path))
+        config, _ = read_meta(ckpt)
+        generator = build_generator(config.model, init=False)
+        load_weights(generator, ckpt / GENERATOR_FILE).eval()  # ours: at rest in eval mode
+        dev = resolve_device(device)
+        speed = resolve_speed(dev, "infer", precision, channels_last, compile, images)
+        return cls(generator, config, dev, speed)
+
+    @property
+    def in_channels(self) -> int:
+        return int(self.config.model.in_channels)
+
+    @property
+    def out_channels(self) -> int:
+        return int(self.config.model.out_channels)
+
+    @property
+    def stride(self) -> int:
+        """Height and width are padded internally to multiples of this."""
+        return int(self.generator.stride)
+
+    def translate_tensor(
+        self,
+        x: torch.Tensor,
+        *,
+        eval_mode: bool = False,
+        seed: int | None = 0,
+        tile: int | None = None,
+        overlap: int = 0,
+        tile_stats: TileStats = "tile",
+    ) -> torch.Tensor:
+        """(B, C_in, H, W) in [-1, 1], any H and W -> (B, C_out, H, W) in [-1, 1].
+
+        `seed` fixes the dropout noise of paper mode (None: use the global RNG as it is).
+        `tile`: translate in overlapping tiles of that size (a multiple of `stride`),
+        blended over `overlap` pixels (`nets.tiling`); images no larger than a tile are
+        not cut. `tile_stats="image"` normalises every tile with the whole image's batch
+        statistics pooled over the tiles in paper mode (eval mode uses the running ones).
+        """
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"expected (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
+        devices = [self.device] if self.device.type == "cuda" else []
+        with (
+            self._lock,
+            torch.no_grad(),
+            torch.random.fork_rng(devices=devices, enabled=seed is not None),
+            inference_mode(self.generator, eval_mode),
+        ):
+            if seed is not None:
+                torch.manual_seed(seed)
+            x = x.to(self.device, self.dtype, memory_format=memory_format(self.speed))
+            if tile is None or max(x.shape[-2:]) <= tile:
+                y = run_any_size(self._run, x, self.stride)
+            else:
+                y = self._tiled(x, eval_mode, tile, overlap, tile_stats)
+        return y.float().cpu()
+
+    def _tiled(
+        self, x: torch.Tensor, eval_mode: bool, tile: int, overlap: int, stats: TileStats
+    ) -> torch.Tensor:
+        check_tiling(tile, overlap, self.stride)
+        if stats not in TILE_STATS:
+            raise ValueError(f"tile_stats {stats!r} is not valid; choose one of: tile, image")
+        shared = stats == "image" and not eval_mode
+        # image statistics swap batch-norm buffers: run the module, not a frozen graph
+        net = self.generator if shared else self._run
+        scope = image_statistics(self.generator, x, tile, overlap, self.stride) if shared else (
+            contextlib.nullcontext()
+        )  # fmt: skip
+        with scope:
+            return run_tiled(lambda t: run_any_size(net, t, self.stride), x, tile, overlap)
+
+    @property
+    def color_space(self) -> str:
+        return self.config.data.color_space
+
+    @property
+    def read_channels(self) -> int | None:
+        """Channels an input image is read with (None in lab mode: gray or colour)."""
+        return None if self.color_space == "lab" else self.in_channels
+
+    @property
+    def output_depth(self) -> str:
+        return self.config.data.written_depth
+
+    def translate_array(
+        self, arr: np.ndarray, *, eval_mode: bool = False, seed: int | None = 0, **tiling: Any
+    ) -> np.ndarray:
+        """Translate one (H, W, C) uint8/uint16/float32 array of any size into the output
+        image (H, W, C_out) at the checkpoint's output depth (lab: RGB). `tiling`: the
+        `tile`, `overlap` and `tile_stats` of `translate_tensor`."""
+        arr = arr[:, :, None] if arr.ndim == 2 else arr
+        if self.read_channels is not None:
+            arr = with_channels(arr, self.read_channels, "input array")
+        x = encode_input(arr, self.color_space)[None]
+        y = self.translate_tensor(x, eval_mode=eval_mode, seed=seed, **tiling)
+        return output_array(y[0], x[0], self.config.data)
+
+    def translate(
+        self,
+        image: Image.Image | np.ndarray,
+        *,
+        eval_mode: bool = False,
+        seed: int | None = 0,
+        **tiling: Any,
+    ) -> Image.Image:
+        """Translate one Pillow image (or (H, W, C) array) of any size into a Pillow image
+        (`tiling` as for `translate_tensor`: tile=N, overlap=M, tile_stats).
+
+        Outputs Pillow cannot hold (other than 1 or 3 channels of 8 bits, or 1 channel of
+        16 bits or float) raise ValueError: use `translate_array`.
+        """
+        if isinstance(image, Image.Image):
+            image = pil_to_array(image, self.read_channels)
+        return array_to_pil(self.translate_array(image, eval_mode=eval_mode, seed=seed, **tiling))
+
+
+def load(path: str | Path, device: str = "auto") -> Pix2Pix:
+    """Load a trained model from a run folder or checkpoint folder."""
+    return Pix2Pix.load(path, device)

@@ -1,0 +1,111 @@
+"""Tiled inference: exact cover, blending, whole-image statistics, the flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from conftest import tiny_config
+from pix2pix.checkpoint import Progress, save_checkpoint
+from pix2pix.data.images import read_image, save_image
+from pix2pix.nets import build_generator
+from pix2pix.nets.inference import inference_mode
+from pix2pix.nets.tiling import check_tiling, image_statistics, run_tiled, tile_starts
+from pix2pix.runtime import Speed
+from pix2pix.translate import Pix2Pix, translate_files
+
+
+@pytest.mark.parametrize("size", [(37, 53), (64, 64), (100, 31), (129, 70)])
+@pytest.mark.parametrize("overlap", [0, 1, 7, 16, 31])
+def test_tiles_cover_every_pixel_once_after_blending(size: tuple[int, int], overlap: int) -> None:
+    # a network that returns its input returns the image exactly, at any size and overlap
+    x = torch.rand(2, 3, *size) * 2 - 1
+    seen = []
+
+    def identity(t: torch.Tensor) -> torch.Tensor:
+        seen.append(tuple(t.shape[-2:]))
+        return t
+
+    y = run_tiled(identity, x, 32, overlap)
+    assert torch.equal(y, x)
+    assert len(seen) == len(tile_starts(size[0], 32, overlap)) * len(
+        tile_starts(size[1], 32, overlap)
+    )
+    assert all(h <= 32 and w <= 32 for h, w in seen)
+
+
+def test_tile_starts_step_by_tile_minus_overlap_and_end_flush() -> None:
+    assert tile_starts(100, 32, 8) == [0, 24, 48, 68]
+    assert tile_starts(32, 32, 8) == [0] and tile_starts(20, 32, 8) == [0]
+    assert tile_starts(64, 32, 0) == [0, 32]
+
+
+def test_blending_is_a_weighted_average_of_the_tiles() -> None:
+    # each tile answers a constant: the result lies between the constants, smoothly
+    calls = iter(range(100))
+    y = run_tiled(lambda t: torch.full_like(t, float(next(calls))), torch.zeros(1, 1, 32, 56),
+                  32, 16)  # fmt: skip
+    row = y[0, 0, 0]
+    assert row[0] == 0 and row[-1] == 2  # the image's own edges: no ramp (3 tiles)
+    assert (row.diff() >= 0).all() and 0 < row[20] < 1  # a ramp across the shared pixels
+
+
+@pytest.mark.parametrize(("tile", "overlap", "message"), [
+    (30, 0, "not a multiple of the generator's stride 32"),
+    (16, 0, "not a multiple"),
+    (64, 64, "smaller than the tile"),
+    (64, -1, "must be >= 0"),
+])  # fmt: skip
+def test_bad_tiling_is_refused(tile: int, overlap: int, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        check_tiling(tile, overlap, 32)
+
+
+def _generator() -> nn.Module:
+    cfg = tiny_config("data", model={"generator": "unet_32", "in_channels": 3, "out_channels": 3})
+    torch.manual_seed(0)
+    g = build_generator(cfg.model).train()
+    with torch.no_grad():
+        g(torch.randn(4, 3, 32, 32))  # running statistics that are not the batch's
+    return g
+
+
+def test_image_statistics_are_the_whole_images_when_it_fits_one_tile() -> None:
+    g = _generator()
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    buffers = {k: v.clone() for k, v in g.state_dict().items()}
+    with torch.no_grad(), inference_mode(g, eval_mode=False):
+        whole = g(x)  # the paper's mode: this image's batch statistics
+        with image_statistics(g, x, 64, 0, 32):
+            shared = g(x)  # the recorded statistics, applied as fixed ones
+        eval_like = g.eval()(x)
+    assert (shared - whole).abs().max() < 1e-5
+    assert (eval_like - whole).abs().max() > 1e-2  # the running statistics differ
+    assert all(torch.equal(buffers[k], v) for k, v in g.state_dict().items())
+
+
+def test_tiled_translation_in_both_modes(tmp_path: Path) -> None:
+    g = _generator()
+    cfg = tiny_config("data", model={"generator": "unet_32", "in_channels": 3, "out_channels": 3})
+    model = Pix2Pix(g, cfg, torch.device("cpu"), Speed("fp32"))
+    x = torch.nn.functional.interpolate(torch.rand(1, 3, 12, 12), size=(96, 96)) * 2 - 1
+    whole = model.translate_tensor(x, eval_mode=True)
+    tiled = model.translate_tensor(x, eval_mode=True, tile=64, overlap=32)
+    assert tiled.shape == whole.shape
+    assert (tiled - whole).abs().mean() < 0.05  # tiles see less context, but agree closely
+    paper = model.translate_tensor(x, tile=64, overlap=32)
+    shared = model.translate_tensor(x, tile=64, overlap=32, tile_stats="image")
+    reference = model.translate_tensor(x)  # whole image, its own statistics
+    assert (shared - reference).abs().mean() < (paper - reference).abs().mean()
+    assert g.training  # the caller's module is left as it was
+
+    save_checkpoint(tmp_path / "ck", cfg, Progress(), g)
+    save_image(np.full((70, 90, 3), 100, np.uint8), tmp_path / "in" / "a.png")
+    loaded = Pix2Pix.load(tmp_path / "ck", device="cpu", precision="fp32", compile="off")
+    out = translate_files(loaded, [str(tmp_path / "in")], tmp_path / "out", tile=32,
+                          overlap=8, progress=False)  # fmt: skip
+    assert read_image(out[0]).shape == (70, 90, 3)
