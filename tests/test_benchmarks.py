@@ -41,3 +41,13 @@ def test_knob_table_measures_every_variant_against_the_baseline() -> None:
         assert result[part]["plain fp32 eager"]["speedup"] == 1.0
         assert all(math.isfinite(v["s"]) and v["s"] > 0 for v in result[part].values())
     assert "| + channels_last |" in knobs.table(result)
+
+
+def test_tiling_benchmark_compares_tiled_and_whole_outputs() -> None:
+    from benchmarks import tiling
+
+    args = argparse.Namespace(size=512, tile=256, overlap=64, data=None, checkpoint=None)
+    result = tiling.run(args)
+    assert result["pixels_covered_ratio"] == 9 * 256 * 256 / 512**2  # 3 x 3 tiles
+    assert 0 < result["eval_mean_abs_diff"] < 0.2 and result["eval_seam_ratio_blended"] > 0
+    assert result["seconds_tiled"] > 0 and result["time_ratio"] > 0

@@ -76,25 +76,33 @@ def run_tiled(
     x: torch.Tensor,
     tile: int,
     overlap: int,
-    out_channels: int | None = None,
+    batch: int = 1,
 ) -> torch.Tensor:
     """`run` over overlapping tiles of x (B, C, H, W), blended: (B, C_out, H, W).
 
-    `run` maps (B, C, h, w) to (B, C_out, h, w) for the tile sizes used (at most
-    `tile` x `tile`; smaller only where the image is).
+    `run` maps (N, C, h, w) to (N, C_out, h, w) for the tile sizes used (at most `tile`
+    x `tile`; smaller only where the image is). `batch` tiles go through `run` together
+    (only where that cannot change the result: batch-independent normalisation).
     """
     b, _, h, w = x.shape
-    ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
     th, tw = min(tile, h), min(tile, w)
+    windows_y = {
+        y0: _window(y0, th, h, overlap, torch.float64) for y0 in tile_starts(h, tile, overlap)
+    }
+    windows_x = {
+        x0: _window(x0, tw, w, overlap, torch.float64) for x0 in tile_starts(w, tile, overlap)
+    }
+    places = [(y0, x0) for y0 in windows_y for x0 in windows_x]
     acc: torch.Tensor | None = None
     weight = torch.zeros(1, 1, h, w, dtype=torch.float64)
-    for y0 in ys:
-        wy = _window(y0, th, h, overlap, torch.float64)
-        for x0 in xs:
-            out = run(x[:, :, y0 : y0 + th, x0 : x0 + tw]).to("cpu", torch.float64)
+    for first in range(0, len(places), batch):
+        group = places[first : first + batch]
+        crops = torch.cat([x[:, :, y0 : y0 + th, x0 : x0 + tw] for y0, x0 in group])
+        outs = run(crops).to("cpu", torch.float64).split(b)
+        for (y0, x0), out in zip(group, outs):
             if acc is None:
-                acc = torch.zeros(b, out_channels or out.shape[1], h, w, dtype=torch.float64)
-            win = wy[:, None] * _window(x0, tw, w, overlap, torch.float64)[None, :]
+                acc = torch.zeros(b, out.shape[1], h, w, dtype=torch.float64)
+            win = windows_y[y0][:, None] * windows_x[x0][None, :]
             acc[:, :, y0 : y0 + th, x0 : x0 + tw] += out * win
             weight[:, :, y0 : y0 + th, x0 : x0 + tw] += win
     assert acc is not None

@@ -49,6 +49,8 @@ from pix2pix.runtime import (
     resolve_speed,
 )
 
+TILE_BATCH = 4  # tiles per forward pass where that cannot change the result
+
 
 class Pix2Pix:
     """A trained generator and its config: `pix2pix.load(path).translate(image)`."""
@@ -161,8 +163,10 @@ class Pix2Pix:
         scope = image_statistics(self.generator, x, tile, overlap, self.stride) if shared else (
             contextlib.nullcontext()
         )  # fmt: skip
+        # tiles share a forward pass only where normalisation is batch-independent
+        batch = TILE_BATCH if (eval_mode or shared) else 1
         with scope:
-            return run_tiled(lambda t: run_any_size(net, t, self.stride), x, tile, overlap)
+            return run_tiled(lambda t: run_any_size(net, t, self.stride), x, tile, overlap, batch)
 
     @property
     def color_space(self) -> str:
