@@ -207,6 +207,8 @@ CASES: list[Case] = [
     ("translate-corrupt-checkpoint-config", lambda s, t: ["translate", "--checkpoint", _meta(s, t, "{not json"), _img(t), "--out", t / "o"], "config.json: unreadable"),
     ("translate-tile-not-a-multiple", lambda s, t: ["translate", "--checkpoint", s.run, _img(t), "--out", t / "o", "--tile", "30"], "--tile 30 --tile-overlap 0: tile 30 is not a multiple"),
     ("translate-tile-overlap-too-big", lambda s, t: ["translate", "--checkpoint", s.run, _img(t), "--out", t / "o", "--tile", "32", "--tile-overlap", "32"], "smaller than the tile 32"),
+    ("translate-tile-not-a-size", lambda s, t: ["translate", "--checkpoint", s.run, _img(t), "--out", t / "o", "--tile", "big"], "--tile 'big' is not valid"),
+    ("translate-max-memory-not-a-size", lambda s, t: ["translate", "--checkpoint", s.run, _img(t), "--out", t / "o", "--max-memory", "lots"], "--max-memory 'lots' is not a size"),
     # ---- evaluate
     ("evaluate-missing-split", lambda s, t: ["evaluate", "--checkpoint", s.run, "--data", _splits(t), "--out", t / "e"], "has no test/ subfolder (it has train/, val/)"),
     ("evaluate-not-a-segmenter", lambda s, t: ["evaluate", "--checkpoint", s.run, "--data", s.data, "--segmenter", s.run, "--out", t / "e"], "run: no segmenter here"),

@@ -109,3 +109,34 @@ def test_tiled_translation_in_both_modes(tmp_path: Path) -> None:
     out = translate_files(loaded, [str(tmp_path / "in")], tmp_path / "out", tile=32,
                           overlap=8, progress=False)  # fmt: skip
     assert read_image(out[0]).shape == (70, 90, 3)
+
+
+def test_a_memory_budget_forces_tiles(tmp_path: Path, monkeypatch, caplog) -> None:
+    import logging
+
+    import pix2pix.translate.model as model_mod
+
+    g = _generator()
+    cfg = tiny_config("data", model={"generator": "unet_32", "in_channels": 3, "out_channels": 3})
+    save_checkpoint(tmp_path / "ck", cfg, Progress(), g)
+    model = Pix2Pix.load(tmp_path / "ck", device="cpu", precision="fp32", compile="off")
+    assert model.tile_for(96, 96, budget=10**12) is None  # fits: not tiled
+    per_pixel = model._per_pixel
+    assert per_pixel is not None and per_pixel > 4 * 3  # more than the input itself
+    budget = int(per_pixel * 40 * 40)  # room for a 40 x 40 pass: tiles of 32
+    assert model.tile_for(96, 96, budget=budget) == 32
+    assert model.tile_for(96, 96, budget=1) == 32  # never below the stride
+
+    # the default budget is a fraction of the memory available: pretend there is little
+    monkeypatch.setattr(model_mod, "available_memory", lambda device: budget * 2)
+    save_image(np.full((96, 80, 3), 100, np.uint8), tmp_path / "in" / "big.png")
+    with caplog.at_level(logging.INFO, logger="pix2pix"):
+        out = translate_files(model, [str(tmp_path / "in")], tmp_path / "out", eval_mode=True,
+                              progress=False)  # fmt: skip
+    assert "over the memory budget; translating in 32x32 tiles" in caplog.text
+    assert read_image(out[0]).shape == (96, 80, 3)
+    with caplog.at_level(logging.INFO, logger="pix2pix"):
+        caplog.clear()
+        translate_files(model, [str(tmp_path / "in")], tmp_path / "out2", eval_mode=True,
+                        progress=False, tile=None)  # fmt: skip
+    assert "tiles" not in caplog.text  # tile=None: never

@@ -49,13 +49,24 @@ def add_translate(sub: Subparsers) -> None:
     p.add_argument("--seed", type=int, default=0, help="dropout seed in paper mode (default: 0)")
     p.add_argument(
         "--tile",
-        type=int,
-        metavar="N",
+        default="auto",
+        metavar="N|auto|off",
         help="translate images larger than N x N in overlapping N x N tiles, blended "
-        "(N a multiple of the generator's stride); bounds the memory of one forward pass",
+        "(N a multiple of the generator's stride); auto (default): only images whose "
+        "forward pass would not fit --max-memory, at the largest tile that does",
     )
     p.add_argument(
-        "--tile-overlap", type=int, default=0, metavar="M", help="pixels tiles share (default: 0)"
+        "--tile-overlap",
+        type=int,
+        default=0,
+        metavar="M",
+        help="pixels tiles share (default: 0; auto tiles: an eighth of the tile)",
+    )
+    p.add_argument(
+        "--max-memory",
+        metavar="SIZE",
+        help="memory one forward pass may take, e.g. 4G or 512M (default: half of the "
+        "memory available at start)",
     )
     p.add_argument(
         "--tile-stats",
@@ -111,11 +122,36 @@ def _translate(args: argparse.Namespace) -> None:
         paired=args.paired,
         seed=args.seed,
         overwrite=args.overwrite,
-        tile=args.tile,
+        tile=_tile(args.tile),
         overlap=args.tile_overlap,
         tile_stats=args.tile_stats,
+        max_memory=_size(args.max_memory) if args.max_memory else None,
     )
     print(f"wrote {len(outputs)} image(s) to {args.out}")
+
+
+def _tile(value: str) -> int | str | None:
+    """--tile: a size, auto or off."""
+    if value in ("auto", "off"):
+        return None if value == "off" else value
+    try:
+        return int(value)
+    except ValueError:
+        raise UserError(
+            f"--tile {value!r} is not valid; give a size in pixels, auto or off"
+        ) from None
+
+
+def _size(value: str) -> int:
+    """--max-memory: bytes, or a number with K, M, G or T (binary units)."""
+    units = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+    text = value.strip().upper().removesuffix("B")
+    try:
+        if text and text[-1] in units:
+            return int(float(text[:-1]) * units[text[-1]])
+        return int(text)
+    except ValueError:
+        raise UserError(f"--max-memory {value!r} is not a size; use e.g. 4G or 512M") from None
 
 
 def add_serve(sub: Subparsers) -> None:

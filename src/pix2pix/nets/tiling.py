@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 from collections.abc import Callable, Iterator
 from typing import Literal
 
@@ -151,3 +152,53 @@ def image_statistics(
     finally:
         for m, (training, mean, var) in zip(norms, saved):
             m.training, m.running_mean, m.running_var = training, mean, var
+
+
+def bytes_per_pixel(net: nn.Module, in_channels: int, stride: int, dtype: torch.dtype) -> float:
+    """An upper bound of the memory one input pixel costs in an inference forward pass:
+    every module's output on a stride x stride probe, summed, per pixel (as if all of
+    them were alive at once), plus the input."""
+    total = 0
+
+    def count(module: nn.Module, inputs: object, output: object) -> None:
+        nonlocal total
+        if isinstance(output, torch.Tensor):
+            total += output.numel()
+
+    leaves = [m for m in net.modules() if not list(m.children())]
+    hooks = [m.register_forward_hook(count) for m in leaves]
+    probe = torch.zeros(1, in_channels, stride, stride, dtype=dtype,
+                        device=next(net.parameters()).device)  # fmt: skip
+    was_training = net.training
+    try:
+        with torch.no_grad():
+            net.eval()(probe)
+    finally:
+        net.train(was_training)
+        for hook in hooks:
+            hook.remove()
+    element = torch.finfo(dtype).bits // 8
+    return (total + probe.numel()) * element / (stride * stride)
+
+
+def auto_tile(budget_bytes: float, per_pixel: float, stride: int) -> int:
+    """The largest tile (a multiple of `stride`) whose forward pass fits the budget."""
+    side = int(math.sqrt(max(budget_bytes, 0.0) / per_pixel)) // stride * stride
+    return max(stride, side)
+
+
+def available_memory(device: torch.device) -> int:
+    """Bytes free for a forward pass: CUDA's free memory, or the OS's available RAM."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return 2 << 30

@@ -3,8 +3,9 @@ outputs written at the checkpoint's depth, never over an input."""
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -25,6 +26,8 @@ from pix2pix.errors import UserError
 from pix2pix.fileio import check_outputs, first_missing, remove_if_empty
 from pix2pix.nets.tiling import TileStats, check_tiling
 from pix2pix.translate.model import Pix2Pix
+
+log = logging.getLogger(__name__)
 
 
 def read_input(model: Pix2Pix, path: Path, aligned: bool) -> np.ndarray:
@@ -103,9 +106,10 @@ def translate_files(
     seed: int = 0,
     progress: bool = True,
     overwrite: bool = False,
-    tile: int | None = None,
+    tile: int | Literal["auto"] | None = "auto",
     overlap: int = 0,
     tile_stats: TileStats = "tile",
+    max_memory: int | None = None,
 ) -> list[Path]:
     """Translate image files/folders/globs into `out_dir/<stem>.png` (or `.tif`, see the
     module doc); returns the outputs.
@@ -118,18 +122,24 @@ def translate_files(
     Consecutive images of the same size share a batch (up to `batch_size`). Every input's
     header is read before anything is written, so a missing or non-image file stops the
     run before its first output.
+
+    `tile`: translate in tiles of that size (`Pix2Pix.translate_tensor`); "auto" (the
+    default) tiles just the images whose forward pass would not fit `max_memory` bytes
+    (default: half the memory available), at the largest tile that fits; None never.
     """
     if batch_size < 1:
         raise UserError(f"--batch-size {batch_size} is out of range; use a value >= 1")
     if aligned and paired:
         raise UserError("--aligned and --paired exclude each other; pass one")
     check_seed(seed)
-    if tile is not None:
+    if isinstance(tile, int):
         try:
             check_tiling(tile, overlap, model.stride)
         except ValueError as exc:
             raise UserError(f"--tile {tile} --tile-overlap {overlap}: {exc}") from None
-    tiling = {"tile": tile, "overlap": overlap, "tile_stats": tile_stats}
+    if max_memory is not None and max_memory < 1:
+        raise UserError(f"--max-memory {max_memory} is out of range; give a size such as 4G")
+    tiling = {"tile": tile, "overlap": overlap, "tile_stats": tile_stats, "budget": max_memory}
     channels = image_channels(model.out_channels, model.color_space)
     if channels == 3 and model.output_depth == "uint16":
         formats.require_opencv("writing 16-bit colour outputs")
@@ -180,7 +190,8 @@ def _translate_items(
         while end < len(items) and end - start < batch_size and sizes[end] == sizes[start]:
             end += 1
         x = torch.stack([load(files) for _, files in items[start:end]])
-        y = model.translate_tensor(x, eval_mode=eval_mode, seed=seed + start, **tiling)
+        y = model.translate_tensor(x, eval_mode=eval_mode, seed=seed + start,
+                                   **_tiling_for(model, x, items[start][0], tiling))  # fmt: skip
         for (name, _), out, inp in zip(items[start:end], y, x):
             target = out_dir / f"{name}{suffix}"
             save_image(output_array(out, inp, model.config.data), target)
@@ -189,3 +200,19 @@ def _translate_items(
         start = end
     bar.close()
     return outputs
+
+
+def _tiling_for(
+    model: Pix2Pix, x: torch.Tensor, name: str, tiling: dict[str, Any]
+) -> dict[str, Any]:
+    """The tiling arguments for a batch: a fixed tile, or the one its memory needs."""
+    tile, overlap = tiling["tile"], tiling["overlap"]
+    if tile == "auto":
+        b, _, h, w = x.shape
+        budget = tiling["budget"] // b if tiling["budget"] else None
+        tile = model.tile_for(h, w, budget)
+        if tile is not None:
+            overlap = min(overlap or tile // 8, tile - model.stride)  # blend by default
+            log.info("%s: %dx%d is over the memory budget; translating in %dx%d tiles "
+                     "(overlap %d)", name, w, h, tile, tile, overlap)  # fmt: skip
+    return {"tile": tile, "overlap": overlap, "tile_stats": tiling["tile_stats"]}

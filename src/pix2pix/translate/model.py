@@ -39,7 +39,16 @@ from pix2pix.data.images import (
 )
 from pix2pix.nets import build_generator
 from pix2pix.nets.inference import inference_mode, run_any_size
-from pix2pix.nets.tiling import TILE_STATS, TileStats, check_tiling, image_statistics, run_tiled
+from pix2pix.nets.tiling import (
+    TILE_STATS,
+    TileStats,
+    auto_tile,
+    available_memory,
+    bytes_per_pixel,
+    check_tiling,
+    image_statistics,
+    run_tiled,
+)
 from pix2pix.runtime import (
     DTYPES,
     Speed,
@@ -50,6 +59,7 @@ from pix2pix.runtime import (
 )
 
 TILE_BATCH = 4  # tiles per forward pass where that cannot change the result
+MEMORY_FRACTION = 0.5  # of the available memory a forward pass may take by default
 
 
 class Pix2Pix:
@@ -76,6 +86,7 @@ class Pix2Pix:
         self.config = config
         self.device = device
         self._lock = threading.Lock()  # inference toggles module modes: one call at a time
+        self._per_pixel: float | None = None  # forward-pass bytes per input pixel, once
 
     @classmethod
     def load(
@@ -150,6 +161,26 @@ class Pix2Pix:
             else:
                 y = self._tiled(x, eval_mode, tile, overlap, tile_stats)
         return y.float().cpu()
+
+    def tile_for(self, height: int, width: int, budget: int | None = None) -> int | None:
+        """The tile that keeps one forward pass of a `height` x `width` image within
+        `budget` bytes (default: half the memory available now); None when it fits whole.
+
+        The cost per pixel is an upper bound measured on the generator itself
+        (`nets.tiling.bytes_per_pixel`), for the padded size the network really sees.
+        """
+        if self._per_pixel is None:
+            with self._lock:
+                self._per_pixel = bytes_per_pixel(
+                    self.generator, self.in_channels, self.stride, self.dtype
+                )
+        if budget is None:
+            budget = int(available_memory(self.device) * MEMORY_FRACTION)
+        s = self.stride
+        padded = -(-height // s) * s * (-(-width // s) * s)
+        if padded * self._per_pixel <= budget:
+            return None
+        return auto_tile(budget, self._per_pixel, s)
 
     def _tiled(
         self, x: torch.Tensor, eval_mode: bool, tile: int, overlap: int, stats: TileStats
