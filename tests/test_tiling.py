@@ -140,3 +140,21 @@ def test_a_memory_budget_forces_tiles(tmp_path: Path, monkeypatch, caplog) -> No
         translate_files(model, [str(tmp_path / "in")], tmp_path / "out2", eval_mode=True,
                         progress=False, tile=None)  # fmt: skip
     assert "tiles" not in caplog.text  # tile=None: never
+
+
+def test_only_a_band_of_rows_is_accumulated_and_progress_is_reported(monkeypatch) -> None:
+    import pix2pix.nets.tiling as tiling
+
+    sizes, progress = [], []
+    real_add = tiling._Band.add
+
+    def add(self, weighted, win, y0, x0, h):  # type: ignore[no-untyped-def]
+        real_add(self, weighted, win, y0, x0, h)
+        sizes.append(self.acc.shape[2])
+
+    monkeypatch.setattr(tiling._Band, "add", add)
+    x = torch.rand(1, 1, 200, 40)
+    y = run_tiled(lambda t: t, x, 32, 8, on_tile=lambda done, total: progress.append((done, total)))
+    assert torch.equal(y, x)
+    assert max(sizes) <= 32 + 24  # at most a tile and a step of rows, not the image's 200
+    assert progress[-1] == (8 * 2, 8 * 2) and len(progress) == 16

@@ -78,36 +78,78 @@ def run_tiled(
     tile: int,
     overlap: int,
     batch: int = 1,
+    on_tile: Callable[[int, int], None] | None = None,
 ) -> torch.Tensor:
     """`run` over overlapping tiles of x (B, C, H, W), blended: (B, C_out, H, W).
 
     `run` maps (N, C, h, w) to (N, C_out, h, w) for the tile sizes used (at most `tile`
-    x `tile`; smaller only where the image is). `batch` tiles go through `run` together
-    (only where that cannot change the result: batch-independent normalisation).
+    x `tile`; smaller only where the image is). `batch` tiles of a row go through `run`
+    together (only where that cannot change the result: batch-independent
+    normalisation). Tiles are taken row by row and the float64 accumulators hold only
+    the band of rows the current row of tiles covers: rows above it are final and are
+    written to the float32 result. `on_tile(done, total)` is called after each batch.
     """
     b, _, h, w = x.shape
     th, tw = min(tile, h), min(tile, w)
-    windows_y = {
-        y0: _window(y0, th, h, overlap, torch.float64) for y0 in tile_starts(h, tile, overlap)
-    }
-    windows_x = {
-        x0: _window(x0, tw, w, overlap, torch.float64) for x0 in tile_starts(w, tile, overlap)
-    }
-    places = [(y0, x0) for y0 in windows_y for x0 in windows_x]
-    acc: torch.Tensor | None = None
-    weight = torch.zeros(1, 1, h, w, dtype=torch.float64)
-    for first in range(0, len(places), batch):
-        group = places[first : first + batch]
-        crops = torch.cat([x[:, :, y0 : y0 + th, x0 : x0 + tw] for y0, x0 in group])
-        outs = run(crops).to("cpu", torch.float64).split(b)
-        for (y0, x0), out in zip(group, outs):
-            if acc is None:
-                acc = torch.zeros(b, out.shape[1], h, w, dtype=torch.float64)
-            win = windows_y[y0][:, None] * windows_x[x0][None, :]
-            acc[:, :, y0 : y0 + th, x0 : x0 + tw] += out * win
-            weight[:, :, y0 : y0 + th, x0 : x0 + tw] += win
-    assert acc is not None
-    return (acc / weight).to(torch.float32)
+    ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
+    windows_x = {x0: _window(x0, tw, w, overlap, torch.float64) for x0 in xs}
+    band = _Band(b, w)
+    done = 0
+    for y0 in ys:
+        band.finish_above(y0)  # no later tile reaches rows above this one
+        wy = _window(y0, th, h, overlap, torch.float64)
+        for first in range(0, len(xs), batch):
+            group = xs[first : first + batch]
+            crops = torch.cat([x[:, :, y0 : y0 + th, x0 : x0 + tw] for x0 in group])
+            outs = run(crops).to("cpu", torch.float64).split(b)
+            for x0, out in zip(group, outs):
+                win = wy[:, None] * windows_x[x0][None, :]
+                band.add(out * win, win, y0, x0, h)
+            done += len(group)
+            if on_tile is not None:
+                on_tile(done, len(ys) * len(xs))
+    return band.finish(h)
+
+
+class _Band:
+    """The float64 sums of weighted outputs and of weights for the rows still open."""
+
+    def __init__(self, batch: int, width: int) -> None:
+        self.batch, self.width = batch, width
+        self.lo = 0  # the first open row
+        self.acc: torch.Tensor | None = None  # (B, C, rows, W)
+        self.weight = torch.zeros(1, 1, 0, width, dtype=torch.float64)
+        self.result: torch.Tensor | None = None  # (B, C, H, W) float32
+
+    def add(self, weighted: torch.Tensor, win: torch.Tensor, y0: int, x0: int, h: int) -> None:
+        rows, cols = weighted.shape[-2:]
+        if self.acc is None:
+            c = weighted.shape[1]
+            self.acc = torch.zeros(self.batch, c, 0, self.width, dtype=torch.float64)
+            self.result = torch.empty(self.batch, c, h, self.width, dtype=torch.float32)
+        grow = y0 + rows - self.lo - self.acc.shape[2]
+        if grow > 0:
+            self.acc = torch.cat([self.acc, self.acc.new_zeros(*self.acc.shape[:2], grow,
+                                                               self.width)], 2)  # fmt: skip
+            self.weight = torch.cat([self.weight, self.weight.new_zeros(1, 1, grow, self.width)], 2)
+        r = slice(y0 - self.lo, y0 - self.lo + rows)
+        self.acc[:, :, r, x0 : x0 + cols] += weighted
+        self.weight[:, :, r, x0 : x0 + cols] += win
+
+    def finish_above(self, row: int) -> None:
+        """Write the rows above `row` (all of their tiles are in) to the result."""
+        n = row - self.lo
+        if self.acc is None or n <= 0:
+            return
+        assert self.result is not None
+        self.result[:, :, self.lo : row] = (self.acc[:, :, :n] / self.weight[:, :, :n]).float()
+        self.acc, self.weight = self.acc[:, :, n:], self.weight[:, :, n:]
+        self.lo = row
+
+    def finish(self, h: int) -> torch.Tensor:
+        self.finish_above(h)
+        assert self.result is not None
+        return self.result
 
 
 @contextlib.contextmanager

@@ -3,7 +3,9 @@ outputs written at the checkpoint's depth, never over an input."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -190,8 +192,10 @@ def _translate_items(
         while end < len(items) and end - start < batch_size and sizes[end] == sizes[start]:
             end += 1
         x = torch.stack([load(files) for _, files in items[start:end]])
-        y = model.translate_tensor(x, eval_mode=eval_mode, seed=seed + start,
-                                   **_tiling_for(model, x, items[start][0], tiling))  # fmt: skip
+        tiles = _tiling_for(model, x, items[start][0], tiling)
+        with _tile_bar(progress and tiles["tile"] is not None) as on_tile:
+            y = model.translate_tensor(x, eval_mode=eval_mode, seed=seed + start,
+                                       on_tile=on_tile, **tiles)  # fmt: skip
         for (name, _), out, inp in zip(items[start:end], y, x):
             target = out_dir / f"{name}{suffix}"
             save_image(output_array(out, inp, model.config.data), target)
@@ -216,3 +220,21 @@ def _tiling_for(
             log.info("%s: %dx%d is over the memory budget; translating in %dx%d tiles "
                      "(overlap %d)", name, w, h, tile, tile, overlap)  # fmt: skip
     return {"tile": tile, "overlap": overlap, "tile_stats": tiling["tile_stats"]}
+
+
+@contextlib.contextmanager
+def _tile_bar(show: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress bar in tiles, with an ETA, for one tiled image (on a terminal)."""
+    if not show:
+        yield None
+        return
+    bar = tqdm(unit="tile", leave=False, disable=None)
+
+    def update(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        yield update
+    finally:
+        bar.close()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +136,7 @@ class Pix2Pix:
         tile: int | None = None,
         overlap: int = 0,
         tile_stats: TileStats = "tile",
+        on_tile: Callable[[int, int], None] | None = None,
     ) -> torch.Tensor:
         """(B, C_in, H, W) in [-1, 1], any H and W -> (B, C_out, H, W) in [-1, 1].
 
@@ -143,6 +145,7 @@ class Pix2Pix:
         blended over `overlap` pixels (`nets.tiling`); images no larger than a tile are
         not cut. `tile_stats="image"` normalises every tile with the whole image's batch
         statistics pooled over the tiles in paper mode (eval mode uses the running ones).
+        `on_tile(done, total)` follows the tiles (a progress bar).
         """
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"expected (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
@@ -159,7 +162,7 @@ class Pix2Pix:
             if tile is None or max(x.shape[-2:]) <= tile:
                 y = run_any_size(self._run, x, self.stride)
             else:
-                y = self._tiled(x, eval_mode, tile, overlap, tile_stats)
+                y = self._tiled(x, eval_mode, tile, overlap, tile_stats, on_tile)
         return y.float().cpu()
 
     def tile_for(self, height: int, width: int, budget: int | None = None) -> int | None:
@@ -183,7 +186,13 @@ class Pix2Pix:
         return auto_tile(budget, self._per_pixel, s)
 
     def _tiled(
-        self, x: torch.Tensor, eval_mode: bool, tile: int, overlap: int, stats: TileStats
+        self,
+        x: torch.Tensor,
+        eval_mode: bool,
+        tile: int,
+        overlap: int,
+        stats: TileStats,
+        on_tile: Callable[[int, int], None] | None,
     ) -> torch.Tensor:
         check_tiling(tile, overlap, self.stride)
         if stats not in TILE_STATS:
@@ -197,7 +206,8 @@ class Pix2Pix:
         # tiles share a forward pass only where normalisation is batch-independent
         batch = TILE_BATCH if (eval_mode or shared) else 1
         with scope:
-            return run_tiled(lambda t: run_any_size(net, t, self.stride), x, tile, overlap, batch)
+            run = lambda t: run_any_size(net, t, self.stride)  # noqa: E731
+            return run_tiled(run, x, tile, overlap, batch, on_tile)
 
     @property
     def color_space(self) -> str:
