@@ -48,5 +48,20 @@ def test_reconstruction_is_mean_absolute_error() -> None:
 
 
 def test_unknown_loss_names_the_choices() -> None:
-    with pytest.raises(ValueError, match="vanilla, lsgan"):
-        adversarial_loss(torch.zeros(1), True, "hinge")
+    with pytest.raises(ValueError, match="vanilla, lsgan, hinge"):
+        adversarial_loss(torch.zeros(1), True, "wgan")
+
+
+def test_hinge_loss_for_d_and_g() -> None:
+    from pix2pix.losses import generator_loss
+
+    real = torch.tensor([2.0, 0.5, -1.0]).view(1, 1, 1, 3)
+    fake = torch.tensor([-2.0, 0.0, 1.0]).view(1, 1, 1, 3)
+    total, loss_real, loss_fake = discriminator_loss(real, fake, "hinge")
+    assert loss_real.item() == pytest.approx((0 + 0.5 + 2) / 3)  # relu(1 - D(real))
+    assert loss_fake.item() == pytest.approx((0 + 1 + 2) / 3)  # relu(1 + D(fake))
+    assert total.item() == pytest.approx(0.5 * (2.5 / 3 + 1.0))
+    assert generator_loss(fake, "hinge").item() == pytest.approx(1 / 3)  # -mean D(fake)
+    # vanilla and lsgan: G's loss is "call them real", as before
+    for kind in ("vanilla", "lsgan"):
+        assert torch.equal(generator_loss(fake, kind), adversarial_loss(fake, True, kind))

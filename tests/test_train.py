@@ -253,3 +253,27 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted(tmp_path: Path) -> No
     steps = [r["step"] for r in read_log(run / "log.jsonl")]
     assert steps == list(range(1, 241))
     assert json.loads((run / "latest" / "config.json").read_text())["progress"]["step"] == 240
+
+
+def test_d_has_its_own_learning_rate_on_the_same_schedule(aligned_data: Path) -> None:
+    t = trainer(tiny_config(aligned_data, train={"lr": 2e-4, "lr_d": 1e-3, "epochs": 2,
+                                                 "decay_epochs": 2}))  # fmt: skip
+    assert t.opt_g.param_groups[0]["lr"] == 2e-4 and t.opt_d.param_groups[0]["lr"] == 1e-3
+    t.set_epoch(3)  # the last decay epoch: both scaled by the same factor (1/3)
+    assert t.opt_g.param_groups[0]["lr"] == pytest.approx(2e-4 * lr_factor(3, 2, 2))
+    assert t.opt_d.param_groups[0]["lr"] == pytest.approx(1e-3 * lr_factor(3, 2, 2))
+    paper = trainer(tiny_config(aligned_data))
+    assert paper.opt_d.param_groups[0]["lr"] == paper.opt_g.param_groups[0]["lr"] == 2e-4
+    with pytest.raises(ConfigError, match="lr_d -1.0 is out of range"):
+        tiny_config(aligned_data, train={"lr_d": -1.0})
+
+
+def test_hinge_loss_trains_and_resumes(aligned_data: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(aligned_data, train={"gan_loss": "hinge", "lr_d": 4e-4, "max_steps": 2})
+    fit(cfg, tmp_path / "run")
+    fit(cfg.replace(train={"max_steps": 4}), tmp_path / "run", resume=True)
+    saved, progress = read_meta(tmp_path / "run" / "latest")
+    assert progress.step == 4 and saved.train.gan_loss == "hinge" and saved.train.lr_d == 4e-4
+    losses = read_log(tmp_path / "run" / "log.jsonl")
+    assert [r["step"] for r in losses] == [1, 2, 3, 4]
+    assert all(r["loss_d"] >= 0 for r in losses)  # hinge D loss is a mean of relus

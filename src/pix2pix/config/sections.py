@@ -30,7 +30,7 @@ CacheMode = Literal["auto", "on", "off"]
 ColorSpace = Literal["rgb", "lab"]
 OutputDepth = Literal["auto", "uint8", "uint16", "float32"]
 Norm = Literal["batch", "instance", "none"]
-GanLoss = Literal["vanilla", "lsgan"]
+GanLoss = Literal["vanilla", "lsgan", "hinge"]
 Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Switch = Literal["auto", "on", "off"]
 CompileChoice = Literal["auto", "on", "off", "reduce-overhead", "max-autotune"]
@@ -176,13 +176,17 @@ class TrainConfig:
     """Images per optimiser step (the paper uses 1; with batch norm that is instance norm);
     per process under torchrun, where a step takes batch size x processes images."""
     lr: float = 2e-4
-    """Adam learning rate for both networks."""
+    """Adam learning rate for both networks (for G alone when --lr-d is given)."""
+    lr_d: float | None = None
+    """D's own Adam learning rate (two time-scale update rule); None: --lr, the paper's.
+    It follows the same schedule."""
     beta1: float = 0.5
     """Adam beta1."""
     beta2: float = 0.999
     """Adam beta2."""
     gan_loss: GanLoss = "vanilla"
-    """Adversarial loss: vanilla (the paper's, BCE on logits) or lsgan (least squares)."""
+    """Adversarial loss: vanilla (the paper's, BCE on logits), lsgan (least squares) or
+    hinge (D: relu(1 - real) + relu(1 + fake); G: -D(fake))."""
     lambda_l1: float = 100.0
     """Weight of the L1 reconstruction term."""
     seed: int = 0
@@ -226,6 +230,8 @@ class TrainConfig:
         at_least(self, "batch_size", 1)
         if self.lr <= 0:
             raise ConfigError(f"{ref('lr')} {self.lr} is out of range; use a value > 0")
+        if self.lr_d is not None and self.lr_d <= 0:
+            raise ConfigError(f"{ref('lr_d')} {self.lr_d} is out of range; use a value > 0")
         for name in ("beta1", "beta2"):
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:

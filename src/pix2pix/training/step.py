@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from pix2pix.config import RunConfig
-from pix2pix.losses import adversarial_loss, discriminator_loss, reconstruction_loss
+from pix2pix.losses import discriminator_loss, generator_loss, reconstruction_loss
 from pix2pix.nets import build_discriminator, build_generator
 from pix2pix.nets.inference import run_any_size
 from pix2pix.runtime import Speed, autocast, compiled, memory_format, resolve_speed
@@ -83,7 +83,7 @@ class Pix2PixTrainer:
         # than the per-tensor loop on this U-Net's 54M parameters (CPU and CUDA).
         adam = {"lr": t.lr, "betas": (t.beta1, t.beta2), "fused": device.type in ("cpu", "cuda")}
         self.opt_g = torch.optim.Adam(self.g.parameters(), **adam)
-        self.opt_d = torch.optim.Adam(self.d.parameters(), **adam)
+        self.opt_d = torch.optim.Adam(self.d.parameters(), **{**adam, "lr": self.lr_d})
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.speed.precision == "fp16")
 
     def autocast(self):
@@ -127,7 +127,7 @@ class Pix2PixTrainer:
         self.opt_g.zero_grad(set_to_none=True)
         with self.autocast():
             fake_logits = self.d_frozen(self.d_input(real_a, fake))
-        loss_gan = adversarial_loss(fake_logits, True, t.gan_loss)
+        loss_gan = generator_loss(fake_logits, t.gan_loss)
         loss_l1 = reconstruction_loss(fake, real_b)
         loss = loss_gan + t.lambda_l1 * loss_l1
         self.scaler.scale(loss).backward()
@@ -149,9 +149,16 @@ class Pix2PixTrainer:
     def set_epoch(self, epoch: int) -> None:
         """Set both learning rates for 0-based `epoch` (the schedule is a function of it)."""
         t = self.config.train
-        for opt in (self.opt_g, self.opt_d):
+        factor = lr_factor(epoch, t.epochs, t.decay_epochs)
+        for opt, base in ((self.opt_g, t.lr), (self.opt_d, self.lr_d)):
             for group in opt.param_groups:
-                group["lr"] = t.lr * lr_factor(epoch, t.epochs, t.decay_epochs)
+                group["lr"] = base * factor
+
+    @property
+    def lr_d(self) -> float:
+        """D's base learning rate: --lr-d, else --lr (the paper's: both the same)."""
+        t = self.config.train
+        return t.lr if t.lr_d is None else t.lr_d
 
     @property
     def lr(self) -> float:
