@@ -141,3 +141,22 @@ def test_instance_and_no_norm_use_conv_bias() -> None:
         convs = [m for m in g.modules() if isinstance(m, nn.Conv2d)]
         assert all(c.bias is not None for c in convs)
         assert not any(isinstance(m, nn.BatchNorm2d) for m in g.modules())
+
+
+def test_spectral_norm_bounds_every_discriminator_convolution() -> None:
+    from pix2pix.config import ModelConfig
+    from pix2pix.nets import build_discriminator
+
+    cfg = ModelConfig(in_channels=3, out_channels=3, ndf=8, spectral_norm=True)
+    torch.manual_seed(0)
+    d = build_discriminator(cfg).train()
+    convs = [m for m in d.modules() if isinstance(m, torch.nn.Conv2d)]
+    assert convs and all(nn.utils.parametrize.is_parametrized(m, "weight") for m in convs)
+    with torch.no_grad():
+        for _ in range(30):  # power iteration runs once per training forward
+            d(torch.randn(1, 6, 70, 70))
+    for m in convs:
+        sigma = torch.linalg.matrix_norm(m.weight.detach().flatten(1), ord=2)
+        assert sigma == pytest.approx(1.0, abs=0.05)
+    plain = build_discriminator(ModelConfig(in_channels=3, out_channels=3, ndf=8))
+    assert not any(nn.utils.parametrize.is_parametrized(m) for m in plain.modules())

@@ -277,3 +277,16 @@ def test_hinge_loss_trains_and_resumes(aligned_data: Path, tmp_path: Path) -> No
     losses = read_log(tmp_path / "run" / "log.jsonl")
     assert [r["step"] for r in losses] == [1, 2, 3, 4]
     assert all(r["loss_d"] >= 0 for r in losses)  # hinge D loss is a mean of relus
+
+
+def test_spectral_norm_trains_saves_and_resumes(aligned_data: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(aligned_data, model={"spectral_norm": True}, train={"max_steps": 2})
+    fit(cfg, tmp_path / "run")
+    d_keys = set(load_file(tmp_path / "run" / "latest" / "discriminator.safetensors"))
+    assert any(k.endswith("parametrizations.weight.original") for k in d_keys)
+    fit(cfg.replace(train={"max_steps": 3}), tmp_path / "run", resume=True)  # loads strictly
+    saved, progress = read_meta(tmp_path / "run" / "latest")
+    assert progress.step == 3 and saved.model.spectral_norm
+    with pytest.raises(ConfigError, match="spectral_norm False"):  # what is trained: fixed
+        fit(cfg.replace(model={"spectral_norm": False}, train={"max_steps": 4}),
+            tmp_path / "run", resume=True)  # fmt: skip

@@ -74,6 +74,9 @@ class ModelConfig:
     """The discriminator sees the input beside the output (the paper's conditional GAN)."""
     init_std: float = 0.02
     """Standard deviation of the N(0, std) weight initialisation."""
+    spectral_norm: bool = False
+    """Spectral normalisation of every discriminator convolution (Miyato et al. 2018: each
+    weight divided by its largest singular value, by power iteration); off in the paper."""
 
     def __post_init__(self) -> None:
         from pix2pix.nets import DISCRIMINATORS, GENERATORS

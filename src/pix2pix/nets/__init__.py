@@ -30,6 +30,7 @@ class NetSpec(Protocol):
     dropout: float
     conditional: bool
     init_std: float
+    spectral_norm: bool
 
 
 # A generator from plain arguments: (in_channels, out_channels, ngf, norm, dropout).
@@ -93,6 +94,10 @@ def build_discriminator(cfg: NetSpec, init: bool = True) -> nn.Module:
     net = PatchDiscriminator(channels, DISCRIMINATOR_LAYERS[cfg.discriminator], cfg.ndf, cfg.norm)
     if init:
         init_weights(net, cfg.init_std)
+    if getattr(cfg, "spectral_norm", False):  # after init: it normalises the drawn weights
+        for module in list(net.modules()):
+            if isinstance(module, nn.Conv2d):
+                nn.utils.parametrizations.spectral_norm(module)
     return net
 
 
