@@ -22,9 +22,8 @@ def field_ref(name: str, flag: str) -> str:
 
 
 def setting(flag: str) -> str:
-    """`field_ref` from a flag: `--val-metric` is the field `val_metric` (`--data`: `root`)."""
-    name = "root" if flag == "--data" else flag.removeprefix("--").replace("-", "_")
-    return field_ref(name, flag)
+    """`field_ref` from a flag: `--val-metric` is the field `val_metric`."""
+    return field_ref(flag.removeprefix("--").replace("-", "_"), flag)
 
 
 def render(text: str, *, flags: bool) -> str:

@@ -23,14 +23,13 @@ from pix2pix.errors import ConfigError, field_ref
 RUNTIME = {"runtime": True}
 
 
-# Fields whose flag is not their name in kebab-case (`root` is given as `--data`).
+# Fields whose flag is not their name in kebab-case (`root` is given as `--data`): the one
+# place a flag is renamed, for every config class.
 FLAGS = {"root": "--data"}
 
 
 def flag_name(name: str, f: dataclasses.Field | None = None) -> str:
     """The CLI flag of a config field: `load_size` -> `--load-size`."""
-    if f is not None and "flag" in f.metadata:
-        return f.metadata["flag"]
     return FLAGS.get(name, "--" + name.replace("_", "-"))
 
 

@@ -99,7 +99,7 @@ class ModelConfig:
 class DataConfig:
     """Where the pairs are and how they are augmented."""
 
-    root: str = field(default="", metadata={**RUNTIME, "flag": "--data"})
+    root: str = field(default="", metadata=RUNTIME)
     """Dataset folder: aligned A|B images, or A/ and B/ subfolders with matching names.
     A subfolder named after --split is used when present (facades/ -> facades/train/)."""
     split: str = "train"

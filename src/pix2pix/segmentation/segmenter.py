@@ -16,7 +16,7 @@ import dataclasses
 import json
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -51,7 +51,7 @@ Side = Literal["A", "B"]
 class SegmenterConfig:
     """A segmenter for FCN-scores: its data, network and training."""
 
-    root: str = field(default="", metadata={"flag": "--data"})
+    root: str = ""
     """Dataset of real photo / label-map pairs (aligned A|B files or A/ and B/ folders);
     a subfolder named after --split is used when present."""
     split: str = "train"

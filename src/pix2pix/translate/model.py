@@ -1,20 +1,5 @@
-"""Translation with a trained generator: any image size, the paper's or eval inference.
-
-Two inference modes:
-
-- ``paper`` (default): as in the paper (sec. 3.3), the generator runs as in training:
-  dropout stays on and batch norm normalises with the statistics of the test batch.
-  With batch size 1 that is instance normalisation. Outputs vary with the dropout seed
-  (fixed by ``seed``) and, for batches > 1, with what else is in the batch.
-- ``eval``: dropout off and batch norm with the running averages from training:
-  deterministic, and independent of batching.
-
-Images of any size are reflect-padded to a multiple of the generator's stride and the
-output is cropped back, so an output always has its input's exact size. Inputs are read
-at their own depth; outputs are written at the depth and in the colour space recorded in
-the checkpoint (`data.output_depth`, `data.color_space`): `<stem>.png` for 1 or 3
-channels of 8 or 16 bits, `<stem>.tif` (one page per channel) otherwise.
-"""
+"""`Pix2Pix`: a checkpoint's generator at inference, in the paper's or eval mode, any
+size, whole or in tiles (the modes and formats: `pix2pix.translate`)."""
 
 from __future__ import annotations
 
