@@ -141,7 +141,11 @@ def download_dataset(
         _verify(archive, sha256, downloaded=False)
         return _extract(archive, out_dir, name)
     url = url or DATASETS[name]
-    part = out_dir / f"{name}.tar.gz.part"
+    part, done = out_dir / f"{name}.tar.gz.part", out_dir / f"{name}.tar.gz"
+    if done.exists():  # a file of the user's: the download would replace, then delete it
+        raise UserError(
+            f"{done}: already exists; extract it with --archive {done}, or move it away"
+        )
     try:
         _fetch(url, part, timeout)
     except http.client.IncompleteRead:  # the connection closed inside the body
@@ -155,7 +159,6 @@ def download_dataset(
             f"cannot download {url} ({reason}); check your network, or fetch the file "
             f"elsewhere and run: pix2pix data download {name} --archive FILE"
         ) from None
-    done = out_dir / f"{name}.tar.gz"
     part.replace(done)
     _verify(done, sha256, downloaded=True)
     target = _extract(done, out_dir, name)
