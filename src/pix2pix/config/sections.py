@@ -192,6 +192,9 @@ class TrainConfig:
     hinge (D: relu(1 - real) + relu(1 + fake); G: -D(fake))."""
     lambda_l1: float = 100.0
     """Weight of the L1 reconstruction term."""
+    lambda_gan: float = 1.0
+    """Weight of the adversarial term in G's loss (the paper's: 1; 0 trains on the
+    reconstruction loss alone, the paper's "L1 only" ablation, and skips D's step)."""
     seed: int = 0
     """Seed for initialisation, data order, augmentation and dropout."""
     max_steps: int = field(default=0, metadata=RUNTIME)
@@ -240,6 +243,11 @@ class TrainConfig:
             if not 0.0 <= value < 1.0:
                 raise ConfigError(f"{ref(name)} {value} is out of range; use 0 <= b < 1")
         at_least(self, "lambda_l1", 0.0)
+        at_least(self, "lambda_gan", 0.0)
+        if self.lambda_l1 == 0 and self.lambda_gan == 0:
+            raise ConfigError(
+                f"{ref('lambda_l1')} and {ref('lambda_gan')} are both 0; G would learn nothing"
+            )
         check_seed(self.seed, ref("seed"))
         for name in ("max_steps", "sample_every", "save_every", "keep_every"):
             at_least(self, name, 0)

@@ -333,7 +333,9 @@ class _Run:
         self.running = running
         assert self.bar is not None
         self.bar.update(1)
-        self.bar.set_postfix(D=f"{running['loss_d']:.3f}", G=f"{running['loss_g_gan']:.3f}",
+        nan = math.nan  # no D loss when --lambda-gan 0
+        self.bar.set_postfix(D=f"{running.get('loss_d', nan):.3f}",
+                             G=f"{running['loss_g_gan']:.3f}",
                              L1=f"{running['loss_g_l1']:.4f}", refresh=False)  # fmt: skip
 
     def end_epoch(self, seconds: float) -> None:

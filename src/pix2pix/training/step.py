@@ -125,11 +125,14 @@ class Pix2PixTrainer:
         t = self.config.train
         self.d.requires_grad_(False)
         self.opt_g.zero_grad(set_to_none=True)
-        with self.autocast():
-            fake_logits = self.d_frozen(self.d_input(real_a, fake))
-        loss_gan = generator_loss(fake_logits, t.gan_loss)
+        if t.lambda_gan > 0:
+            with self.autocast():
+                fake_logits = self.d_frozen(self.d_input(real_a, fake))
+            loss_gan = generator_loss(fake_logits, t.gan_loss)
+        else:  # "L1 only": D plays no part
+            loss_gan = torch.zeros((), device=fake.device)
         loss_l1 = reconstruction_loss(fake, real_b)
-        loss = loss_gan + t.lambda_l1 * loss_l1
+        loss = t.lambda_gan * loss_gan + t.lambda_l1 * loss_l1
         self.scaler.scale(loss).backward()
         self.scaler.step(self.opt_g)
         self.d.requires_grad_(True)
@@ -141,7 +144,9 @@ class Pix2PixTrainer:
         """One iteration: G forward, D step, G step. Returns detached losses and G(input)."""
         with self.autocast():
             fake = self.generate(real_a)
-        losses = self.d_step(real_a, real_b, fake)
+        losses = {}
+        if self.config.train.lambda_gan > 0:
+            losses = self.d_step(real_a, real_b, fake)
         losses |= self.g_step(real_a, real_b, fake)
         self.scaler.update()
         return {k: v.detach() for k, v in losses.items()}, fake.detach()

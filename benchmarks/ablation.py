@@ -1,0 +1,175 @@
+"""Screening ablation on facades (labels -> photo): the paper's recipe, the paper's own
+ablations and each improvement option alone, scored the same way.
+
+    python -m benchmarks.ablation --data ../shared/data/facades --out runs/ablation \
+        --size 64 --epochs 5 [--only paper,hinge] [--seed 0]
+
+Every variant trains `unet_SIZE` + a PatchGAN at SIZE x SIZE on facades train/ (BtoA,
+batch 1, the paper's jitter, half the epochs decaying), then `evaluate` scores the 106
+test pairs in the paper's test mode (FID, KID, FCN-scores, SSIM, PSNR, L1). One
+segmenter (OUT/segmenter) serves every variant. A finished variant (OUT/NAME/result.json)
+is reused, an interrupted one resumes from its latest/, so the command continues where it
+stopped. OUT/ablation.md is the table, OUT/ablation.json every number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import platform
+import traceback
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmarks.quality import step_seconds
+from pix2pix.config import RunConfig
+from pix2pix.evaluation.evaluate import evaluate
+from pix2pix.segmentation import SegmenterConfig, train_segmenter
+from pix2pix.training.loop import fit
+
+log = logging.getLogger("benchmarks.ablation")
+
+# name -> (what it is, overrides {section: {field: value}}); "paper" is the baseline.
+VARIANTS: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
+    "paper": ("the paper's recipe (L1 + cGAN, 70x70 PatchGAN)", {}),
+    "paper_seed1": ("the paper's recipe, seed 1 (the noise level)", {"train": {"seed": 1}}),
+    "l1_only": ("paper ablation: L1 alone", {"train": {"lambda_gan": 0.0}}),
+    "cgan_only": ("paper ablation: cGAN alone", {"train": {"lambda_l1": 0.0}}),
+    "patch_1": ("paper ablation: 1x1 PixelGAN", {"model": {"discriminator": "patch_1"}}),
+    "patch_16": ("paper ablation: 16x16 PatchGAN", {"model": {"discriminator": "patch_16"}}),
+    # 142x142 covers the whole image at 64x64 and 128x128, as 286x286 does at the paper's 256
+    "patch_142": ("paper ablation: ImageGAN (142x142 >= the image)", {"model": {"discriminator": "patch_142"}}),
+    "hinge": ("--gan-loss hinge", {"train": {"gan_loss": "hinge"}}),
+    "lsgan": ("--gan-loss lsgan", {"train": {"gan_loss": "lsgan"}}),
+    "spectral_norm": ("--spectral-norm", {"model": {"spectral_norm": True}}),
+    "ttur": ("--lr-d 4e-4 (G stays at 2e-4)", {"train": {"lr_d": 4e-4}}),
+    "ema": ("--ema-decay 0.999", {"train": {"ema_decay": 0.999}}),
+    "augment": ("--augment translation,cutout,color", {"train": {"augment": "translation,cutout,color"}}),
+    "r1": ("--r1-gamma 1 --r1-every 16", {"train": {"r1_gamma": 1.0, "r1_every": 16}}),
+    "d_scales_2": ("--d-scales 2", {"model": {"d_scales": 2}}),
+    "feature_matching": ("--d-scales 2 --feature-matching 10", {"model": {"d_scales": 2}, "train": {"feature_matching": 10.0}}),
+    "resize_conv": ("--upsample resize-conv", {"model": {"upsample": "resize-conv"}}),
+    "resize_conv_head": ("--upsample resize-conv-head", {"model": {"upsample": "resize-conv-head"}}),
+    "l2": ("--reconstruction l2", {"train": {"reconstruction": "l2"}}),
+    "rec_scale_2": ("--reconstruction-scale 2", {"train": {"reconstruction_scale": 2}}),
+    "improved": ("--recipe improved", {"train": {"recipe": "improved"}}),
+    "improved_seed1": ("--recipe improved, seed 1", {"train": {"recipe": "improved", "seed": 1}}),
+}  # fmt: skip
+
+
+def variant_config(args: argparse.Namespace, overrides: dict[str, dict[str, Any]]) -> RunConfig:
+    """The screening protocol's config with a variant's settings on top (a recipe first,
+    so the variant's own fields override it, as on the command line)."""
+    load = round(args.size * 286 / 256)
+    base = {
+        "model": {"generator": f"unet_{args.size}"},
+        "data": {"root": args.data, "direction": "BtoA", "load_size": load, "crop_size": args.size},
+        "train": {"epochs": args.epochs - args.epochs // 2, "decay_epochs": args.epochs // 2,
+                  "seed": args.seed, "device": args.device, "precision": args.precision,
+                  "save_every": 1000, "sample_every": 0, "keep_every": 0, "progress": False},
+        "monitor": {"report": False},
+    }  # fmt: skip
+    config = RunConfig.from_dict(base)
+    recipe = overrides.get("train", {}).get("recipe")
+    if recipe:
+        from pix2pix.config.recipes import apply_recipe
+
+        config = apply_recipe(config, recipe)
+    return config.replace(**overrides)
+
+
+def run_variant(args: argparse.Namespace, name: str, segmenter: Path) -> dict[str, Any]:
+    out = Path(args.out) / name
+    done = out / "result.json"
+    if done.exists():
+        return json.loads(done.read_text())
+    what, overrides = VARIANTS[name]
+    config = variant_config(args, overrides)
+    run_dir = out / "run"
+    resume = (run_dir / "latest").exists()
+    checkpoint = fit(config, run_dir, resume=resume)
+    seconds = step_seconds(run_dir)
+    _, summary = evaluate(
+        checkpoint, args.data, out / "eval", split="test", fid=True, segmenter=segmenter,
+        device=args.device, progress=False, overwrite=True,
+    )  # fmt: skip
+    result = {
+        "name": name,
+        "what": what,
+        "overrides": overrides,
+        "median_s_per_step": sorted(seconds)[len(seconds) // 2],
+        "steps": len(seconds),
+        "evaluation": summary,
+    }
+    done.write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def row(result: dict[str, Any]) -> str:
+    e = result["evaluation"]
+    m, fcn = e["mean"], e.get("fcn", {}).get("generated", {})
+    cells = [
+        f"{e['fid']:.1f}",
+        f"{e['kid']['mean'] * 1000:.1f}",
+        f"{fcn.get('class_iou', float('nan')):.3f}",
+        f"{m['l1']:.4f}",
+        f"{m['ssim']:.3f}",
+        f"{result['median_s_per_step']:.3f}",
+    ]
+    return f"| {result['name']} | {result['what']} | " + " | ".join(cells) + " |"
+
+
+def table(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
+    head = (
+        f"Facades BtoA, {args.size}x{args.size}, unet_{args.size}, {args.epochs} epochs, "
+        f"batch 1, seed {args.seed} unless named; 106 test pairs, paper-mode inference; "
+        f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        f"{torch.get_num_threads()} threads, precision {args.precision}.\n\n"
+        "| variant | what | FID | KID x1000 | FCN class IoU | L1 | SSIM | s/step |\n"
+        "|---|---|---|---|---|---|---|---|\n"
+    )
+    return head + "\n".join(row(r) for r in results) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default="../shared/data/facades")
+    parser.add_argument("--out", default="runs/ablation")
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=5, help="total (half decaying)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", default="", help="comma-separated variants (default all)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="auto")
+    parser.add_argument("--segmenter-epochs", type=int, default=30)
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    names = [n for n in args.only.split(",") if n] or list(VARIANTS)
+    unknown = sorted(set(names) - set(VARIANTS))
+    if unknown:
+        parser.error(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
+    out = Path(args.out)
+    segmenter = out / "segmenter"
+    if not (segmenter / "config.json").exists():
+        seg = SegmenterConfig(root=args.data, palette="facades", photo_side="A", size=args.size,
+                              epochs=args.segmenter_epochs, device=args.device)  # fmt: skip
+        train_segmenter(seg, segmenter)
+    results = []
+    for name in names:
+        try:
+            results.append(run_variant(args, name, segmenter))
+        except Exception:  # a variant that fails is reported; the others still run
+            log.error("variant %s failed:\n%s", name, traceback.format_exc())
+        finished = [json.loads(p.read_text()) for p in sorted(out.glob("*/result.json"))]
+        order = {n: i for i, n in enumerate(VARIANTS)}
+        finished.sort(key=lambda r: order.get(r["name"], len(order)))
+        (out / "ablation.json").write_text(json.dumps(finished, indent=2) + "\n")
+        (out / "ablation.md").write_text(table(finished, args))
+    print((out / "ablation.md").read_text())
+
+
+if __name__ == "__main__":
+    main()
