@@ -5,6 +5,8 @@ A checkpoint is a folder:
     config.json                 format version, the RunConfig, progress (step, epoch, batch)
     generator.safetensors       unwrapped generator weights and buffers
     discriminator.safetensors   the same for the discriminator (training checkpoints)
+    generator_ema.safetensors   the average of G's weights (runs with --ema-decay); the
+                                generator inference uses unless asked for the raw one
     training_state.pt           optimisers, grad scaler, RNG states; tensors and plain
                                 containers only (read with torch.load weights_only=True)
 
@@ -40,6 +42,8 @@ FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 GENERATOR_FILE = "generator.safetensors"
 DISCRIMINATOR_FILE = "discriminator.safetensors"
+EMA_FILE = "generator_ema.safetensors"
+WEIGHTS = ("auto", "ema", "raw")  # which generator inference loads (`generator_file`)
 STATE_FILE = "training_state.pt"
 TRAINING_FILES = (CONFIG_FILE, GENERATOR_FILE, DISCRIMINATOR_FILE, STATE_FILE)
 INFERENCE_FILES = (CONFIG_FILE, GENERATOR_FILE)
@@ -88,6 +92,7 @@ def save_checkpoint(
     discriminator: nn.Module | None = None,
     training_state: dict[str, Any] | None = None,
     metadata: dict[str, Any] | None = None,
+    ema: nn.Module | None = None,
 ) -> Path:
     """Write a checkpoint folder at `path`, replacing any previous one atomically.
 
@@ -107,12 +112,30 @@ def save_checkpoint(
         atomic_write_bytes(tmp / GENERATOR_FILE, weights_bytes(generator))
         if discriminator is not None:
             atomic_write_bytes(tmp / DISCRIMINATOR_FILE, weights_bytes(discriminator))
+        if ema is not None:
+            atomic_write_bytes(tmp / EMA_FILE, weights_bytes(ema))
         if training_state is not None:
             buf = io.BytesIO()
             torch.save(training_state, buf)
             atomic_write_bytes(tmp / STATE_FILE, buf.getvalue())
         atomic_write_text(tmp / CONFIG_FILE, json.dumps(meta, indent=2) + "\n")
     return Path(path)
+
+
+def generator_file(ckpt: Path, weights: str = "auto") -> Path:
+    """The generator weights inference loads from checkpoint folder `ckpt`: the EMA
+    average when there is one (auto) or required (ema), else G's own (raw)."""
+    if weights not in WEIGHTS:
+        raise UserError(f"--weights {weights!r}: use one of {', '.join(WEIGHTS)}")
+    ema = Path(ckpt) / EMA_FILE
+    if weights == "ema" and not ema.exists():
+        raise UserError(
+            f"{ckpt}: has no {EMA_FILE} (the run did not use --ema-decay); "
+            "use --weights raw or auto"
+        )
+    if weights != "raw" and ema.exists():
+        return ema
+    return Path(ckpt) / GENERATOR_FILE
 
 
 def find_checkpoint(path: Path) -> Path:

@@ -42,7 +42,7 @@ from typing import Literal, get_args
 import torch
 from torch import nn
 
-from pix2pix.checkpoint import GENERATOR_FILE, find_checkpoint, load_weights, read_meta
+from pix2pix.checkpoint import find_checkpoint, generator_file, load_weights, read_meta
 from pix2pix.config import RunConfig
 from pix2pix.errors import UserError
 from pix2pix.fileio import staged_file
@@ -147,12 +147,13 @@ class ExportResult:
     checks: list[Check]
 
 
-def load_generator(checkpoint: str | Path) -> tuple[nn.Module, RunConfig]:
-    """The generator (float32, CPU, eval) and config of a run or checkpoint folder."""
+def load_generator(checkpoint: str | Path, weights: str = "auto") -> tuple[nn.Module, RunConfig]:
+    """The generator (float32, CPU, eval) and config of a run or checkpoint folder
+    (`weights`: auto takes the EMA average when there is one; ema; raw)."""
     ckpt = find_checkpoint(Path(checkpoint))
     config, _ = read_meta(ckpt)
     generator = build_generator(config.model, init=False)
-    load_weights(generator, ckpt / GENERATOR_FILE)
+    load_weights(generator, generator_file(ckpt, weights))
     return generator.eval(), config
 
 
@@ -164,10 +165,11 @@ def export_checkpoint(
     eval_mode: bool = False,
     tolerance: float = DEFAULT_TOLERANCE,
     overwrite: bool = False,
+    weights: str = "auto",
 ) -> ExportResult:
     """Export the generator of `checkpoint` to `out` and verify it (see the module doc)."""
     _check_out(Path(out), overwrite)  # before the (slow) load
-    generator, config = load_generator(checkpoint)
+    generator, config = load_generator(checkpoint, weights)
     return export_generator(
         generator, config, fmt, out, eval_mode=eval_mode, tolerance=tolerance, overwrite=overwrite
     )

@@ -6,11 +6,16 @@ log D(x, G(x)) rather than minimise log(1 - D)), as the paper does (`generator_l
 
 `hinge` (an option, not the paper's): D minimises relu(1 - D(real)) + relu(1 + D(fake)),
 G minimises -D(fake) (Lim & Ye 2017; Miyato et al. 2018).
+
+A multi-scale discriminator gives a list of logits, one per scale; every adversarial
+loss here is then the mean over the scales. Options beside the paper's: an L2
+reconstruction, a reconstruction on downsampled images, pix2pixHD's feature matching
+and the R1 penalty.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -37,21 +42,38 @@ GAN_LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
 }
 
 
-def adversarial_loss(logits: torch.Tensor, real: bool, kind: str = "vanilla") -> torch.Tensor:
+Logits = torch.Tensor | Sequence[torch.Tensor]  # one PatchGAN's, or one per scale
+
+
+def _scales(logits: Logits) -> list[torch.Tensor]:
+    return [logits] if isinstance(logits, torch.Tensor) else list(logits)
+
+
+def adversarial_loss(logits: Logits, real: bool, kind: str = "vanilla") -> torch.Tensor:
     """Mean loss of patch logits (B, 1, H', W') against the label real (1) or fake (0)."""
     if kind not in GAN_LOSSES:
         raise ValueError(f"unknown GAN loss {kind!r}; choose one of: {', '.join(GAN_LOSSES)}")
-    logits = logits.float()  # losses in fp32 even under autocast
-    target = torch.ones_like(logits) if real else torch.zeros_like(logits)
-    return GAN_LOSSES[kind](logits, target)
+    losses = []
+    for scale in _scales(logits):
+        scale = scale.float()  # losses in fp32 even under autocast
+        target = torch.ones_like(scale) if real else torch.zeros_like(scale)
+        losses.append(GAN_LOSSES[kind](scale, target))
+    return torch.stack(losses).mean()
 
 
-def generator_loss(fake_logits: torch.Tensor, kind: str = "vanilla") -> torch.Tensor:
+def generator_loss(fake_logits: Logits, kind: str = "vanilla") -> torch.Tensor:
     """G's adversarial loss on D's logits for its outputs: the non-saturating "call them
     real" for vanilla and lsgan; -mean(logits) for hinge."""
     if kind == "hinge":
-        return -fake_logits.float().mean()
+        return torch.stack([-s.float().mean() for s in _scales(fake_logits)]).mean()
     return adversarial_loss(fake_logits, True, kind)
+
+
+def d_accuracy(real_logits: Logits, fake_logits: Logits) -> torch.Tensor:
+    """The fraction of patches D classifies right (real > 0, fake < 0), over all scales."""
+    right = [(r > 0).float().mean() for r in _scales(real_logits)]
+    right += [(f < 0).float().mean() for f in _scales(fake_logits)]
+    return torch.stack(right).mean()
 
 
 def discriminator_loss(
@@ -63,6 +85,42 @@ def discriminator_loss(
     return 0.5 * (loss_real + loss_fake), loss_real, loss_fake
 
 
-def reconstruction_loss(fake: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean absolute error between output and target, (B, C, H, W) in [-1, 1]."""
-    return F.l1_loss(fake.float(), target.float())
+def reconstruction_loss(
+    fake: torch.Tensor, target: torch.Tensor, kind: str = "l1", scale: int = 1
+) -> torch.Tensor:
+    """Mean absolute (l1, the paper's) or squared (l2) error between output and target,
+    (B, C, H, W) in [-1, 1]; with `scale` > 1 both are first average-pooled scale x scale
+    (a few pixels of misregistration then cost little)."""
+    fake, target = fake.float(), target.float()
+    if scale > 1:
+        fake = F.avg_pool2d(fake, scale, ceil_mode=True)
+        target = F.avg_pool2d(target, scale, ceil_mode=True)
+    if kind == "l2":
+        return F.mse_loss(fake, target)
+    if kind != "l1":
+        raise ValueError(f"unknown reconstruction loss {kind!r}; use l1 or l2")
+    return F.l1_loss(fake, target)
+
+
+Features = Sequence[Sequence[torch.Tensor]]  # per scale: activations, then the logits
+
+
+def feature_matching_loss(fake: Features, real: Features) -> torch.Tensor:
+    """pix2pixHD's: per scale, the sum over D's intermediate activations (the logits
+    excluded) of mean |real - fake| times 4 / (layers + 1), averaged over the scales.
+    `real` is detached: only G learns from it."""
+    per_scale = []
+    for fake_s, real_s in zip(fake, real, strict=True):
+        pairs = list(zip(fake_s[:-1], real_s[:-1], strict=True))
+        weight = 4.0 / len(pairs)  # layers + 1 activations for `layers` stride-2 convs
+        terms = [F.l1_loss(f.float(), r.detach().float()) for f, r in pairs]
+        per_scale.append(weight * torch.stack(terms).sum())
+    return torch.stack(per_scale).mean()
+
+
+def r1_penalty(real_logits: Logits, real_input: torch.Tensor) -> torch.Tensor:
+    """mean over the batch of |d sum(D(real)) / d real|^2 (Mescheder et al. 2018), with
+    the graph kept so that D's step can differentiate it; multiply by gamma / 2."""
+    total = sum(s.float().sum() for s in _scales(real_logits))
+    (grad,) = torch.autograd.grad(total, real_input, create_graph=True)
+    return grad.float().pow(2).flatten(1).sum(1).mean()

@@ -110,3 +110,14 @@ def colors_to_classes(rgb: np.ndarray, palette: Palette) -> np.ndarray:
     pixels = rgb.reshape(-1, 1, 3).astype(np.int32)  # (HW, 1, 3)
     distance = ((pixels - colors[None]) ** 2).sum(-1)  # (HW, K)
     return distance.argmin(1).astype(np.uint8).reshape(rgb.shape[:2])
+
+
+def palette_setting(value: str) -> str:
+    """A checked --palette value: a preset name or inline JSON as given, a file's palette
+    as inline JSON. A bad value is a ConfigError naming it."""
+
+    palette = parse_palette(value)
+    text = value.strip()
+    if text in PRESETS or text.startswith(("[", "{")):
+        return text
+    return json.dumps(palette.to_dict(), separators=(",", ":"))

@@ -12,6 +12,7 @@ import time
 from typing import get_args
 
 from pix2pix.cli.flags import add_config_flags, config_overrides
+from pix2pix.cli.models import add_weights_flag
 from pix2pix.config import Precision
 from pix2pix.evaluation.fid import INSTALL
 
@@ -61,6 +62,7 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
         help="inference precision (default: auto)",
     )  # fmt: skip
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_weights_flag(p)
     p.set_defaults(func=_evaluate)
 
 
@@ -85,6 +87,7 @@ def _evaluate(args: argparse.Namespace) -> None:
         samples=args.samples,
         progress=not args.no_progress,
         overwrite=args.overwrite,
+        weights=args.weights,
     )
     mean = summary["mean"]
     line = "  ".join(f"{k} {mean[k]:.4g}" for k in ("l1", "psnr", "ssim", "ms_ssim"))

@@ -77,7 +77,19 @@ def add_translate(sub: Subparsers) -> None:
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
     add_speed_flags(p)
+    add_weights_flag(p)
     p.set_defaults(func=_translate)
+
+
+def add_weights_flag(p: argparse.ArgumentParser) -> None:
+    """--weights: the EMA average or G's own weights."""
+    p.add_argument(
+        "--weights",
+        default="auto",
+        choices=("auto", "ema", "raw"),
+        help="which generator weights: auto (the moving average a run trained with "
+        "--ema-decay saved, else G's own), ema, raw (G's own)",
+    )
 
 
 def add_speed_flags(p: argparse.ArgumentParser) -> None:
@@ -111,6 +123,7 @@ def _translate(args: argparse.Namespace) -> None:
         channels_last=args.channels_last,
         compile=args.compile,
         images=None if args.paired else len(paths),
+        weights=args.weights,
     )
     outputs = translate_files(
         model,
@@ -191,6 +204,7 @@ def add_serve(sub: Subparsers) -> None:
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
     add_speed_flags(p)
+    add_weights_flag(p)
     p.set_defaults(func=_serve)
 
 
@@ -224,6 +238,7 @@ def _serve(args: argparse.Namespace) -> None:
         precision=args.precision,
         channels_last=args.channels_last,
         compile=args.compile,
+        weights=args.weights,
     )
     problem = servable(model)
     if problem:
@@ -269,6 +284,7 @@ def add_export(sub: Subparsers) -> None:
         help=f"largest accepted |exported - PyTorch| (default: {DEFAULT_TOLERANCE:g})",
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    add_weights_flag(p)
     p.set_defaults(func=_export)
 
 
@@ -282,6 +298,7 @@ def _export(args: argparse.Namespace) -> None:
         eval_mode=args.eval,
         tolerance=args.tolerance,
         overwrite=args.overwrite,
+        weights=args.weights,
     )
     for check in result.checks:
         shape = "x".join(map(str, check.shape))

@@ -8,7 +8,8 @@ import signal
 from pathlib import Path
 
 from pix2pix.cli.flags import Subparsers, add_config_flags, config_overrides
-from pix2pix.config import RunConfig, load_config_file, read_config_file
+from pix2pix.config import read_config_file
+from pix2pix.config.recipes import with_recipe
 from pix2pix.errors import render
 
 log = logging.getLogger("pix2pix")
@@ -75,8 +76,8 @@ def _train(args: argparse.Namespace) -> None:
             changes = render("; ".join(changed), flags=True)
             log.info("resuming with changed runtime settings: %s", changes)
     else:
-        base = load_config_file(Path(args.config)) if args.config else RunConfig()
-        config = base.replace(**config_overrides(args))
+        settings = read_config_file(Path(args.config)) if args.config else {}
+        config = with_recipe(settings, config_overrides(args))
     stop = StopFlag()
     stop.install()
     final = fit(config, out, resume=args.resume, should_stop=stop, checkpoint=checkpoint)

@@ -21,6 +21,7 @@ from pix2pix.config.fields import (
 )
 from pix2pix.config.run import RunConfig, load_config_file, read_config_file
 from pix2pix.config.sections import (
+    AUGMENTATIONS,
     PREPROCESS_STEPS,
     SECTIONS,
     CacheMode,
@@ -36,16 +37,19 @@ from pix2pix.config.sections import (
     OutputDepth,
     Precision,
     Preprocess,
+    Recipe,
+    Reconstruction,
     Switch,
     TrainConfig,
+    Upsample,
     ValMetric,
 )
 
 __all__ = [
-    "FLAGS", "PREPROCESS_STEPS", "RUNTIME", "SECTIONS", "SEED_MAX", "CacheMode", "ColorSpace",
-    "CompileChoice",
-    "DataConfig", "Direction", "GanLoss", "Layout", "ModelConfig", "MonitorConfig", "Norm",
-    "OutputDepth", "Precision", "Preprocess", "RunConfig", "Switch", "TrainConfig",
-    "ValMetric", "at_least", "check_fields", "check_seed", "choice", "field_docs",
-    "flag_name", "load_config_file", "read_config_file", "ref",
+    "AUGMENTATIONS", "FLAGS", "PREPROCESS_STEPS", "RUNTIME", "SECTIONS", "SEED_MAX",
+    "CacheMode", "ColorSpace", "CompileChoice", "DataConfig", "Direction", "GanLoss",
+    "Layout", "ModelConfig", "MonitorConfig", "Norm", "OutputDepth", "Precision",
+    "Preprocess", "Recipe", "Reconstruction", "RunConfig", "Switch", "TrainConfig",
+    "Upsample", "ValMetric", "at_least", "check_fields", "check_seed", "choice",
+    "field_docs", "flag_name", "load_config_file", "read_config_file", "ref",
 ]  # fmt: skip

@@ -28,6 +28,20 @@ class RunConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     monitor: MonitorConfig = field(default_factory=MonitorConfig)
 
+    def __post_init__(self) -> None:
+        from pix2pix.nets import DISCRIMINATOR_LAYERS, coarsest_side, min_input_size
+
+        if self.data.crops:  # otherwise the image sizes are known only at load time
+            side = coarsest_side(self.data.crop_size, self.model.d_scales)
+            need = min_input_size(DISCRIMINATOR_LAYERS[self.model.discriminator])
+            if side < need:
+                raise ConfigError(
+                    f"{ref('d_scales')} {self.model.d_scales} with {ref('crop_size')} "
+                    f"{self.data.crop_size}: the coarsest discriminator sees {side}x{side}, "
+                    f"below the {need}x{need} {self.model.discriminator} needs; use fewer "
+                    "scales, a larger crop or a smaller patch"
+                )
+
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)
 

@@ -5,13 +5,12 @@ Each field's docstring is its `--help` text; its flag is its name in kebab-case.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Literal
 
 from pix2pix.config.fields import RUNTIME, at_least, check_fields, check_seed, choice, ref
 from pix2pix.errors import ConfigError
-from pix2pix.palette import PRESETS, parse_palette
+from pix2pix.palette import palette_setting
 
 Direction = Literal["AtoB", "BtoA"]
 Layout = Literal["auto", "aligned", "paired"]
@@ -35,17 +34,10 @@ Precision = Literal["auto", "fp32", "bf16", "fp16"]
 Switch = Literal["auto", "on", "off"]
 CompileChoice = Literal["auto", "on", "off", "reduce-overhead", "max-autotune"]
 ValMetric = Literal["l1", "mse", "psnr", "ssim", "ms_ssim", "fid"]
-
-
-def _palette_value(value: str) -> str:
-    """A checked --palette value: a preset name or inline JSON as given, a file's palette
-    as inline JSON. A bad value is a ConfigError naming it."""
-
-    palette = parse_palette(value)
-    text = value.strip()
-    if text in PRESETS or text.startswith(("[", "{")):
-        return text
-    return json.dumps(palette.to_dict(), separators=(",", ":"))
+Upsample = Literal["transpose", "resize-conv", "resize-conv-head"]
+Reconstruction = Literal["l1", "l2"]
+Recipe = Literal["paper", "improved"]
+AUGMENTATIONS = ("translation", "cutout", "color")  # what --augment may name
 
 
 @dataclass(frozen=True)
@@ -77,6 +69,13 @@ class ModelConfig:
     spectral_norm: bool = False
     """Spectral normalisation of every discriminator convolution (Miyato et al. 2018: each
     weight divided by its largest singular value, by power iteration); off in the paper."""
+    upsample: Upsample = "transpose"
+    """U-Net decoder upsampling: transpose (the paper's 4x4 stride-2 transposed convs),
+    resize-conv (nearest 2x upsample + 3x3 conv in every decoder block, against
+    checkerboard artefacts) or resize-conv-head (only in the output block)."""
+    d_scales: int = 1
+    """Discriminators at this many scales (pix2pixHD): the same PatchGAN on the pair, the
+    pair downsampled 2x, 4x, ...; 1 is the paper's single PatchGAN."""
 
     def __post_init__(self) -> None:
         from pix2pix.nets import DISCRIMINATORS, GENERATORS
@@ -88,11 +87,15 @@ class ModelConfig:
             value = getattr(self, name)
             if value is not None:
                 at_least(self, name, 1)
-        at_least(self, "ngf", 1)
-        at_least(self, "ndf", 1)
+        for name in ("ngf", "ndf"):
+            at_least(self, name, 1)
+        if self.upsample != "transpose" and not self.generator.startswith(("unet_", "encdec_")):
+            raise ConfigError(f"{ref('upsample')} {self.upsample} is for U-Nets; use transpose")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"{ref('dropout')} {self.dropout} is out of range; use 0 <= p < 1")
         at_least(self, "init_std", 0.0)
+        if not 1 <= self.d_scales <= 4:
+            raise ConfigError(f"{ref('d_scales')} {self.d_scales} is out of range; use 1..4")
 
 
 @dataclass(frozen=True)
@@ -138,7 +141,7 @@ class DataConfig:
     def __post_init__(self) -> None:
         check_fields(self)
         if self.palette:  # checked now; a file becomes inline JSON, so checkpoints carry it
-            object.__setattr__(self, "palette", _palette_value(self.palette))
+            object.__setattr__(self, "palette", palette_setting(self.palette))
         at_least(self, "load_size", 1)
         at_least(self, "crop_size", 1)
         at_least(self, "workers", -1)
@@ -195,6 +198,30 @@ class TrainConfig:
     lambda_gan: float = 1.0
     """Weight of the adversarial term in G's loss (the paper's: 1; 0 trains on the
     reconstruction loss alone, the paper's "L1 only" ablation, and skips D's step)."""
+    reconstruction: Reconstruction = "l1"
+    """G's reconstruction loss: l1 (the paper's; it blurs less) or l2 (mean squared error)."""
+    reconstruction_scale: int = 1
+    """Compute the reconstruction loss on output and target average-pooled by this factor
+    (for pairs a few pixels out of register); 1: at full resolution, the paper's."""
+    ema_decay: float = 0.0
+    """Keep an exponential moving average of G's weights and batch-norm buffers with this
+    decay (e.g. 0.999; warm-up: min(decay, (1 + step) / (10 + step))); validation, best/,
+    translate, evaluate, export and serve use it. 0: off, the paper's."""
+    augment: str = ""
+    """Differentiable augmentation of everything D sees (DiffAugment): a comma-separated
+    policy of translation, cutout, color; the same transform for the input and output
+    halves of each pair and for the real and fake pairs. Empty: off, the paper's."""
+    r1_gamma: float = 0.0
+    """R1 gradient penalty on real pairs, gamma / 2 * |grad D(real)|^2 (Mescheder et al.
+    2018); 0: off, the paper's."""
+    r1_every: int = 16
+    """Apply the R1 penalty every N D steps, scaled by N (lazy regularisation)."""
+    feature_matching: float = 0.0
+    """Weight of pix2pixHD's feature-matching loss for G: L1 between D's intermediate
+    features on the real and the fake pair (10 in pix2pixHD); 0: off, the paper's."""
+    recipe: Recipe = "paper"
+    """Defaults for the options above: paper (the paper's recipe) or improved (the
+    combination docs/QUALITY.md measured best; any flag still overrides it)."""
     seed: int = 0
     """Seed for initialisation, data order, augmentation and dropout."""
     max_steps: int = field(default=0, metadata=RUNTIME)
@@ -244,6 +271,20 @@ class TrainConfig:
                 raise ConfigError(f"{ref(name)} {value} is out of range; use 0 <= b < 1")
         at_least(self, "lambda_l1", 0.0)
         at_least(self, "lambda_gan", 0.0)
+        at_least(self, "reconstruction_scale", 1)
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(
+                f"{ref('ema_decay')} {self.ema_decay} is out of range; use 0 <= d < 1 (0: off)"
+            )
+        for name in self.augment_policy:
+            if name not in AUGMENTATIONS:
+                raise ConfigError(
+                    f"{ref('augment')} {self.augment!r}: unknown augmentation {name!r}; "
+                    f"use a comma-separated list of {', '.join(AUGMENTATIONS)}"
+                )
+        at_least(self, "r1_gamma", 0.0)
+        at_least(self, "r1_every", 1)
+        at_least(self, "feature_matching", 0.0)
         if self.lambda_l1 == 0 and self.lambda_gan == 0:
             raise ConfigError(
                 f"{ref('lambda_l1')} and {ref('lambda_gan')} are both 0; G would learn nothing"
@@ -256,6 +297,11 @@ class TrainConfig:
     @property
     def total_epochs(self) -> int:
         return self.epochs + self.decay_epochs
+
+    @property
+    def augment_policy(self) -> tuple[str, ...]:
+        """--augment as a tuple of names ('translation,color' -> ('translation', 'color'))."""
+        return tuple(p.strip() for p in self.augment.split(",") if p.strip())
 
 
 @dataclass(frozen=True)

@@ -125,6 +125,7 @@ def evaluate(
     samples: int = 4,
     progress: bool = True,
     overwrite: bool = False,
+    weights: str = "auto",
 ) -> tuple[Path, dict[str, Any]]:
     """Evaluate a checkpoint on a split; returns (report folder, the metrics.json content).
 
@@ -154,7 +155,7 @@ def evaluate(
                     "these outputs have %d", channels)  # fmt: skip
         fid, inception_weights = False, None
     extractor = find_inception(inception_weights, fid)
-    model = Pix2Pix.load(ckpt, device, precision=precision, images=len(pairs))
+    model = Pix2Pix.load(ckpt, device, precision=precision, images=len(pairs), weights=weights)
     if extractor is not None:
         extractor.net.to(model.device)
         extractor.device = model.device

@@ -12,7 +12,13 @@ from typing import Protocol
 from torch import nn
 
 from pix2pix.nets.layers import init_weights
-from pix2pix.nets.patchgan import PatchDiscriminator, receptive_field
+from pix2pix.nets.patchgan import (
+    MultiScaleDiscriminator,
+    PatchDiscriminator,
+    coarsest_side,
+    min_input_size,
+    receptive_field,
+)
 from pix2pix.nets.resnet import ResNetGenerator
 from pix2pix.nets.unet import UNet
 
@@ -31,21 +37,24 @@ class NetSpec(Protocol):
     conditional: bool
     init_std: float
     spectral_norm: bool
+    upsample: str
+    d_scales: int
 
 
-# A generator from plain arguments: (in_channels, out_channels, ngf, norm, dropout).
-GeneratorFactory = Callable[[int, int, int, str, float], nn.Module]
+# A generator from plain arguments: (in_channels, out_channels, ngf, norm, dropout,
+# upsample).
+GeneratorFactory = Callable[[int, int, int, str, float, str], nn.Module]
 
 
 def _unet(depth: int, skips: bool) -> GeneratorFactory:
-    def build(c_in: int, c_out: int, ngf: int, norm: str, dropout: float) -> nn.Module:
-        return UNet(c_in, c_out, depth, ngf, norm, dropout, skips=skips)
+    def build(c_in: int, c_out: int, ngf: int, norm: str, dropout: float, upsample: str):
+        return UNet(c_in, c_out, depth, ngf, norm, dropout, skips=skips, upsample=upsample)
 
     return build
 
 
 def _resnet(blocks: int) -> GeneratorFactory:
-    def build(c_in: int, c_out: int, ngf: int, norm: str, dropout: float) -> nn.Module:
+    def build(c_in: int, c_out: int, ngf: int, norm: str, dropout: float, upsample: str):
         # The paper's ResNet variant uses no dropout; `dropout` is the U-Net's.
         return ResNetGenerator(c_in, c_out, blocks, ngf, norm, dropout=0.0)
 
@@ -81,7 +90,8 @@ def _channels(cfg: NetSpec) -> tuple[int, int]:
 def build_generator(cfg: NetSpec, init: bool = True) -> nn.Module:
     """The generator named by `cfg.generator`, initialised N(0, cfg.init_std) if `init`."""
     c_in, c_out = _channels(cfg)
-    net = GENERATORS[cfg.generator](c_in, c_out, cfg.ngf, cfg.norm, cfg.dropout)
+    upsample = getattr(cfg, "upsample", "transpose")
+    net = GENERATORS[cfg.generator](c_in, c_out, cfg.ngf, cfg.norm, cfg.dropout, upsample)
     if init:
         init_weights(net, cfg.init_std)
     return net
@@ -91,7 +101,12 @@ def build_discriminator(cfg: NetSpec, init: bool = True) -> nn.Module:
     """The PatchGAN named by `cfg.discriminator`; conditional ones see input and output."""
     c_in, c_out = _channels(cfg)
     channels = c_in + c_out if cfg.conditional else c_out
-    net = PatchDiscriminator(channels, DISCRIMINATOR_LAYERS[cfg.discriminator], cfg.ndf, cfg.norm)
+    layers, scales = DISCRIMINATOR_LAYERS[cfg.discriminator], getattr(cfg, "d_scales", 1)
+    net: nn.Module
+    if scales > 1:
+        net = MultiScaleDiscriminator(scales, channels, layers, cfg.ndf, cfg.norm)
+    else:  # the paper's single PatchGAN (its state-dict keys unchanged)
+        net = PatchDiscriminator(channels, layers, cfg.ndf, cfg.norm)
     if init:
         init_weights(net, cfg.init_std)
     if getattr(cfg, "spectral_norm", False):  # after init: it normalises the drawn weights
@@ -105,12 +120,15 @@ __all__ = [
     "DISCRIMINATORS",
     "DISCRIMINATOR_LAYERS",
     "GENERATORS",
+    "MultiScaleDiscriminator",
     "NetSpec",
     "PatchDiscriminator",
     "ResNetGenerator",
     "UNet",
     "build_discriminator",
     "build_generator",
+    "coarsest_side",
     "init_weights",
+    "min_input_size",
     "receptive_field",
 ]

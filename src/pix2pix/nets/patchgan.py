@@ -47,6 +47,55 @@ class PatchDiscriminator(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
+    def features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Every activation (after each LeakyReLU), then the logits: what pix2pixHD's
+        feature matching compares."""
+        out = []
+        for layer in self.net:
+            x = layer(x)
+            if isinstance(layer, nn.LeakyReLU):
+                out.append(x)
+        return [*out, x]
+
+
+class MultiScaleDiscriminator(nn.Module):
+    """pix2pixHD's discriminators: the same PatchGAN design on the pair at full size and
+    average-pooled 2x, 4x, ...; (B, C, H, W) -> a list of logits, finest first."""
+
+    def __init__(self, scales: int, in_channels: int, layers: int = 3, ndf: int = 64,
+                 norm: str = "batch") -> None:  # fmt: skip
+        super().__init__()
+        self.scales = nn.ModuleList(
+            PatchDiscriminator(in_channels, layers, ndf, norm) for _ in range(scales)
+        )
+        self.pool = nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
+
+    def _inputs(self, x: torch.Tensor):
+        for i, d in enumerate(self.scales):
+            if i:
+                x = self.pool(x)
+            yield d, x
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [d(h) for d, h in self._inputs(x)]
+
+    def features(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
+        """Per scale, `PatchDiscriminator.features`."""
+        return [d.features(h) for d, h in self._inputs(x)]
+
+
+def min_input_size(layers: int) -> int:
+    """The smallest square side a PatchGAN with `layers` stride-2 layers accepts: each
+    halves the side, then two 4x4 stride-1 convolutions take 3 pixels down to 1."""
+    return 1 if layers == 0 else 3 * 2**layers
+
+
+def coarsest_side(side: int, scales: int) -> int:
+    """`side` after the `scales - 1` poolings of `MultiScaleDiscriminator`."""
+    for _ in range(scales - 1):
+        side = (side + 1) // 2
+    return side
+
 
 def receptive_field(module: nn.Module) -> int:
     """Receptive field, in input pixels, of one output of a plain conv stack."""

@@ -5,6 +5,13 @@ batch norm after, except no norm on the first and innermost layers. The decoder 
 with 4x4 stride-2 transposed convs and ReLU; the U-Net concatenates encoder level i onto
 the decoder input at level i. Dropout (the only noise) follows the norm in the decoder's
 intermediate 512-channel blocks: depth - 5 of them, three at 256x256 (depth 8).
+
+`upsample` (an option, not the paper's): "resize-conv" replaces every transposed conv by
+a nearest-neighbour 2x upsample and a 3x3 conv (Odena et al. 2016: each output pixel
+then sees the same number of kernel taps, so no checkerboard); "resize-conv-head" only
+the outermost one. A 3x3 kernel keeps the block symmetric (an even kernel after the
+upsample shifts the map by half a pixel per level) and has 9/16 of the 4x4 kernel's
+weights; the conv runs at the output resolution, 2.25x the transposed conv's FLOPs.
 """
 
 from __future__ import annotations
@@ -13,6 +20,18 @@ import torch
 from torch import nn
 
 from pix2pix.nets.layers import conv_bias, make_norm
+
+UPSAMPLES = ("transpose", "resize-conv", "resize-conv-head")
+
+
+def _up(c_in: int, c_out: int, bias: bool, resize: bool) -> list[nn.Module]:
+    """2x upsampling layers: a 4x4 stride-2 transposed conv, or nearest 2x + 3x3 conv."""
+    if resize:
+        return [
+            nn.Upsample(scale_factor=2, mode="nearest"),
+            nn.Conv2d(c_in, c_out, 3, padding=1, bias=bias),
+        ]
+    return [nn.ConvTranspose2d(c_in, c_out, 4, stride=2, padding=1, bias=bias)]
 
 
 class UNet(nn.Module):
@@ -30,10 +49,13 @@ class UNet(nn.Module):
         norm: str = "batch",
         dropout: float = 0.5,
         skips: bool = True,
+        upsample: str = "transpose",
     ) -> None:
         super().__init__()
         if depth < 2:
             raise ValueError(f"U-Net depth {depth} is too small; use depth >= 2")
+        if upsample not in UPSAMPLES:
+            raise ValueError(f"unknown upsample {upsample!r}; use one of {', '.join(UPSAMPLES)}")
         self.depth = depth
         self.stride = 2**depth
         self.skips = skips
@@ -57,12 +79,12 @@ class UNet(nn.Module):
         for i in range(depth):
             innermost = i == depth - 1
             c_in = width[i] if innermost or not skips else 2 * width[i]
+            resize = upsample == "resize-conv" or (upsample == "resize-conv-head" and i == 0)
             if i == 0:  # outermost: back to image channels, with a bias, then Tanh
-                conv = nn.ConvTranspose2d(c_in, out_channels, 4, stride=2, padding=1)
-                block = nn.Sequential(nn.ReLU(), conv, nn.Tanh())
+                block = nn.Sequential(nn.ReLU(), *_up(c_in, out_channels, True, resize), nn.Tanh())
             else:
-                conv = nn.ConvTranspose2d(c_in, width[i - 1], 4, stride=2, padding=1, bias=bias)
-                layers = [nn.ReLU(), conv, make_norm(norm, width[i - 1])]
+                up = _up(c_in, width[i - 1], bias, resize)
+                layers = [nn.ReLU(), *up, make_norm(norm, width[i - 1])]
                 if 4 <= i < depth - 1 and dropout > 0:  # the intermediate 512-channel blocks
                     layers.append(nn.Dropout(dropout))
                 block = nn.Sequential(*layers)

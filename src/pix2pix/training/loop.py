@@ -23,8 +23,6 @@ from pix2pix.checkpoint import (
     Checkpoint,
     Progress,
     find_checkpoint,
-    load_training_state,
-    load_weights,
     open_checkpoint,
     save_checkpoint,
 )
@@ -53,6 +51,7 @@ from pix2pix.training.distributed import (
     resume_progress,
     train_device,
 )
+from pix2pix.training.health import Health
 from pix2pix.training.monitor import NullMonitor, RunMonitor
 from pix2pix.training.runlog import NullLog, RunLog
 from pix2pix.training.step import Pix2PixTrainer
@@ -189,9 +188,7 @@ def _fit(
             torch.manual_seed(rank_seed(t.seed, ctx.rank, progress.step))
             log.info("%d processes, global batch %d", ctx.world_size, ctx.world_size * t.batch_size)
         if ckpt is not None:  # a damaged checkpoint fails here, before anything is logged
-            load_weights(trainer.g, ckpt / "generator.safetensors")
-            load_weights(trainer.d, ckpt / "discriminator.safetensors")
-            trainer.load_state_dict(load_training_state(ckpt))
+            trainer.load_checkpoint(ckpt, progress.step)
             monitor.load_state(checkpoint.metadata)
             check_same_start(progress.step, ctx, device, str(ckpt))
         log.info("training on %s: %s", device, speed)
@@ -264,6 +261,7 @@ class _Run:
         self.step, self.epoch = progress.step, progress.epoch
         self.batch_in_epoch = progress.batch_in_epoch
         self.running: dict[str, float] = {}
+        self.health = Health()
         self.tick = time.perf_counter()
         self.runlog: RunLog | NullLog = NullLog()
         self.bar: tqdm | None = None
@@ -280,8 +278,9 @@ class _Run:
         training_state = trainer.state_dict()
         check_in_sync({"generator": trainer.g, "discriminator": trainer.d}, self.ctx)
         if self.ctx.is_main:
+            ema = trainer.ema.module if trainer.ema is not None else None
             save_checkpoint(path, self.config, self.progress(), trainer.g, trainer.d,
-                            training_state, self.monitor.metadata())  # fmt: skip
+                            training_state, self.monitor.metadata(), ema=ema)  # fmt: skip
         return path
 
     def open(self) -> None:
@@ -313,6 +312,7 @@ class _Run:
         record = {"step": self.step, "epoch": self.epoch + 1, "lr": trainer.lr, **values,
                   "sec": round(time.perf_counter() - self.tick, 5)}  # fmt: skip
         self.runlog.write(record)
+        self.health.check(record, fake, real_b, self.runlog)
         self.monitor.after_step(trainer, self.progress(), record)
         self.tick = time.perf_counter()  # validation time is not the next step's
         self._show(values)

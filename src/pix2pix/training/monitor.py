@@ -95,10 +95,10 @@ class RunMonitor:
         if v is None or not v.due(progress.step, end_of_epoch, progress.step == self.total):
             return
         start = time.perf_counter()
-        g = trainer.g
+        g = trainer.g_infer  # the EMA average when there is one
         if self.config.train.sync_bn:  # SyncBatchNorm would wait for the other ranks
             g = build_generator(self.config.model, init=False).to(trainer.device)
-            g.load_state_dict(trainer.g.state_dict())
+            g.load_state_dict(trainer.g_infer.state_dict())
         metrics = v.evaluate(g, trainer.stride, trainer.device, trainer.speed.precision)
         best = v.improved(metrics)
         if best:
@@ -109,6 +109,7 @@ class RunMonitor:
                 progress,
                 trainer.g,
                 metadata={"validation": {"metrics": metrics, **v.state()}},
+                ema=trainer.ema.module if trainer.ema is not None else None,
             )
         seconds = time.perf_counter() - start
         assert self.vallog is not None

@@ -106,9 +106,12 @@ def write_run_report(run_dir: str | Path, samples: int = 3) -> Path:
     """Write the curves and RUN_DIR/report.html from the run's logs; returns the page."""
     run_dir = Path(run_dir)
     records = read_log(run_dir / "log.jsonl") if (run_dir / "log.jsonl").exists() else []
+    warnings = [r for r in records if "warning" in r]  # the health diagnostics'
+    records = [r for r in records if "warning" not in r]
     val_file = run_dir / "val.jsonl"
     val = read_log(val_file) if val_file.exists() else []
     parts = [paragraph_html(f"{len(records)} training steps logged in {run_dir}.")]
+    parts += [paragraph_html(f"Warning at step {w['step']}: {w['message']}") for w in warnings]
     if importlib.util.find_spec("matplotlib") is None:
         log.info("curves skipped: matplotlib is not installed (%s)", PLOTS_INSTALL)
         parts.append(paragraph_html(f"Curves need matplotlib: {PLOTS_INSTALL}"))

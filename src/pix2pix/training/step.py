@@ -12,15 +12,33 @@ global batch, since every rank's losses are means over equal per-rank batches.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from torch import nn
 
+from pix2pix.checkpoint import (
+    DISCRIMINATOR_FILE,
+    EMA_FILE,
+    GENERATOR_FILE,
+    load_training_state,
+    load_weights,
+)
 from pix2pix.config import RunConfig
-from pix2pix.losses import discriminator_loss, generator_loss, reconstruction_loss
+from pix2pix.losses import (
+    d_accuracy,
+    discriminator_loss,
+    feature_matching_loss,
+    generator_loss,
+    r1_penalty,
+    reconstruction_loss,
+)
 from pix2pix.nets import build_discriminator, build_generator
 from pix2pix.nets.inference import run_any_size
 from pix2pix.runtime import Speed, autocast, compiled, memory_format, resolve_speed
+from pix2pix.training.augment import augment_pairs
 from pix2pix.training.distributed import DistContext, gather_rows, sync_batch_norm, wrap_ddp
+from pix2pix.training.ema import WeightAverage
 
 
 def lr_factor(epoch: int, epochs: int, decay_epochs: int) -> float:
@@ -85,6 +103,23 @@ class Pix2PixTrainer:
         self.opt_g = torch.optim.Adam(self.g.parameters(), **adam)
         self.opt_d = torch.optim.Adam(self.d.parameters(), **{**adam, "lr": self.lr_d})
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.speed.precision == "fp16")
+        self.steps = 0  # optimiser steps taken (lazy R1 and the EMA warm-up count them)
+        self.ema = WeightAverage(self.g, t.ema_decay) if t.ema_decay > 0 else None
+        # augmentation draws from its own stream, so that it leaves dropout's unchanged
+        self.augment_rng = torch.Generator().manual_seed(t.seed + 1)
+
+    @property
+    def g_infer(self) -> nn.Module:
+        """The generator inference uses: the weight average when --ema-decay, else G."""
+        return self.ema.module if self.ema is not None else self.g
+
+    def augment(self, *pairs: torch.Tensor) -> list[torch.Tensor]:
+        """D's inputs with --augment's transform (one draw for all of them)."""
+        policy = self.config.train.augment_policy
+        if not policy:
+            return list(pairs)
+        split = self.config.model.in_channels if self.config.model.conditional else 0
+        return augment_pairs(pairs, policy, self.augment_rng, int(split or 0))
 
     def autocast(self):
         return autocast(self.speed.precision, self.device)
@@ -104,39 +139,67 @@ class Pix2PixTrainer:
     def d_step(
         self, real_a: torch.Tensor, real_b: torch.Tensor, fake: torch.Tensor
     ) -> dict[str, torch.Tensor]:
-        """One D update: (input, target) is real, (input, fake) is fake."""
+        """One D update: (input, target) is real, (input, fake) is fake; plus the lazy R1
+        penalty on the real pairs every --r1-every steps."""
+        t = self.config.train
         self.d.requires_grad_(True)
         self.opt_d.zero_grad(set_to_none=True)
+        r1_now = t.r1_gamma > 0 and self.steps % t.r1_every == 0
+        real_in = self.d_input(real_a, real_b)
+        if r1_now:
+            real_in = real_in.detach().requires_grad_(True)
         with self.autocast():
-            fake_logits, real_logits = self.d_pair(
-                self.d_input(real_a, fake.detach()), self.d_input(real_a, real_b)
-            )
-        loss, loss_real, loss_fake = discriminator_loss(
-            real_logits, fake_logits, self.config.train.gan_loss
-        )
+            fake_in, real_seen = self.augment(self.d_input(real_a, fake.detach()), real_in)
+            fake_logits, real_logits = self.d_pair(fake_in, real_seen)
+        loss, loss_real, loss_fake = discriminator_loss(real_logits, fake_logits, t.gan_loss)
+        out = {"loss_d": loss, "loss_d_real": loss_real, "loss_d_fake": loss_fake,
+               "d_acc": d_accuracy(real_logits, fake_logits).detach()}  # fmt: skip
+        if r1_now:
+            r1 = r1_penalty(real_logits, real_in)
+            loss = loss + 0.5 * t.r1_gamma * t.r1_every * r1
+            out["r1"] = r1.detach()
         self.scaler.scale(loss).backward()
         self.scaler.step(self.opt_d)
-        return {"loss_d": loss, "loss_d_real": loss_real, "loss_d_fake": loss_fake}
+        return out
 
     def g_step(
         self, real_a: torch.Tensor, real_b: torch.Tensor, fake: torch.Tensor
     ) -> dict[str, torch.Tensor]:
-        """One G update on GAN + lambda * L1; D is frozen (no gradient reaches its weights)."""
+        """One G update on GAN + lambda * reconstruction (+ feature matching); D is frozen
+        (no gradient reaches its weights)."""
         t = self.config.train
         self.d.requires_grad_(False)
         self.opt_g.zero_grad(set_to_none=True)
-        if t.lambda_gan > 0:
+        out = {}
+        loss_gan = torch.zeros((), device=fake.device)  # "L1 only": D plays no part
+        if t.lambda_gan > 0 and t.feature_matching > 0:
             with self.autocast():
-                fake_logits = self.d_frozen(self.d_input(real_a, fake))
+                fake_in, real_in = self.augment(
+                    self.d_input(real_a, fake), self.d_input(real_a, real_b)
+                )
+                fake_feats = self._features(fake_in)
+                with torch.no_grad():
+                    real_feats = self._features(real_in)
+            loss_gan = generator_loss([f[-1] for f in fake_feats], t.gan_loss)
+            out["loss_g_fm"] = feature_matching_loss(fake_feats, real_feats)
+        elif t.lambda_gan > 0:
+            with self.autocast():
+                (fake_in,) = self.augment(self.d_input(real_a, fake))
+                fake_logits = self.d_frozen(fake_in)
             loss_gan = generator_loss(fake_logits, t.gan_loss)
-        else:  # "L1 only": D plays no part
-            loss_gan = torch.zeros((), device=fake.device)
-        loss_l1 = reconstruction_loss(fake, real_b)
+        loss_l1 = reconstruction_loss(fake, real_b, t.reconstruction, t.reconstruction_scale)
         loss = t.lambda_gan * loss_gan + t.lambda_l1 * loss_l1
+        if "loss_g_fm" in out:
+            loss = loss + t.feature_matching * out["loss_g_fm"]
         self.scaler.scale(loss).backward()
         self.scaler.step(self.opt_g)
         self.d.requires_grad_(True)
-        return {"loss_g": loss, "loss_g_gan": loss_gan, "loss_g_l1": loss_l1}
+        return {"loss_g": loss, "loss_g_gan": loss_gan, "loss_g_l1": loss_l1, **out}
+
+    def _features(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
+        """D's activations per scale (a single PatchGAN is one scale)."""
+        feats = self.d.features(x)
+        return feats if isinstance(feats[0], list) else [feats]
 
     def step(
         self, real_a: torch.Tensor, real_b: torch.Tensor
@@ -149,6 +212,9 @@ class Pix2PixTrainer:
             losses = self.d_step(real_a, real_b, fake)
         losses |= self.g_step(real_a, real_b, fake)
         self.scaler.update()
+        self.steps += 1
+        if self.ema is not None:
+            self.ema.update(self.g, self.steps)
         return {k: v.detach() for k, v in losses.items()}, fake.detach()
 
     def set_epoch(self, epoch: int) -> None:
@@ -190,6 +256,8 @@ class Pix2PixTrainer:
             "optimizer_g": self.opt_g.state_dict(),
             "optimizer_d": self.opt_d.state_dict(),
             "scaler": self.scaler.state_dict(),
+            "steps": self.steps,
+            "augment_rng": self.augment_rng.get_state(),
             **rng,
         }
         if self.ctx.enabled:
@@ -199,6 +267,16 @@ class Pix2PixTrainer:
                 state[f"{key}_ranks"] = gathered
                 state[key] = gathered[0].clone()  # not a view that pickles all rows
         return state
+
+    def load_checkpoint(self, ckpt: Path, step: int) -> None:
+        """Both networks (and the EMA average), then `load_state_dict`, from checkpoint
+        folder `ckpt` written after optimiser step `step`."""
+        load_weights(self.g, ckpt / GENERATOR_FILE)
+        load_weights(self.d, ckpt / DISCRIMINATOR_FILE)
+        if self.ema is not None:
+            load_weights(self.ema.module, ckpt / EMA_FILE)
+        self.load_state_dict(load_training_state(ckpt))
+        self.steps = step  # also for checkpoints from before the count was saved
 
     def load_state_dict(self, state: dict) -> None:
         """Restore optimisers, scaler and this rank's RNG.
@@ -210,6 +288,9 @@ class Pix2PixTrainer:
         self.opt_d.load_state_dict(state["optimizer_d"])
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
+        self.steps = int(state.get("steps", 0))
+        if "augment_rng" in state:
+            self.augment_rng.set_state(state["augment_rng"])
         rank, world = self.ctx.rank, self.ctx.world_size
         for key in ("rng_cpu", "rng_cuda"):
             ranks = state.get(f"{key}_ranks")

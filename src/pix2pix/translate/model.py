@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from torch import nn
 
-from pix2pix.checkpoint import GENERATOR_FILE, find_checkpoint, load_weights, read_meta
+from pix2pix.checkpoint import find_checkpoint, generator_file, load_weights, read_meta
 from pix2pix.config import RunConfig
 from pix2pix.data.encoding import encode_input, output_array
 from pix2pix.data.images import (
@@ -84,17 +84,19 @@ class Pix2Pix:
         channels_last: str = "auto",
         compile: str = "auto",
         images: int | None = None,
+        weights: str = "auto",
     ) -> Pix2Pix:
         """From a checkpoint folder or a run folder (its latest/); no training flags needed.
 
         precision, channels_last, compile: 'auto' takes the measured defaults for the device
         (see `pix2pix.runtime.default_speed`); 'fp32'/'bf16'/'fp16' and 'on'/'off' force.
         images: the size of the job, if known ('auto' compiles only for large ones).
+        weights: auto (the EMA average when the checkpoint has one), ema or raw.
         """
         ckpt = find_checkpoint(Path(path))
         config, _ = read_meta(ckpt)
         generator = build_generator(config.model, init=False)
-        load_weights(generator, ckpt / GENERATOR_FILE).eval()  # ours: at rest in eval mode
+        load_weights(generator, generator_file(ckpt, weights)).eval()  # ours: at rest in eval mode
         dev = resolve_device(device)
         speed = resolve_speed(dev, "infer", precision, channels_last, compile, images)
         return cls(generator, config, dev, speed)

@@ -1,0 +1,37 @@
+"""Training recipes: named sets of defaults that `--recipe` lays under the flags.
+
+`paper` is the paper's recipe (the field defaults, nothing changed). `improved` is the
+combination of options the screening ablation in docs/QUALITY.md measured best on
+facades; it only sets options, so every flag (or config-file setting) given beside
+`--recipe improved` still wins.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pix2pix.config.run import RunConfig
+
+RECIPES: dict[str, dict[str, dict[str, Any]]] = {
+    "paper": {},
+    "improved": {
+        "train": {"ema_decay": 0.999, "augment": "translation,cutout"},
+    },
+}
+
+
+def apply_recipe(config: RunConfig, recipe: str) -> RunConfig:
+    """`config` with `recipe`'s settings (and the recipe recorded)."""
+    settings = RECIPES[recipe]
+    train = {**settings.get("train", {}), "recipe": recipe}
+    return config.replace(**{**settings, "train": train})
+
+
+def with_recipe(
+    settings: dict[str, dict[str, Any]], overrides: dict[str, dict[str, Any]]
+) -> RunConfig:
+    """The config a new run trains with: the defaults, the recipe (named in `overrides`,
+    else in `settings`, else paper), a config file's `settings`, then `overrides` (flags)."""
+    named = {**settings.get("train", {}), **overrides.get("train", {})}
+    config = apply_recipe(RunConfig(), named.get("recipe", "paper"))
+    return config.replace(**settings).replace(**overrides)

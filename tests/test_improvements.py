@@ -1,0 +1,312 @@
+"""Options beyond the paper's recipe (issue 14): what each computes, and that each trains,
+is recorded and resumes exactly; the recipe; the training-health diagnostics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+from torch import nn
+
+from conftest import error_line, run_cli, tiny_config
+from pix2pix.checkpoint import EMA_FILE, read_meta
+from pix2pix.config import DataConfig, ModelConfig, RunConfig, TrainConfig
+from pix2pix.config.recipes import RECIPES, with_recipe
+from pix2pix.errors import ConfigError
+from pix2pix.losses import (
+    adversarial_loss,
+    feature_matching_loss,
+    r1_penalty,
+    reconstruction_loss,
+)
+from pix2pix.nets import MultiScaleDiscriminator, PatchDiscriminator, UNet, build_discriminator
+from pix2pix.training.augment import augment_pairs
+from pix2pix.training.ema import WeightAverage, ema_decay_at
+from pix2pix.training.health import Health
+from pix2pix.training.loop import fit
+from pix2pix.training.runlog import RunLog, read_log
+from pix2pix.translate import Pix2Pix
+from test_train import assert_same_weights
+
+# --- EMA ---------------------------------------------------------------------------
+
+
+def test_ema_warms_up_then_uses_the_decay() -> None:
+    assert ema_decay_at(1, 0.999) == pytest.approx(2 / 11)
+    assert ema_decay_at(10**6, 0.999) == 0.999
+
+
+def test_ema_averages_weights_and_buffers_and_copies_counts() -> None:
+    net = nn.Sequential(nn.Conv2d(1, 1, 1), nn.BatchNorm2d(1))
+    avg = WeightAverage(net, 0.5)
+    before = net[0].weight.detach().clone()
+    with torch.no_grad():
+        net[0].weight.add_(1.0)
+        net[1].running_mean.fill_(4.0)
+        net[1].num_batches_tracked.fill_(7)
+    avg.update(net, step=10**6)  # past the warm-up: d = 0.5
+    torch.testing.assert_close(avg.module[0].weight, before + 0.5)
+    torch.testing.assert_close(avg.module[1].running_mean, torch.tensor([2.0]))
+    assert int(avg.module[1].num_batches_tracked) == 7
+    assert not avg.module[0].weight.requires_grad
+
+
+def test_ema_is_saved_resumed_and_used_for_inference(aligned_data: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(aligned_data, train={"ema_decay": 0.9})
+    fit(cfg, tmp_path / "whole")
+    fit(cfg.replace(train={"max_steps": 5}), tmp_path / "split")
+    fit(cfg, tmp_path / "split", resume=True)
+    a, b = (load_file(tmp_path / r / "latest" / EMA_FILE) for r in ("whole", "split"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    raw = load_file(tmp_path / "whole" / "latest" / "generator.safetensors")
+    assert any(not torch.equal(a[k], raw[k]) for k in a if a[k].is_floating_point())
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    ema = Pix2Pix.load(tmp_path / "whole", "cpu", precision="fp32")
+    own = Pix2Pix.load(tmp_path / "whole", "cpu", precision="fp32", weights="raw")
+    torch.testing.assert_close(ema.generator.state_dict()["encoder.0.0.weight"],
+                               a["encoder.0.0.weight"])  # fmt: skip
+    assert not torch.equal(ema.translate_tensor(x, eval_mode=True),
+                           own.translate_tensor(x, eval_mode=True))  # fmt: skip
+
+
+def test_weights_ema_without_an_average_is_a_one_line_error(
+    aligned_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    fit(tiny_config(aligned_data, train={"max_steps": 1}), tmp_path / "run")
+    args = ["--checkpoint", tmp_path / "run", aligned_data / "1.png", "--out", tmp_path / "o"]
+    code, _, err = run_cli(capsys, "translate", *args, "--weights", "ema")
+    assert code == 2 and "has no generator_ema.safetensors" in error_line(err)
+
+
+# --- DiffAugment ---------------------------------------------------------------------
+
+POLICIES = [("translation",), ("cutout",), ("color",), ("translation", "cutout", "color")]
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_augment_applies_one_draw_to_real_and_fake_and_to_both_halves(policy) -> None:
+    torch.manual_seed(0)
+    a, b = torch.rand(2, 4, 3, 16, 16).unbind(0)
+    fake, real = torch.cat([a, b], 1), torch.cat([a, a], 1)  # pairs sharing their input
+    out_fake, out_real = augment_pairs([fake, real], policy, torch.Generator().manual_seed(1), 3)
+    # the same transform for the real and the fake pair: their input halves stay equal
+    torch.testing.assert_close(out_fake[:, :3], out_real[:, :3])
+    # and each half of a pair moves as the halves would alone
+    (alone,) = augment_pairs([torch.cat([b, b], 1)], policy, torch.Generator().manual_seed(1), 3)
+    torch.testing.assert_close(out_fake[:, 3:], alone[:, 3:])
+    assert not torch.equal(out_fake, fake)  # it did something
+
+
+def test_augment_translation_shifts_and_cutout_zeroes_a_quarter() -> None:
+    x = torch.rand(8, 2, 16, 16) + 1  # no zeros of its own
+    (moved,) = augment_pairs([x], ("translation",), torch.Generator().manual_seed(0), 1)
+    sums = sorted(float(s) for s in moved.flatten(1).sum(1) / x.flatten(1).sum(1))
+    assert sums[-1] <= 1.0 + 1e-6 and sums[0] >= (14 / 16) ** 2 - 0.1  # shifted by <= 1/8
+    (cut,) = augment_pairs([x], ("cutout",), torch.Generator().manual_seed(0), 1)
+    zeros = (cut == 0).flatten(1).float().mean(1)
+    assert float(zeros.max()) <= 0.25 + 1e-6 and float(zeros.mean()) > 0.1
+
+
+def test_augment_is_differentiable_and_the_policy_is_checked() -> None:
+    x = torch.rand(2, 6, 16, 16, requires_grad=True)
+    (y,) = augment_pairs([x], ("translation", "cutout", "color"), torch.Generator(), 3)
+    y.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    with pytest.raises(ConfigError, match="unknown augmentation 'flip'"):
+        TrainConfig(augment="translation,flip")
+
+
+# --- losses ------------------------------------------------------------------------
+
+
+def test_r1_is_the_squared_input_gradient() -> None:
+    w = torch.randn(1, 6, 1, 1)
+    x = torch.rand(2, 6, 4, 4, requires_grad=True)
+    logits = F.conv2d(x, w)  # d sum / dx = w at every pixel
+    expected = (w.pow(2).sum() * 16).item()
+    assert r1_penalty(logits, x).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_reconstruction_l2_and_downscaled() -> None:
+    fake, target = torch.zeros(1, 1, 4, 4), torch.ones(1, 1, 4, 4) * 0.5
+    assert reconstruction_loss(fake, target, "l2").item() == pytest.approx(0.25)
+    assert reconstruction_loss(fake, target, "l1").item() == pytest.approx(0.5)
+    stripes = torch.zeros(1, 1, 4, 4)
+    stripes[..., ::2] = 1.0
+    shifted = stripes.roll(1, dims=-1)  # misregistered by one pixel
+    assert reconstruction_loss(stripes, shifted).item() == pytest.approx(1.0)
+    assert reconstruction_loss(stripes, shifted, scale=2).item() == pytest.approx(0.0)
+
+
+def test_multiscale_discriminator_and_losses_over_scales() -> None:
+    d = MultiScaleDiscriminator(3, 6, layers=2, ndf=4)
+    out = d(torch.rand(1, 6, 64, 64))
+    assert [o.shape[-1] for o in out] == [14, 6, 2]
+    feats = d.features(torch.rand(1, 6, 64, 64))
+    assert len(feats) == 3 and all(len(f) == 4 for f in feats)  # 3 activations + logits
+    per_scale = [adversarial_loss(o, True) for o in out]
+    assert adversarial_loss(out, True).item() == pytest.approx(torch.stack(per_scale).mean().item())
+    cfg = ModelConfig(d_scales=2, in_channels=3, out_channels=3)
+    assert isinstance(build_discriminator(cfg), MultiScaleDiscriminator)
+
+
+def test_scales_too_coarse_for_the_crop_are_a_config_error() -> None:
+    data = DataConfig(load_size=52, crop_size=48)
+    RunConfig(model=ModelConfig(d_scales=2), data=data)  # 24x24 at the coarsest: enough
+    with pytest.raises(ConfigError, match="coarsest discriminator sees 12x12, below the 24x24"):
+        RunConfig(model=ModelConfig(d_scales=3), data=data)
+
+
+def test_feature_matching_is_zero_on_equal_pairs_and_trains_only_g() -> None:
+    d = PatchDiscriminator(6, 2, 4)
+    real = torch.rand(1, 6, 32, 32)
+    assert feature_matching_loss([d.features(real)], [d.features(real)]).item() == 0.0
+    fake = torch.rand(1, 6, 32, 32, requires_grad=True)
+    real_feats = [d.features(real.requires_grad_(True))]
+    loss = feature_matching_loss([d.features(fake)], real_feats)
+    loss.backward()
+    assert loss.item() > 0 and fake.grad is not None and real.grad is None
+
+
+# --- upsampling ----------------------------------------------------------------------
+
+
+def test_resize_conv_upsampling_replaces_transposed_convs() -> None:
+    def count(net: nn.Module, kind: type) -> int:
+        return sum(isinstance(m, kind) for m in net.modules())
+
+    paper, full, head = (UNet(3, 3, 5, 8, upsample=u) for u in ("transpose", "resize-conv",
+                                                                "resize-conv-head"))  # fmt: skip
+    assert count(paper, nn.ConvTranspose2d) == 5 and count(full, nn.ConvTranspose2d) == 0
+    assert count(head, nn.ConvTranspose2d) == 4 and count(head, nn.Upsample) == 1
+    x = torch.rand(1, 3, 64, 64)
+    assert full(x).shape == head(x).shape == (1, 3, 64, 64)
+    with pytest.raises(ConfigError, match="upsample resize-conv is for U-Nets"):
+        ModelConfig(generator="resnet_6blocks", upsample="resize-conv")
+
+
+# --- every option trains, is recorded and resumes exactly ------------------------------
+
+OPTIONS = {
+    "augment": {"train": {"augment": "translation,cutout,color"}},
+    "r1": {"train": {"r1_gamma": 1.0, "r1_every": 2}},
+    "fm": {
+        "model": {"d_scales": 2, "discriminator": "patch_34"},
+        "train": {"feature_matching": 10.0},
+    },
+    "resize": {"model": {"upsample": "resize-conv"}},
+    "recon": {"train": {"reconstruction": "l2", "reconstruction_scale": 2}},
+    "l1_only": {"train": {"lambda_gan": 0.0}},
+}
+
+
+@pytest.mark.parametrize("name", OPTIONS)
+def test_option_resumes_exactly(name: str, aligned_data: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(aligned_data, **OPTIONS[name]).replace(train={"epochs": 1, "decay_epochs": 1})
+    fit(cfg, tmp_path / "whole")
+    fit(cfg.replace(train={"max_steps": 3}), tmp_path / "split")
+    fit(cfg, tmp_path / "split", resume=True)
+    assert_same_weights(tmp_path / "whole" / "latest", tmp_path / "split" / "latest")
+    saved, _ = read_meta(tmp_path / "whole" / "latest")
+    for section, values in OPTIONS[name].items():
+        assert all(getattr(getattr(saved, section), k) == v for k, v in values.items())
+    log = read_log(tmp_path / "whole" / "log.jsonl")
+    if name == "r1":  # lazy: on D steps 0, 2, ...
+        assert ["r1" in r for r in log[:4]] == [True, False, True, False]
+    if name == "l1_only":
+        assert all("loss_d" not in r for r in log)
+
+
+def test_l1_only_leaves_d_as_initialised(aligned_data: Path, tmp_path: Path) -> None:
+    cfg = tiny_config(aligned_data, train={"lambda_gan": 0.0, "max_steps": 3})
+    fit(cfg, tmp_path / "a")
+    fit(cfg.replace(train={"max_steps": 1}), tmp_path / "b")
+    da, db = (load_file(tmp_path / r / "latest" / "discriminator.safetensors") for r in "ab")
+    assert all(torch.equal(da[k], db[k]) for k in da)
+    with pytest.raises(ConfigError, match="both 0"):
+        TrainConfig(lambda_gan=0.0, lambda_l1=0.0)
+
+
+# --- recipe --------------------------------------------------------------------------
+
+
+def test_improved_recipe_sets_its_options_and_flags_win() -> None:
+    improved = with_recipe({}, {"train": {"recipe": "improved"}})
+    for section, values in RECIPES["improved"].items():
+        assert all(getattr(getattr(improved, section), k) == v for k, v in values.items())
+    assert improved.train.recipe == "improved"
+    own = with_recipe({}, {"train": {"recipe": "improved", "ema_decay": 0.0}})
+    assert own.train.ema_decay == 0.0
+    from_file = with_recipe({"train": {"recipe": "improved", "ema_decay": 0.5}}, {})
+    assert from_file.train.ema_decay == 0.5
+    assert with_recipe({}, {}) == with_recipe({}, {"train": {"recipe": "paper"}}).replace(
+        train={"recipe": "paper"}
+    )
+    assert with_recipe({}, {}).train.ema_decay == 0.0
+
+
+def test_recipe_flag_is_recorded_in_the_run(
+    aligned_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run_cli(capsys, "train", "--data", aligned_data, "--out", tmp_path / "r",
+                           "--generator", "unet_32", "--ngf", "4", "--ndf", "4",
+                           "--load-size", "32", "--crop-size", "32", "--max-steps", "1",
+                           "--precision", "fp32", "--recipe", "improved", "--ema-decay",
+                           "0.5", "--no-progress", "--no-report")  # fmt: skip
+    assert code == 0, err
+    saved, _ = read_meta(tmp_path / "r" / "latest")
+    assert saved.train.recipe == "improved" and saved.train.ema_decay == 0.5
+    assert saved.train.augment == RECIPES["improved"]["train"].get("augment", "")
+
+
+# --- training-health diagnostics ------------------------------------------------------
+
+
+def _feed(health: Health, steps: int, record: dict, fake=None, target=None) -> list[str]:
+    due = []
+    for i in range(steps):
+        t = torch.full((1, 1, 2, 2), float(i)) if target is None else target(i)
+        f = t if fake is None else fake(i)
+        due += health.after_step({"step": i, **record}, f, t)
+    return due
+
+
+def test_health_warns_once_when_d_wins_and_again_after_recovery() -> None:
+    health = Health(window=5)
+    assert _feed(health, 4, {"loss_d": 0.001}) == []
+    assert _feed(health, 10, {"loss_d": 0.001}) == ["d_wins"]
+    assert _feed(health, 1, {"loss_d": 0.5}) == []
+    assert _feed(health, 5, {"loss_d": 0.001}) == ["d_wins"]
+
+
+def test_health_warns_on_a_perfect_d() -> None:
+    assert _feed(Health(window=3), 3, {"d_acc": 1.0}) == ["d_perfect"]
+    assert _feed(Health(window=3), 9, {"d_acc": 0.9}) == []
+
+
+def test_health_warns_when_l1_stops_falling() -> None:
+    health = Health(plateau=2, patience=2)
+    falling = [health.after_step({"loss_g_l1": 1.0 / (i + 1)}, torch.zeros(1), torch.ones(1))
+               for i in range(20)]  # fmt: skip
+    assert not any(falling)
+    assert _feed(health, 4, {"loss_g_l1": 1.0}) == ["l1_plateau"]
+
+
+def test_health_warns_when_outputs_stop_depending_on_the_input() -> None:
+    constant = lambda i: torch.zeros(1, 1, 2, 2)  # noqa: E731
+    assert _feed(Health(window=3), 4, {}, fake=constant) == ["collapse"]
+    assert _feed(Health(window=3), 10, {}) == []  # outputs follow the targets
+
+
+def test_health_warnings_reach_the_log(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    runlog = RunLog(tmp_path / "log.jsonl")
+    health = Health(window=2)
+    for i in range(2):
+        health.check({"step": i + 1, "loss_d": 0.0}, torch.zeros(1), torch.zeros(1), runlog)
+    runlog.close()
+    warnings = [r for r in read_log(tmp_path / "log.jsonl") if "warning" in r]
+    assert [(w["step"], w["warning"]) for w in warnings] == [(2, "d_wins")]
+    assert "--spectral-norm" in caplog.text
