@@ -262,6 +262,16 @@ def test_recipe_flag_is_recorded_in_the_run(
     assert saved.train.augment == RECIPES["improved"]["train"].get("augment", "")
 
 
+def test_train_help_says_what_each_recipe_sets(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run_cli(capsys, "train", "--help")
+    epilog = out[out.index("recipes (--recipe NAME") :]
+    assert code == 0 and "paper     the paper's recipe" in epilog
+    for section in RECIPES["improved"].values():
+        for name, value in section.items():
+            flag = "--" + name.replace("_", "-")
+            assert (flag if value is True else f"{flag} {value}") in epilog
+
+
 # --- training-health diagnostics ------------------------------------------------------
 
 

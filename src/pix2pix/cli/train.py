@@ -9,7 +9,7 @@ from pathlib import Path
 
 from pix2pix.cli.flags import Subparsers, add_config_flags, config_overrides
 from pix2pix.config import read_config_file
-from pix2pix.config.recipes import with_recipe
+from pix2pix.config.recipes import describe_recipes, with_recipe
 from pix2pix.errors import render
 
 log = logging.getLogger("pix2pix")
@@ -42,8 +42,10 @@ def add_train(sub: Subparsers) -> None:
     p = sub.add_parser(
         "train",
         help="train a model on paired images (or resume a run)",
-        description="Train pix2pix. Defaults are the paper's. With --resume, only --out is "
+        description="Train pix2pix. Defaults are the paper's. With --resume, only --out is\n"
         "needed: the run continues exactly where it stopped.",
+        epilog=describe_recipes(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder (checkpoints, logs)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")

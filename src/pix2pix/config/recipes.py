@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from pix2pix.config.fields import flag_name
 from pix2pix.config.run import RunConfig
 
 RECIPES: dict[str, dict[str, dict[str, Any]]] = {
@@ -18,6 +19,28 @@ RECIPES: dict[str, dict[str, dict[str, Any]]] = {
         "train": {"ema_decay": 0.999, "augment": "translation,cutout"},
     },
 }
+
+
+def recipe_flags(recipe: str) -> str:
+    """The flags `recipe` stands for, as a user would type them ("" for paper)."""
+    parts = []
+    for section in RECIPES[recipe].values():
+        for name, value in section.items():
+            if value is True:
+                parts.append(flag_name(name))
+            else:
+                parts.append(f"{flag_name(name)} {value}")
+    return " ".join(parts)
+
+
+def describe_recipes() -> str:
+    """For `pix2pix train --help`: what each recipe sets."""
+    lines = ["recipes (--recipe NAME; any flag given beside it wins):"]
+    lines.append("  paper     the paper's recipe: the defaults shown above")
+    for name in RECIPES:
+        if name != "paper":
+            lines.append(f"  {name:<9} {recipe_flags(name)} (measured in docs/QUALITY.md)")
+    return "\n".join(lines)
 
 
 def apply_recipe(config: RunConfig, recipe: str) -> RunConfig:
