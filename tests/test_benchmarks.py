@@ -51,3 +51,13 @@ def test_tiling_benchmark_compares_tiled_and_whole_outputs() -> None:
     assert result["pixels_covered_ratio"] == 9 * 256 * 256 / 512**2  # 3 x 3 tiles
     assert 0 < result["eval_mean_abs_diff"] < 0.2 and result["eval_seam_ratio_blended"] > 0
     assert result["seconds_tiled"] > 0 and result["time_ratio"] > 0
+
+
+def test_large_image_benchmark_streams_and_checks_the_output(tmp_path: Path) -> None:
+    from benchmarks import large_image
+
+    args = argparse.Namespace(size=300, tile=64, overlap=16, generator="unet_32",
+                              out=str(tmp_path / "large"))  # fmt: skip
+    result = large_image.run(args)
+    assert result["output_matches_input_size_and_format"] and result["georeferencing_kept"]
+    assert result["peak_rss_mib"] > 0 and result["seconds"] > 0

@@ -148,8 +148,8 @@ def test_only_a_band_of_rows_is_accumulated_and_progress_is_reported(monkeypatch
     sizes, progress = [], []
     real_add = tiling._Band.add
 
-    def add(self, weighted, win, y0, x0, h):  # type: ignore[no-untyped-def]
-        real_add(self, weighted, win, y0, x0, h)
+    def add(self, weighted, win, y0, x0):  # type: ignore[no-untyped-def]
+        real_add(self, weighted, win, y0, x0)
         sizes.append(self.acc.shape[2])
 
     monkeypatch.setattr(tiling._Band, "add", add)

@@ -28,7 +28,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load as load_safetensors
+from safetensors.torch import load_file as load_safetensors_file
 from safetensors.torch import save as save_safetensors
 from torch import nn
 
@@ -209,7 +209,7 @@ def read_meta(path: Path, need: tuple[str, ...] = INFERENCE_FILES) -> tuple[RunC
 def load_weights(module: nn.Module, file: Path) -> nn.Module:
     """Load a safetensors file into `module` (strict), with errors naming the file."""
     try:
-        state = load_safetensors(Path(file).read_bytes())
+        state = load_safetensors_file(Path(file))  # read in place: no copy of the bytes
     except (OSError, SafetensorError) as exc:
         raise UserError(f"{file}: unreadable weights ({exc}); the checkpoint is damaged") from None
     try:

@@ -12,6 +12,7 @@ Every function here takes or returns (H, W, C) arrays; `images.py` picks which t
 
 from __future__ import annotations
 
+import importlib
 import io
 from pathlib import Path
 from types import ModuleType
@@ -25,15 +26,19 @@ ARRAY_DTYPES = (np.uint8, np.uint16, np.float32)
 GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 
 
-def require_opencv(what: str, extra: str = "opencv") -> ModuleType:
-    """The cv2 module, or a UserError saying that `what` needs the OpenCV extra."""
+def require_module(name: str, what: str, extra: str, label: str = "") -> ModuleType:
+    """The module `name`, or a UserError saying that `what` needs the `extra`."""
     try:
-        import cv2
+        return importlib.import_module(name)
     except ImportError:
         raise UserError(
-            f"{what} needs OpenCV; install it with: pip install 'pix2pix[{extra}]'"
+            f"{what} needs {label or name}; install it with: pip install 'pix2pix[{extra}]'"
         ) from None
-    return cv2
+
+
+def require_opencv(what: str, extra: str = "opencv") -> ModuleType:
+    """The cv2 module, or a UserError saying that `what` needs the OpenCV extra."""
+    return require_module("cv2", what, extra, "OpenCV")
 
 
 # ---------------------------------------------------------------- .npy

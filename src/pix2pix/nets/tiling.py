@@ -72,6 +72,9 @@ def _window(start: int, size: int, length: int, overlap: int, dtype: torch.dtype
     return w
 
 
+ReadRows = Callable[[int, int], torch.Tensor]  # (first row, end row) -> (B, C, rows, W)
+
+
 def run_tiled(
     run: Callable[[torch.Tensor], torch.Tensor],
     x: torch.Tensor,
@@ -85,30 +88,51 @@ def run_tiled(
     `run` maps (N, C, h, w) to (N, C_out, h, w) for the tile sizes used (at most `tile`
     x `tile`; smaller only where the image is). `batch` tiles of a row go through `run`
     together (only where that cannot change the result: batch-independent
-    normalisation). Tiles are taken row by row and the float64 accumulators hold only
-    the band of rows the current row of tiles covers: rows above it are final and are
-    written to the float32 result. `on_tile(done, total)` is called after each batch.
+    normalisation). `on_tile(done, total)` is called after each batch.
     """
     b, _, h, w = x.shape
+    bands = tiled_rows(run, lambda y0, y1: x[:, :, y0:y1], (b, h, w), tile, overlap, batch,
+                       on_tile)  # fmt: skip
+    return torch.cat([rows for _, _, rows in bands], dim=2)
+
+
+def tiled_rows(
+    run: Callable[[torch.Tensor], torch.Tensor],
+    read: ReadRows,
+    shape: tuple[int, int, int],
+    tile: int,
+    overlap: int,
+    batch: int = 1,
+    on_tile: Callable[[int, int], None] | None = None,
+) -> Iterator[tuple[int, int, torch.Tensor]]:
+    """`run_tiled` for an image given by `read` and `shape` (B, H, W), yielding the
+    finished output rows top to bottom: (first row, end row, (B, C_out, rows, W) float32).
+
+    Tiles are taken row by row; each row of tiles reads only the input rows it covers,
+    and the float64 accumulators hold only the band of rows that row of tiles covers:
+    rows above it are final and are yielded. Memory is a band, not the image.
+    """
+    b, h, w = shape
     th, tw = min(tile, h), min(tile, w)
     ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
     windows_x = {x0: _window(x0, tw, w, overlap, torch.float64) for x0 in xs}
     band = _Band(b, w)
     done = 0
     for y0 in ys:
-        band.finish_above(y0)  # no later tile reaches rows above this one
+        yield from band.finish_above(y0)  # no later tile reaches rows above this one
+        rows = read(y0, y0 + th)
         wy = _window(y0, th, h, overlap, torch.float64)
         for first in range(0, len(xs), batch):
             group = xs[first : first + batch]
-            crops = torch.cat([x[:, :, y0 : y0 + th, x0 : x0 + tw] for x0 in group])
+            crops = torch.cat([rows[:, :, :, x0 : x0 + tw] for x0 in group])
             outs = run(crops).to("cpu", torch.float64).split(b)
             for x0, out in zip(group, outs):
                 win = wy[:, None] * windows_x[x0][None, :]
-                band.add(out * win, win, y0, x0, h)
+                band.add(out * win, win, y0, x0)
             done += len(group)
             if on_tile is not None:
                 on_tile(done, len(ys) * len(xs))
-    return band.finish(h)
+    yield from band.finish_above(h)
 
 
 class _Band:
@@ -119,14 +143,12 @@ class _Band:
         self.lo = 0  # the first open row
         self.acc: torch.Tensor | None = None  # (B, C, rows, W)
         self.weight = torch.zeros(1, 1, 0, width, dtype=torch.float64)
-        self.result: torch.Tensor | None = None  # (B, C, H, W) float32
 
-    def add(self, weighted: torch.Tensor, win: torch.Tensor, y0: int, x0: int, h: int) -> None:
+    def add(self, weighted: torch.Tensor, win: torch.Tensor, y0: int, x0: int) -> None:
         rows, cols = weighted.shape[-2:]
         if self.acc is None:
             c = weighted.shape[1]
             self.acc = torch.zeros(self.batch, c, 0, self.width, dtype=torch.float64)
-            self.result = torch.empty(self.batch, c, h, self.width, dtype=torch.float32)
         grow = y0 + rows - self.lo - self.acc.shape[2]
         if grow > 0:
             self.acc = torch.cat([self.acc, self.acc.new_zeros(*self.acc.shape[:2], grow,
@@ -136,25 +158,24 @@ class _Band:
         self.acc[:, :, r, x0 : x0 + cols] += weighted
         self.weight[:, :, r, x0 : x0 + cols] += win
 
-    def finish_above(self, row: int) -> None:
-        """Write the rows above `row` (all of their tiles are in) to the result."""
+    def finish_above(self, row: int) -> Iterator[tuple[int, int, torch.Tensor]]:
+        """The rows above `row` (all of their tiles are in), blended, as float32."""
         n = row - self.lo
         if self.acc is None or n <= 0:
             return
-        assert self.result is not None
-        self.result[:, :, self.lo : row] = (self.acc[:, :, :n] / self.weight[:, :, :n]).float()
-        self.acc, self.weight = self.acc[:, :, n:], self.weight[:, :, n:]
-        self.lo = row
-
-    def finish(self, h: int) -> torch.Tensor:
-        self.finish_above(h)
-        assert self.result is not None
-        return self.result
+        done = (self.acc[:, :, :n] / self.weight[:, :, :n]).float()
+        self.acc, self.weight = self.acc[:, :, n:].clone(), self.weight[:, :, n:].clone()
+        lo, self.lo = self.lo, row
+        yield lo, row, done
 
 
 @contextlib.contextmanager
 def image_statistics(
-    net: nn.Module, x: torch.Tensor, tile: int, overlap: int, stride: int
+    net: nn.Module,
+    x: torch.Tensor | tuple[ReadRows, tuple[int, int, int]],
+    tile: int,
+    overlap: int,
+    stride: int,
 ) -> Iterator[None]:
     """Normalise every tile with the whole image's batch statistics (the two-pass mode).
 
@@ -163,8 +184,11 @@ def image_statistics(
     all tiles give the image's mean and (biased) variance. For the block, those layers then
     normalise with the pooled statistics (eval-style) while dropout stays as it is. Their
     running statistics and modes are restored afterwards. With one tile covering the image
-    the statistics are exactly the whole image's.
+    the statistics are exactly the whole image's. `x` is the image, or (read, shape) as
+    for `tiled_rows`.
     """
+    read, shape = (x if isinstance(x, tuple) else
+                   (lambda y0, y1: x[:, :, y0:y1], (x.shape[0], *x.shape[2:])))  # fmt: skip
     norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     sums: dict[nn.Module, list[torch.Tensor]] = {}
 
@@ -177,18 +201,23 @@ def image_statistics(
     hooks = [m.register_forward_pre_hook(record) for m in norms]
     try:
         with torch.no_grad():
-            run_tiled(lambda t: run_any_size(net, t, stride), x, tile, overlap)
+            for _ in tiled_rows(lambda t: run_any_size(net, t, stride), read, shape, tile, overlap):
+                pass
     finally:
         for hook in hooks:
             hook.remove()
     saved = [(m.training, m.running_mean, m.running_var) for m in norms]
+    param = next(net.parameters())
     try:
         for m in norms:
             total, squares, n = sums[m]
             mean = total / n
             var = (squares / n - mean * mean).clamp_min(0.0)
-            dtype = saved[norms.index(m)][1].dtype if m.running_mean is not None else x.dtype
-            m.running_mean, m.running_var = mean.to(x.device, dtype), var.to(x.device, dtype)
+            dtype = m.running_mean.dtype if m.running_mean is not None else param.dtype
+            m.running_mean, m.running_var = (
+                mean.to(param.device, dtype),
+                var.to(param.device, dtype),
+            )
             m.training = False
         yield
     finally:

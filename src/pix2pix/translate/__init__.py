@@ -13,7 +13,9 @@ Images of any size are reflect-padded to a multiple of the generator's stride an
 output is cropped back, so an output always has its input's exact size. Inputs are read
 at their own depth; outputs are written at the depth and in the colour space recorded in
 the checkpoint (`data.output_depth`, `data.color_space`): `<stem>.png` for 1 or 3
-channels of 8 or 16 bits, `<stem>.tif` (one page per channel) otherwise.
+channels of 8 or 16 bits, `<stem>.tif` (one page per channel) otherwise; a TIFF input
+gives `<stem>.tif`, with its georeferencing tags (with the `tiff` extra). Tiled images
+are streamed (`translate.stream`): read and written a band of tile rows at a time.
 """
 
 from pix2pix.translate.files import read_input, translate_files

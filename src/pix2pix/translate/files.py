@@ -15,6 +15,7 @@ from tqdm import tqdm
 
 from pix2pix.config import check_seed
 from pix2pix.data import formats
+from pix2pix.data.bands import TIFF_SUFFIXES
 from pix2pix.data.datasets import oriented, read_side, side_header, split_aligned
 from pix2pix.data.encoding import encode_input, image_channels, output_array
 from pix2pix.data.folders import find_pairs
@@ -28,6 +29,7 @@ from pix2pix.errors import UserError
 from pix2pix.fileio import check_outputs, first_missing, remove_if_empty
 from pix2pix.nets.tiling import TileStats, check_tiling
 from pix2pix.translate.model import Pix2Pix
+from pix2pix.translate.stream import streamable, translate_streamed, write_whole
 
 log = logging.getLogger(__name__)
 
@@ -149,12 +151,12 @@ def translate_files(
     items = _items(model, inputs, paired)
     sizes = _check_inputs(model, items, aligned, suffix)
     out_dir = Path(out_dir)
-    targets = [(out_dir / f"{name}{suffix}", files) for name, files in items]
+    targets = [(out_dir / f"{name}{_suffix(files, suffix)}", files) for name, files in items]
     check_outputs(out_dir, targets, overwrite)
     made = first_missing(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
-        return _translate_items(model, items, sizes, out_dir, suffix, batch_size=batch_size,
+        return _translate_items(model, items, sizes, targets, batch_size=batch_size,
                                 eval_mode=eval_mode, aligned=aligned, seed=seed,
                                 progress=progress, tiling=tiling)  # fmt: skip
     finally:
@@ -162,12 +164,16 @@ def translate_files(
             remove_if_empty(out_dir, made)  # a translation that failed before its first output
 
 
+def _suffix(files: tuple[Path, ...], suffix: str) -> str:
+    """A TIFF input gives a TIFF output (its georeferencing kept); others `suffix`."""
+    return ".tif" if files[0].suffix.lower() in TIFF_SUFFIXES else suffix
+
+
 def _translate_items(
     model: Pix2Pix,
     items: list[tuple[str, tuple[Path, ...]]],
     sizes: list[tuple[int, int]],
-    out_dir: Path,
-    suffix: str,
+    targets: list[tuple[Path, tuple[Path, ...]]],
     *,
     batch_size: int,
     eval_mode: bool,
@@ -186,19 +192,35 @@ def _translate_items(
             arr = read_input(model, files[0], aligned)
         return encode_input(arr, model.color_space)
 
+    channels = image_channels(model.out_channels, model.color_space)
     start = 0
     while start < len(items):
+        (w, h), (target, files) = sizes[start], targets[start]
+        tiles = _tiling_for(model, (1, h, w), items[start][0], tiling)
+        if (tiles["tile"] is not None and len(files) == 1 and not aligned
+                and streamable(target, channels, model.output_depth)):  # fmt: skip
+            with _tile_bar(progress) as on_tile:  # one band of the image in memory at a time
+                translate_streamed(model, files[0], target, eval_mode=eval_mode,
+                                   seed=seed + start, on_tile=on_tile, **tiles)  # fmt: skip
+            outputs.append(target)
+            bar.update(1)
+            start += 1
+            continue
         end = start + 1
         while end < len(items) and end - start < batch_size and sizes[end] == sizes[start]:
             end += 1
         x = torch.stack([load(files) for _, files in items[start:end]])
-        tiles = _tiling_for(model, x, items[start][0], tiling)
+        if end - start > 1:
+            tiles = _tiling_for(model, (end - start, h, w), items[start][0], tiling)
         with _tile_bar(progress and tiles["tile"] is not None) as on_tile:
             y = model.translate_tensor(x, eval_mode=eval_mode, seed=seed + start,
                                        on_tile=on_tile, **tiles)  # fmt: skip
-        for (name, _), out, inp in zip(items[start:end], y, x):
-            target = out_dir / f"{name}{suffix}"
-            save_image(output_array(out, inp, model.config.data), target)
+        for (target, files), out, inp in zip(targets[start:end], y, x):
+            arr = output_array(out, inp, model.config.data)
+            if target.suffix == ".tif" and streamable(target, channels, model.output_depth):
+                write_whole(arr, target, files[0])  # as streamed: georeferencing kept
+            else:
+                save_image(arr, target)
             outputs.append(target)
         bar.update(end - start)
         start = end
@@ -207,12 +229,15 @@ def _translate_items(
 
 
 def _tiling_for(
-    model: Pix2Pix, x: torch.Tensor, name: str, tiling: dict[str, Any]
+    model: Pix2Pix, shape: tuple[int, int, int], name: str, tiling: dict[str, Any]
 ) -> dict[str, Any]:
-    """The tiling arguments for a batch: a fixed tile, or the one its memory needs."""
+    """The tiling arguments for a batch (B, H, W): a fixed tile, or the one its memory
+    needs; None where the images are no larger than the tile."""
     tile, overlap = tiling["tile"], tiling["overlap"]
+    b, h, w = shape
+    if isinstance(tile, int) and max(h, w) <= tile:
+        tile = None
     if tile == "auto":
-        b, _, h, w = x.shape
         budget = tiling["budget"] // b if tiling["budget"] else None
         tile = model.tile_for(h, w, budget)
         if tile is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,13 +27,14 @@ from pix2pix.nets import build_generator
 from pix2pix.nets.inference import inference_mode, run_any_size
 from pix2pix.nets.tiling import (
     TILE_STATS,
+    ReadRows,
     TileStats,
     auto_tile,
     available_memory,
     bytes_per_pixel,
     check_tiling,
     image_statistics,
-    run_tiled,
+    tiled_rows,
 )
 from pix2pix.runtime import (
     DTYPES,
@@ -57,21 +58,25 @@ class Pix2Pix:
         config: RunConfig,
         device: torch.device,
         speed: Speed | None = None,
+        *,
+        owned: bool = False,
     ) -> None:
         self.speed = speed or resolve_speed(device, "infer")
         # Inference in bf16/fp16 casts the weights once (autocast would re-cast all 54M of
         # them on every call). A module needing a cast or a new layout is copied first:
-        # the caller's module (a trainer's generator, say) is never changed.
+        # the caller's module (a trainer's generator, say) is never changed; one `load`
+        # built for this model (`owned`) is converted in place (no second copy in memory).
         self.dtype = DTYPES[self.speed.precision]
         fmt = memory_format(self.speed)
         first = next(generator.parameters())
         if first.dtype != self.dtype or first.device != device or self.speed.channels_last:
-            generator = copy.deepcopy(generator).to(device, self.dtype, memory_format=fmt)
+            generator = generator if owned else copy.deepcopy(generator)
+            generator = generator.to(device, self.dtype, memory_format=fmt)
         self.generator = generator  # its mode is set per call and restored after
         self._run = compiled(self.generator, self.speed, "infer")
         self.config = config
         self.device = device
-        self._lock = threading.Lock()  # inference toggles module modes: one call at a time
+        self._lock = threading.RLock()  # inference toggles module modes: one call at a time
         self._per_pixel: float | None = None  # forward-pass bytes per input pixel, once
 
     @classmethod
@@ -99,7 +104,7 @@ class Pix2Pix:
         load_weights(generator, generator_file(ckpt, weights)).eval()  # ours: at rest in eval mode
         dev = resolve_device(device)
         speed = resolve_speed(dev, "infer", precision, channels_last, compile, images)
-        return cls(generator, config, dev, speed)
+        return cls(generator, config, dev, speed, owned=True)
 
     @property
     def in_channels(self) -> int:
@@ -136,6 +141,50 @@ class Pix2Pix:
         """
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"expected (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
+        with self._inference(eval_mode, seed):
+            x = x.to(self.device, self.dtype, memory_format=memory_format(self.speed))
+            if tile is None or max(x.shape[-2:]) <= tile:
+                y = run_any_size(self._run, x, self.stride)
+            else:
+                read = lambda y0, y1: x[:, :, y0:y1]  # noqa: E731
+                rows = self._tiled(read, (x.shape[0], *x.shape[2:]), eval_mode, tile, overlap,
+                                   tile_stats, on_tile)  # fmt: skip
+                y = torch.cat([r for _, _, r in rows], dim=2)
+        return y.float().cpu()
+
+    def translate_rows(
+        self,
+        read: ReadRows,
+        shape: tuple[int, int, int],
+        *,
+        tile: int,
+        overlap: int = 0,
+        eval_mode: bool = False,
+        seed: int | None = 0,
+        tile_stats: TileStats = "tile",
+        on_tile: Callable[[int, int], None] | None = None,
+    ) -> Iterator[tuple[int, int, torch.Tensor]]:
+        """Tiled translation of an image too large to hold, yielded as it is finished.
+
+        `read(y0, y1)` gives input rows [y0, y1) as (B, C_in, rows, W) in [-1, 1] (on any
+        device); `shape` is (B, H, W). Yields (first row, end row, (B, C_out, rows, W)
+        float32 on the CPU) top to bottom; only a band of tile rows is in memory at once.
+        The same outputs as `translate_tensor(..., tile=tile)` on the whole image.
+        """
+        fmt = memory_format(self.speed)
+        on_device = lambda y0, y1: read(y0, y1).to(self.device, self.dtype, memory_format=fmt)  # noqa: E731
+        with self._inference(eval_mode, seed):
+            if max(shape[1:]) <= tile:
+                y = run_any_size(self._run, on_device(0, shape[1]), self.stride)
+                yield 0, shape[1], y.float().cpu()
+                return
+            for lo, hi, rows in self._tiled(on_device, shape, eval_mode, tile, overlap,
+                                            tile_stats, on_tile):  # fmt: skip
+                yield lo, hi, rows.float()
+
+    @contextlib.contextmanager
+    def _inference(self, eval_mode: bool, seed: int | None) -> Iterator[None]:
+        """One call at a time, no autograd, the mode asked for, and `seed`'s dropout noise."""
         devices = [self.device] if self.device.type == "cuda" else []
         with (
             self._lock,
@@ -145,12 +194,7 @@ class Pix2Pix:
         ):
             if seed is not None:
                 torch.manual_seed(seed)
-            x = x.to(self.device, self.dtype, memory_format=memory_format(self.speed))
-            if tile is None or max(x.shape[-2:]) <= tile:
-                y = run_any_size(self._run, x, self.stride)
-            else:
-                y = self._tiled(x, eval_mode, tile, overlap, tile_stats, on_tile)
-        return y.float().cpu()
+            yield
 
     def tile_for(self, height: int, width: int, budget: int | None = None) -> int | None:
         """The tile that keeps one forward pass of a `height` x `width` image within
@@ -174,27 +218,30 @@ class Pix2Pix:
 
     def _tiled(
         self,
-        x: torch.Tensor,
+        read: ReadRows,
+        shape: tuple[int, int, int],
         eval_mode: bool,
         tile: int,
         overlap: int,
         stats: TileStats,
         on_tile: Callable[[int, int], None] | None,
-    ) -> torch.Tensor:
+    ) -> Iterator[tuple[int, int, torch.Tensor]]:
         check_tiling(tile, overlap, self.stride)
         if stats not in TILE_STATS:
             raise ValueError(f"tile_stats {stats!r} is not valid; choose one of: tile, image")
         shared = stats == "image" and not eval_mode
         # image statistics swap batch-norm buffers: run the module, not a frozen graph
         net = self.generator if shared else self._run
-        scope = image_statistics(self.generator, x, tile, overlap, self.stride) if shared else (
-            contextlib.nullcontext()
-        )  # fmt: skip
+        scope = (
+            image_statistics(self.generator, (read, shape), tile, overlap, self.stride)
+            if shared
+            else contextlib.nullcontext()
+        )
         # tiles share a forward pass only where normalisation is batch-independent
         batch = TILE_BATCH if (eval_mode or shared) else 1
         with scope:
             run = lambda t: run_any_size(net, t, self.stride)  # noqa: E731
-            return run_tiled(run, x, tile, overlap, batch, on_tile)
+            yield from tiled_rows(run, read, shape, tile, overlap, batch, on_tile)
 
     @property
     def color_space(self) -> str:

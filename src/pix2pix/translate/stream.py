@@ -1,0 +1,105 @@
+"""One large image end to end in bounded memory: read in bands (`data.bands`), translated
+in tiles (`Pix2Pix.translate_rows`), written row by row as the tiles finish.
+
+Memory is the model, one band of tile rows of input, its float64 blending accumulator,
+and one band of output rows, whatever the image's size. The output is written under a
+temporary name and renamed when complete (Ctrl-C leaves nothing under the final name).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pix2pix.data.bands import (
+    TIFF_SUFFIXES,
+    ArrayBands,
+    Bands,
+    TiffBands,
+    open_bands,
+    write_bands,
+)
+from pix2pix.data.encoding import encode_input, image_channels, output_array
+from pix2pix.data.images import read_image, with_channels
+from pix2pix.nets.tiling import TileStats
+from pix2pix.translate.model import Pix2Pix
+
+
+def has_tifffile() -> bool:
+    return importlib.util.find_spec("tifffile") is not None
+
+
+def streamable(target: Path, channels: int, depth: str) -> bool:
+    """Whether `write_bands` can write this output: PNG of 1 or 3 channels of 8 or 16
+    bits, or TIFF of 1 or 3 channels (other channel counts are written whole, as pages)."""
+    suffix = target.suffix.lower()
+    if suffix == ".png":
+        return channels in (1, 3) and depth in ("uint8", "uint16")
+    return suffix in TIFF_SUFFIXES and channels in (1, 3) and has_tifffile()
+
+
+def open_input(model: Pix2Pix, path: Path) -> Bands:
+    """`path` in bands: lazily for TIFF (with tifffile), else decoded whole."""
+
+    def whole(p: Path) -> np.ndarray:
+        return read_image(p, model.read_channels)
+
+    if Path(path).suffix.lower() in TIFF_SUFFIXES and not has_tifffile():
+        return ArrayBands(whole(path))
+    return open_bands(path, whole)
+
+
+def translate_streamed(
+    model: Pix2Pix,
+    path: Path,
+    target: Path,
+    *,
+    tile: int,
+    overlap: int = 0,
+    tile_stats: TileStats = "tile",
+    eval_mode: bool = False,
+    seed: int = 0,
+    on_tile: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Translate the image file `path` into `target` (.png or .tif) a band at a time,
+    in `tile` x `tile` tiles; a TIFF input's georeferencing tags go to a TIFF output."""
+    bands = open_input(model, path)
+    try:
+        cfg = model.config.data
+
+        def read(y0: int, y1: int) -> torch.Tensor:
+            arr = bands.read(y0, y1)
+            if model.read_channels is not None:
+                arr = with_channels(arr, model.read_channels, path)
+            return encode_input(arr, model.color_space)[None]
+
+        rows = model.translate_rows(read, (1, bands.height, bands.width), tile=tile,
+                                    overlap=overlap, eval_mode=eval_mode, seed=seed,
+                                    tile_stats=tile_stats, on_tile=on_tile)  # fmt: skip
+
+        def outputs() -> Iterator[np.ndarray]:
+            for lo, hi, y in rows:
+                x = read(lo, hi)[0] if model.color_space == "lab" else y[0]
+                yield output_array(y[0], x, cfg)
+
+        channels = image_channels(model.out_channels, model.color_space)
+        size = (bands.width, bands.height)
+        write_bands(target, outputs(), size, channels, np.dtype(cfg.written_depth), bands.tags)
+    finally:
+        bands.close()
+    return target
+
+
+def write_whole(arr: np.ndarray, target: Path, source: Path) -> None:
+    """An output assembled in memory, written as `write_bands` writes it (so a TIFF
+    input's georeferencing tags are kept)."""
+    tags = []
+    if source.suffix.lower() in TIFF_SUFFIXES:
+        reader = TiffBands(source)
+        tags = reader.tags
+        reader.close()
+    write_bands(target, [arr], (arr.shape[1], arr.shape[0]), arr.shape[2], arr.dtype, tags)
