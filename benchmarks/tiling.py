@@ -37,20 +37,43 @@ from pix2pix.runtime import Speed, configure_backends
 from pix2pix.translate import Pix2Pix
 
 
-def mosaic(size: int, data: Path | None, seed: int = 0) -> torch.Tensor:
-    """(1, 3, size, size) in [-1, 1]: 256x256 label maps side by side."""
+def mosaic(size: int, data: Path | None, seed: int = 0, cell: int = 256) -> torch.Tensor:
+    """(1, 3, size, size) in [-1, 1]: label maps of cell x cell side by side."""
     rng = np.random.default_rng(seed)
-    cells = size // 256
+    cells = size // cell
     if data is not None and (data / "test").is_dir():
         files = sorted((data / "test").glob("*.jpg"))[: cells * cells]
-        tiles = [read_image(f, 3)[:, 256:] for f in files]  # the label-map half
+        files = (files * (cells * cells // len(files) + 1))[: cells * cells]
+        tiles = [_label_map(f, cell) for f in files]
     else:
-        tiles = [np.kron(rng.integers(0, 256, (8, 8, 3)), np.ones((32, 32, 1))).astype(np.uint8)
-                 for _ in range(cells * cells)]  # fmt: skip
+        block = cell // 8
+        tiles = [np.kron(rng.integers(0, 256, (8, 8, 3)), np.ones((block, block, 1)))
+                 .astype(np.uint8) for _ in range(cells * cells)]  # fmt: skip
     rows = [np.concatenate(tiles[r * cells : (r + 1) * cells], axis=1) for r in range(cells)]
     # shifted so that the label maps' own borders do not fall on the tiles' edges
     image = np.roll(np.concatenate(rows, axis=0), (101, 57), axis=(0, 1))
     return to_tensor(image)[None]
+
+
+def _label_map(path: Path, cell: int) -> np.ndarray:
+    """The label-map half of a facades file, resized (nearest) to cell x cell."""
+    from PIL import Image
+
+    half = read_image(path, 3)[:, 256:]
+    return np.asarray(Image.fromarray(half).resize((cell, cell), Image.NEAREST))
+
+
+def picture(x: torch.Tensor, model: Pix2Pix, tile: int, overlap: int, path: Path) -> None:
+    """input | whole image | hard tiles, each on its own batch statistics (what tiling by
+    hand gives) | ours (blended, the image's statistics): the paper's mode, seed 0."""
+    from pix2pix.data.images import save_image, to_uint8
+
+    naive = model.translate_tensor(x, seed=0, tile=tile, overlap=0)
+    ours = model.translate_tensor(x, seed=0, tile=tile, overlap=overlap, tile_stats="image")
+    whole = model.translate_tensor(x, seed=0)
+    gap = torch.ones(1, 3, x.shape[2], 8)
+    strip = torch.cat([x, gap, whole, gap, naive, gap, ours], dim=3)[0]
+    save_image(to_uint8(strip), path)
 
 
 def calibrated_model(x: torch.Tensor, checkpoint: str | None) -> Pix2Pix:
@@ -97,8 +120,10 @@ def timed(fn, reps: int = 3) -> tuple[torch.Tensor, float]:  # type: ignore[no-u
 
 
 def run(args: argparse.Namespace) -> dict:
-    x = mosaic(args.size, Path(args.data) if args.data else None)
+    x = mosaic(args.size, Path(args.data) if args.data else None, cell=getattr(args, "cell", 256))
     model = calibrated_model(x, args.checkpoint)
+    if getattr(args, "picture", None):
+        picture(x, model, args.tile, args.overlap, Path(args.picture))
     tile, overlap = args.tile, args.overlap
     whole, t_whole = timed(lambda: model.translate_tensor(x, eval_mode=True))
     tiled, t_tiled = timed(lambda: model.translate_tensor(x, eval_mode=True, tile=tile,
@@ -140,6 +165,8 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--tile", type=int, default=256)
     parser.add_argument("--overlap", type=int, default=64)
+    parser.add_argument("--cell", type=int, default=256, help="side of each label map")
+    parser.add_argument("--picture", help="write input | whole | hand tiles | ours here")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
     configure_backends()
