@@ -20,7 +20,7 @@ LAYERS: list[set[str]] = [
     {"fileio", "lock", "runtime", "nets", "palette"},
     {"config"},
     {"data", "losses", "checkpoint", "html"},
-    {"translate", "export", "segmentation"},
+    {"translate", "export", "segmentation", "interop"},
     {"evaluation"},
     {"training"},
     {"demo", "serve"},

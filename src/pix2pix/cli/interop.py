@@ -1,0 +1,75 @@
+"""`pix2pix import official` (checkpoints of the official code) and `pix2pix push` (the Hub)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from pix2pix.cli.flags import Subparsers
+
+log = logging.getLogger("pix2pix")
+
+
+def add_import(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "import",
+        help="import a model trained elsewhere (official pytorch-CycleGAN-and-pix2pix .pth)",
+        description="Convert a checkpoint of another implementation into a pix2pix "
+        "checkpoint folder that every command accepts.",
+    )
+    kinds = p.add_subparsers(dest="import_kind", metavar="KIND", required=True)
+    o = kinds.add_parser(
+        "official",
+        help="a state dict of the official code (latest_net_G.pth, a published model)",
+        description="Import an official pytorch-CycleGAN-and-pix2pix generator (pix2pix "
+        "U-Net or ResNet; CycleGAN generators too, one direction) and optionally its "
+        "discriminator. The architecture is inferred from the tensors and printed; the "
+        "flags below override it. Loaded with torch.load(weights_only=True) only.",
+    )
+    o.add_argument("generator", metavar="G.pth", help="the generator's state dict")
+    o.add_argument("--discriminator", metavar="D.pth", help="its discriminator (for fine-tuning)")
+    o.add_argument("--out", required=True, metavar="DIR", help="the checkpoint folder to write")
+    o.add_argument(
+        "--direction",
+        default="AtoB",
+        choices=("AtoB", "BtoA"),
+        help="which side of a dataset the model reads, as trained (official facades: BtoA)",
+    )
+    o.add_argument("--generator-name", dest="generator_name", metavar="NAME",
+                   help="override the inferred architecture (e.g. unet_256)")  # fmt: skip
+    o.add_argument("--norm", choices=("batch", "instance", "none"), help="override the norm")
+    o.add_argument("--in-channels", type=int, help="override the input channels")
+    o.add_argument("--out-channels", type=int, help="override the output channels")
+    o.add_argument(
+        "--no-dropout",
+        action="store_true",
+        help="the model was trained without dropout (not visible in a U-Net's state dict; "
+        "default: on, the official pix2pix default)",
+    )
+    o.add_argument("--overwrite", action="store_true", help="replace a checkpoint in --out")
+    o.set_defaults(func=_import_official)
+
+
+def _import_official(args: argparse.Namespace) -> None:
+    from pix2pix.interop import import_official
+
+    overrides = {
+        k: v
+        for k, v in {
+            "generator": args.generator_name,
+            "norm": args.norm,
+            "in_channels": args.in_channels,
+            "out_channels": args.out_channels,
+            "dropout": 0.0 if args.no_dropout else None,
+        }.items()
+        if v is not None
+    }
+    out, fields = import_official(args.generator, args.out, discriminator=args.discriminator,
+                                  direction=args.direction, overrides=overrides,
+                                  overwrite=args.overwrite)  # fmt: skip
+    for name, value in fields.items():
+        note = " (given)" if name in overrides else ""
+        if name == "dropout" and name not in overrides and value:
+            note = " (assumed: not visible in the file; --no-dropout if trained without)"
+        print(f"  {name:<14} {value}{note}")
+    print(f"wrote {out}: translate with  pix2pix translate --checkpoint {out} IMAGES --out DIR")
