@@ -79,7 +79,13 @@ def _train(args: argparse.Namespace) -> None:
             log.info("resuming with changed runtime settings: %s", changes)
     else:
         settings = read_config_file(Path(args.config)) if args.config else {}
-        config = with_recipe(settings, config_overrides(args))
+        overrides = config_overrides(args)
+        config = with_recipe(settings, overrides)
+        if config.train.init_from:  # the architecture comes from the checkpoint
+            from pix2pix.training.finetune import with_architecture
+
+            given = {**settings.get("model", {}), **overrides.get("model", {})}
+            config = with_architecture(config, given)
     stop = StopFlag()
     stop.install()
     final = fit(config, out, resume=args.resume, should_stop=stop, checkpoint=checkpoint)

@@ -222,6 +222,8 @@ class TrainConfig:
     recipe: Recipe = "paper"
     """Defaults for the options above: paper (the paper's recipe) or improved (the
     combination docs/QUALITY.md measured best; any flag still overrides it)."""
+    init_from: str = ""
+    """Fine-tune: start from this checkpoint's weights (its architecture; new optimisers)."""
     seed: int = 0
     """Seed for initialisation, data order, augmentation and dropout."""
     max_steps: int = field(default=0, metadata=RUNTIME)

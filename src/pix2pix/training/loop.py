@@ -51,6 +51,7 @@ from pix2pix.training.distributed import (
     resume_progress,
     train_device,
 )
+from pix2pix.training.finetune import start_from
 from pix2pix.training.health import Health
 from pix2pix.training.monitor import NullMonitor, RunMonitor
 from pix2pix.training.runlog import NullLog, RunLog
@@ -187,6 +188,8 @@ def _fit(
         if ctx.enabled:  # but each rank its own dropout noise
             torch.manual_seed(rank_seed(t.seed, ctx.rank, progress.step))
             log.info("%d processes, global batch %d", ctx.world_size, ctx.world_size * t.batch_size)
+        if ckpt is None and t.init_from:
+            start_from(trainer, t.init_from)
         if ckpt is not None:  # a damaged checkpoint fails here, before anything is logged
             trainer.load_checkpoint(ckpt, progress.step)
             monitor.load_state(checkpoint.metadata)

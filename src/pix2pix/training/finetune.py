@@ -1,0 +1,66 @@
+"""Fine-tuning (`--init-from DIR`): a new run that starts from another checkpoint's weights.
+
+The architecture (the whole model section) comes from DIR; a flag or config-file setting
+that contradicts it is an error that names both values. G starts from DIR's own weights
+(not its moving average), D from DIR's when DIR has one (an imported generator alone
+gets a freshly initialised D), and everything else is new: optimisers, learning-rate
+schedule, step count, the EMA average (started from G).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from pix2pix.checkpoint import (
+    DISCRIMINATOR_FILE,
+    GENERATOR_FILE,
+    find_checkpoint,
+    load_weights,
+    read_meta,
+)
+from pix2pix.config import ModelConfig, RunConfig
+from pix2pix.config.fields import flag_name
+from pix2pix.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+def architecture_of(init_from: str | Path) -> tuple[Path, ModelConfig]:
+    ckpt = find_checkpoint(Path(init_from))
+    saved, _ = read_meta(ckpt)
+    return ckpt, saved.model
+
+
+def with_architecture(config: RunConfig, given: dict[str, Any]) -> RunConfig:
+    """`config` with the model section of `config.train.init_from`; `given` (the model
+    settings the user gave) must agree with it."""
+    ckpt, model = architecture_of(config.train.init_from)
+    for name, value in given.items():
+        if getattr(model, name) != value:
+            raise UserError(
+                f"{flag_name(name)} {value} conflicts with --init-from {ckpt} "
+                f"({flag_name(name)} {getattr(model, name)}): a fine-tuned run keeps the "
+                "architecture of the checkpoint it starts from; drop the flag"
+            )
+    return config.replace(model=asdict(model))
+
+
+def start_from(trainer: Any, init_from: str | Path) -> None:
+    """Load DIR's G (and D, if it has one) into a new run's `trainer`."""
+    ckpt, model = architecture_of(init_from)
+    if asdict(model) != asdict(trainer.config.model):
+        raise UserError(
+            f"--init-from {ckpt}: the run's model settings differ from the checkpoint's; "
+            "take them from it (pix2pix train --init-from does)"
+        )
+    load_weights(trainer.g, ckpt / GENERATOR_FILE)
+    if (ckpt / DISCRIMINATOR_FILE).exists():
+        load_weights(trainer.d, ckpt / DISCRIMINATOR_FILE)
+        log.info("starting from %s (generator and discriminator)", ckpt)
+    else:
+        log.info("starting from %s (generator; a new discriminator)", ckpt)
+    if trainer.ema is not None:
+        trainer.ema.module.load_state_dict(trainer.g.state_dict())
