@@ -17,9 +17,9 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "pix2pix"
 # Layers, lowest first: a module may import its own layer and the ones below, never above.
 LAYERS: list[set[str]] = [
     {"_version", "errors"},
-    {"fileio", "lock", "runtime", "nets", "palette"},
+    {"fileio", "lock", "runtime", "nets", "palette", "hub"},
     {"config"},
-    {"data", "losses", "checkpoint", "html"},
+    {"data", "losses", "checkpoint", "html", "modelcard"},
     {"translate", "export", "segmentation", "interop"},
     {"evaluation"},
     {"training"},

@@ -85,7 +85,7 @@ def test_fit_writes_checkpoints_logs_and_samples(aligned_data: Path, tmp_path: P
     run = tmp_path / "run"
     final = fit(cfg, run)
     assert final == run / "latest"
-    assert sorted(p.name for p in final.iterdir()) == sorted(TRAINING_FILES)
+    assert sorted(p.name for p in final.iterdir()) == sorted([*TRAINING_FILES, "README.md"])
     saved, progress = read_meta(final)
     assert saved.model.in_channels == 3  # resolved from the data
     assert (progress.step, progress.epoch, progress.batch_in_epoch) == (12, 4, 0)  # 6 imgs / 2

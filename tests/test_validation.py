@@ -85,7 +85,11 @@ def check_best(run: Path, metric: str, pick: Callable) -> None:
     assert [r["step"] for r in records] == list(range(2, 13, 2))
     best = pick(records, key=lambda r: r[metric])
     assert read_meta(run / "best")[1].step == best["step"]
-    assert sorted(p.name for p in (run / "best").iterdir()) == ["config.json", GENERATOR_FILE]
+    assert sorted(p.name for p in (run / "best").iterdir()) == [
+        "README.md",
+        "config.json",
+        GENERATOR_FILE,
+    ]
     saved = open_checkpoint(run / "best").metadata["validation"]
     assert saved["best"] == {"metric": metric, "value": best[metric], "step": best["step"]}
     assert open_checkpoint(run / "latest").metadata["validation"]["best"]["step"] == best["step"]

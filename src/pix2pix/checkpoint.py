@@ -5,6 +5,7 @@ A checkpoint is a folder:
     config.json                 format version, the RunConfig, progress (step, epoch, batch)
     generator.safetensors       unwrapped generator weights and buffers
     discriminator.safetensors   the same for the discriminator (training checkpoints)
+    README.md                   the model card (`pix2pix.modelcard`)
     generator_ema.safetensors   the average of G's weights (runs with --ema-decay); the
                                 generator inference uses unless asked for the raw one
     training_state.pt           optimisers, grad scaler, RNG states; tensors and plain
@@ -36,6 +37,8 @@ from pix2pix._version import __version__
 from pix2pix.config import RunConfig
 from pix2pix.errors import UserError
 from pix2pix.fileio import atomic_write_bytes, atomic_write_text, staged_folder
+from pix2pix.hub import download, is_hub_ref
+from pix2pix.modelcard import CARD_FILE, model_card
 
 FORMAT = "pix2pix-checkpoint"
 FORMAT_VERSION = 1
@@ -118,6 +121,8 @@ def save_checkpoint(
             buf = io.BytesIO()
             torch.save(training_state, buf)
             atomic_write_bytes(tmp / STATE_FILE, buf.getvalue())
+        card = model_card(config, progress.step, progress.epoch, metadata or {})
+        atomic_write_text(tmp / CARD_FILE, card)
         atomic_write_text(tmp / CONFIG_FILE, json.dumps(meta, indent=2) + "\n")
     return Path(path)
 
@@ -139,7 +144,10 @@ def generator_file(ckpt: Path, weights: str = "auto") -> Path:
 
 
 def find_checkpoint(path: Path) -> Path:
-    """The checkpoint folder for `path`: itself, or a run folder's `latest/`."""
+    """The checkpoint folder for `path`: itself, or a run folder's `latest/`; a Hub
+    model `hf:OWNER/NAME` is downloaded (or taken from the cache) first (`pix2pix.hub`)."""
+    if is_hub_ref(path):
+        path = download(str(path))
     path = Path(path).expanduser()
     for candidate in (path, path / "latest"):
         if (candidate / CONFIG_FILE).is_file():

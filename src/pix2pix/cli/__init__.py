@@ -15,7 +15,7 @@ from pix2pix._version import __version__
 from pix2pix.cli.data import add_data
 from pix2pix.cli.evaluate import add_evaluate, add_segmenter
 from pix2pix.cli.flags import Parser, Subparsers, add_pixel_limit
-from pix2pix.cli.interop import add_import
+from pix2pix.cli.interop import add_import, add_push
 from pix2pix.cli.models import add_export, add_serve, add_translate
 from pix2pix.cli.train import add_demo, add_train
 from pix2pix.errors import UserError
@@ -35,6 +35,7 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
     add_evaluate,
     add_segmenter,
     add_import,
+    add_push,
 ]
 
 

@@ -45,6 +45,8 @@ def add_config_flags(parser: argparse.ArgumentParser, sections: dict[str, type] 
             else:
                 kwargs["type"] = tp
                 kwargs["metavar"] = f.name.split("_")[-1].upper()
+            if "const" in f.metadata:  # the flag alone means this value: --wandb [PROJECT]
+                kwargs.update(nargs="?", const=f.metadata["const"], metavar="PROJECT")
             group.add_argument(flag_name(f.name, f), **kwargs)
 
 

@@ -73,3 +73,24 @@ def _import_official(args: argparse.Namespace) -> None:
             note = " (assumed: not visible in the file; --no-dropout if trained without)"
         print(f"  {name:<14} {value}{note}")
     print(f"wrote {out}: translate with  pix2pix translate --checkpoint {out} IMAGES --out DIR")
+
+
+def add_push(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "push",
+        help="upload a checkpoint to the Hugging Face Hub (load it with hf:OWNER/NAME)",
+        description="Upload a checkpoint folder (config.json, safetensors weights, model "
+        "card) to a Hub model repository, created if needed. The token is the Hub's own "
+        "(HF_TOKEN or huggingface-cli login). Needs pip install 'pix2pix[hub]'.",
+    )
+    p.add_argument("checkpoint", metavar="DIR", help="run folder or checkpoint folder")
+    p.add_argument("repo", metavar="OWNER/NAME", help="the Hub model repository")
+    p.add_argument("--private", action="store_true", help="create the repository private")
+    p.set_defaults(func=_push)
+
+
+def _push(args: argparse.Namespace) -> None:
+    from pix2pix.interop.push import push
+
+    url = push(args.checkpoint, args.repo, private=args.private)
+    print(f"pushed {args.checkpoint} to {url}; load it with  pix2pix.load('hf:{args.repo}')")

@@ -326,6 +326,9 @@ class MonitorConfig:
     instead of the paper's test-time mode (dropout on, batch statistics, fixed seed)."""
     tensorboard: bool = field(default=False, metadata=RUNTIME)
     """Also log losses and metrics to RUN_DIR/tensorboard (needs the tensorboard extra)."""
+    wandb: str = field(default="", metadata={**RUNTIME, "const": "pix2pix"})
+    """Also log losses, metrics and samples to Weights & Biases project PROJECT (the flag
+    alone: pix2pix; WANDB_MODE=offline keeps it local; needs the wandb extra)."""
     report: bool = field(default=True, metadata=RUNTIME)
     """Write RUN_DIR/report.html with loss and metric curves (PNG; needs matplotlib)
     when the run ends and after validations (at most every 5 minutes)."""

@@ -56,6 +56,7 @@ from pix2pix.evaluation.report import write_report
 from pix2pix.evaluation.scoring import score_pairs
 from pix2pix.fileio import check_replaceable, staged_folder
 from pix2pix.lock import folder_lock, sibling_lock
+from pix2pix.modelcard import append_evaluation
 from pix2pix.segmentation import Segmenter
 from pix2pix.translate import Pix2Pix
 
@@ -183,6 +184,7 @@ def evaluate(
             progress=progress, start=start,
         )  # fmt: skip
         check_replaceable(out, "an evaluation report", is_report, overwrite=overwrite)
+    append_evaluation(ckpt, summary, scored_split or root.name)  # on the model card
     return out, summary
 
 

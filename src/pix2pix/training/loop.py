@@ -66,7 +66,7 @@ def _workers(requested: int) -> int:
 
 # What `fit` writes into a run folder: a new run may start in a folder holding only these
 # (left by an earlier start that stopped before its first checkpoint), never in another.
-RUN_ENTRIES = {"log.jsonl", "val.jsonl", "samples", "plots", "report.html", "tensorboard",
+RUN_ENTRIES = {"log.jsonl", "val.jsonl", "samples", "plots", "report.html", "tensorboard", "wandb",
                "best", ".best.tmp", ".best.old", ".latest.tmp", LOCK_NAME}  # fmt: skip
 
 
@@ -321,7 +321,9 @@ class _Run:
         self._show(values)
         if t.sample_every and self.step % t.sample_every == 0 and self.ctx.is_main:
             shown = display_batch(self.config.data.color_space, real_a, fake, real_b)
-            save_image(batch_grid(*shown), self.run_dir / "samples" / f"step_{self.step:08d}.png")
+            grid = self.run_dir / "samples" / f"step_{self.step:08d}.png"
+            save_image(batch_grid(*shown), grid)
+            self.monitor.sample(grid, self.step)
         # --max-steps on an epoch's last batch stops after the epoch's end instead
         mid_epoch = self.batch_in_epoch < self.per_epoch
         stop = (self.at_max_steps() and mid_epoch) or stop_requested

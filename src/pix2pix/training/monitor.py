@@ -1,4 +1,4 @@
-"""Everything a run reports beside training: validation, best/, curves, TensorBoard.
+"""Everything a run reports beside training: validation, best/, curves, TensorBoard, W&B.
 
 `RunMonitor` is called by the training loop after each step. It validates when due
 (`pix2pix.training.validation`), appends the scores to RUN_DIR/val.jsonl, keeps RUN_DIR/best/
@@ -24,6 +24,7 @@ from pix2pix.training.report import write_run_report
 from pix2pix.training.runlog import RunLog
 from pix2pix.training.step import Pix2PixTrainer
 from pix2pix.training.validation import Validator
+from pix2pix.training.wandb_log import WandbLogger
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ class RunMonitor:
         writer = _summary_writer() if config.monitor.tensorboard else None
         self.validator = Validator(config, val_pairs) if val_pairs else None
         self.tb = None
+        project = config.monitor.wandb
+        self.wandb = WandbLogger(project, self.run_dir, config) if project else None
         if writer is not None:  # a resumed run hides the events logged after its checkpoint
             purge = resume_step + 1 if resume_step else None
             self.tb = writer(str(self.run_dir / "tensorboard"), purge_step=purge)
@@ -86,10 +89,12 @@ class RunMonitor:
         self, trainer: Pix2PixTrainer, progress: Progress, record: dict[str, float]
     ) -> None:
         """Log the step's record; validate (and refresh best/) when due."""
+        scalars = {f"train/{k}": v for k, v in record.items() if k not in ("step", "epoch")}
         if self.tb is not None:
-            for key, value in record.items():
-                if key not in ("step", "epoch"):
-                    self.tb.add_scalar(f"train/{key}", value, progress.step)
+            for key, value in scalars.items():
+                self.tb.add_scalar(key, value, progress.step)
+        if self.wandb is not None:
+            self.wandb.log(scalars, progress.step)
         v = self.validator
         end_of_epoch = progress.batch_in_epoch == self.per_epoch
         if v is None or not v.due(progress.step, end_of_epoch, progress.step == self.total):
@@ -118,11 +123,18 @@ class RunMonitor:
         if self.tb is not None:
             for key, value in metrics.items():
                 self.tb.add_scalar(f"val/{key}", value, progress.step)
+        if self.wandb is not None:
+            self.wandb.log({f"val/{k}": v for k, v in metrics.items()}, progress.step)
         shown = "  ".join(f"{k} {val:.4g}" for k, val in metrics.items())
         log.info("step %d validation: %s%s (%.1f s)", progress.step, shown,
                  "  -> best/" if best else "", seconds)  # fmt: skip
         if time.monotonic() - self._last_report > REPORT_EVERY_S:
             self.report()
+
+    def sample(self, path: Path, step: int) -> None:
+        """A sample grid was written to `path`."""
+        if self.wandb is not None:
+            self.wandb.image(path, step)
 
     def report(self) -> Path | None:
         """Write the curves and report.html (with --report); a failure is logged, never raised."""
@@ -140,6 +152,8 @@ class RunMonitor:
             self.vallog.close()
         if self.tb is not None:
             self.tb.close()
+        if self.wandb is not None:
+            self.wandb.close()
         if (self.run_dir / "log.jsonl").exists():
             self.report()
 
@@ -156,6 +170,9 @@ class NullMonitor:
     def after_step(
         self, trainer: Pix2PixTrainer, progress: Progress, record: dict[str, float]
     ) -> None:
+        pass
+
+    def sample(self, path: Path, step: int) -> None:
         pass
 
     def close(self) -> None:
