@@ -61,3 +61,15 @@ def test_large_image_benchmark_streams_and_checks_the_output(tmp_path: Path) -> 
     result = large_image.run(args)
     assert result["output_matches_input_size_and_format"] and result["georeferencing_kept"]
     assert result["peak_rss_mib"] > 0 and result["seconds"] > 0
+
+
+def test_gpu_check_dry_run_reports_every_part(tmp_path: Path) -> None:
+    from benchmarks import gpu_check
+
+    args = argparse.Namespace(dry_run=True, device="cuda", size=256, generator="unet_256",
+                              batches=[1, 16], steps=10, track_steps=200, infer_batch=16,
+                              compile=True, warmup=3)  # fmt: skip
+    result = gpu_check.run(args)
+    assert result["dry_run"] and result["training"]["batch_1"]["auto"]["speedup"] > 0
+    assert result["precision"]["fp32"]["mean_abs_diff_vs_fp32"] == 0.0
+    assert "bf16" in result["precision"] and result["checks"]["all_reduce_ok"]
