@@ -15,8 +15,9 @@ from pix2pix.config.run import RunConfig
 
 RECIPES: dict[str, dict[str, dict[str, Any]]] = {
     "paper": {},
-    "improved": {
-        "train": {"ema_decay": 0.999, "augment": "translation,cutout"},
+    "improved": {  # the three best single options of docs/ablation_64.md (combination: to measure)
+        "model": {"upsample": "resize-conv"},
+        "train": {"ema_decay": 0.999, "augment": "translation,cutout,color"},
     },
 }
 
