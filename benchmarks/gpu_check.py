@@ -38,8 +38,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from benchmarks.baseline import PlainPix2Pix
-from benchmarks.large_image import cpu_name
-from benchmarks.throughput import peak_memory_mb, sync
+from benchmarks.throughput import cpu_name, peak_memory_mb, sync
 from pix2pix.config import ModelConfig, RunConfig, TrainConfig
 from pix2pix.runtime import Speed, configure_backends, resolve_speed
 from pix2pix.training.step import Pix2PixTrainer

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import resource
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmarks.throughput import cpu_name
 from pix2pix.checkpoint import Progress, save_checkpoint
 from pix2pix.config import ModelConfig, RunConfig
 from pix2pix.data.bands import TIFF_TILE, TiffBands, tifffile, write_bands
@@ -59,16 +59,6 @@ def write_checkpoint(path: Path, generator: str = "unet_256") -> None:
     cfg = RunConfig(model=ModelConfig(generator=generator, in_channels=3, out_channels=3))
     torch.manual_seed(0)
     save_checkpoint(path, cfg, Progress(), build_generator(cfg.model))
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -228,21 +228,30 @@ def load_weights(module: nn.Module, file: Path) -> nn.Module:
     return module
 
 
-def load_training_state(path: Path) -> dict[str, Any]:
-    """The optimiser/scaler/RNG state of a checkpoint (tensors only, no pickled code)."""
-    file = Path(path) / STATE_FILE
+def load_tensors(file: Path, unreadable: str, refused: str) -> Any:
+    """`torch.load(file, weights_only=True)`: tensors and plain containers only, never
+    code. A file holding other objects is refused (`refused`: the message's end, what to
+    give instead); any other failure says `unreadable` with the reason."""
     try:
-        state = torch.load(file, map_location="cpu", weights_only=True)
+        return torch.load(file, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError:
         # weights_only refused an object that is not a tensor or a plain container (one
         # that could run code when loaded): never load it, and say so in one line
-        raise UserError(
-            f"{file}: holds objects other than tensors and plain containers, which could "
-            "run code when loaded; it was not loaded. Resume from a checkpoint pix2pix wrote"
-        ) from None
+        raise UserError(f"{file}: holds objects other than tensors {refused}") from None
     except (OSError, RuntimeError, EOFError, ValueError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UserError(f"{file}: unreadable training state ({first})") from None
+        raise UserError(f"{file}: {unreadable} ({first})") from None
+
+
+def load_training_state(path: Path) -> dict[str, Any]:
+    """The optimiser/scaler/RNG state of a checkpoint (tensors only, no pickled code)."""
+    file = Path(path) / STATE_FILE
+    state = load_tensors(
+        file,
+        "unreadable training state",
+        "and plain containers, which could run code when loaded; it was not loaded. "
+        "Resume from a checkpoint pix2pix wrote",
+    )
     if not isinstance(state, dict):
         raise UserError(f"{file}: not a pix2pix training state (a {type(state).__name__})")
     return state

@@ -22,14 +22,17 @@ dict: it defaults to the official pix2pix default (on). Prefixes from DataParall
 
 from __future__ import annotations
 
-import pickle
 import re
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from pix2pix.errors import UserError
+from pix2pix.checkpoint import CONFIG_FILE, Progress, load_tensors, save_checkpoint
+from pix2pix.config import DataConfig, ModelConfig, RunConfig
+from pix2pix.errors import ConfigError, UserError
+from pix2pix.fileio import check_replaceable
+from pix2pix.nets import DISCRIMINATOR_LAYERS, build_discriminator, build_generator
 
 PREFIXES = ("module.", "_orig_mod.")
 RESNET_BLOCKS = (6, 9)
@@ -38,18 +41,14 @@ RESNET_BLOCKS = (6, 9)
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """The tensors of an official `.pth` (weights_only: no code is ever unpickled)."""
     path = Path(path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        raise UserError(f"{path}: no such file; check the path") from None
-    except pickle.UnpicklingError:
-        raise UserError(
-            f"{path}: holds objects other than tensors (it could run code when loaded); "
-            "it was not loaded. Give a state dict saved with torch.save(net.state_dict())"
-        ) from None
-    except (OSError, RuntimeError, EOFError, ValueError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UserError(f"{path}: not a readable PyTorch file ({first})") from None
+    if not path.is_file():
+        raise UserError(f"{path}: no such file; check the path")
+    state = load_tensors(
+        path,
+        "not a readable PyTorch file",
+        "(it could run code when loaded); it was not loaded. Give a state dict saved "
+        "with torch.save(net.state_dict())",
+    )
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -223,12 +222,6 @@ def import_official(
 ) -> tuple[Path, dict[str, Any]]:
     """Convert an official G (and D) into a checkpoint folder at `out`; returns it and
     what was inferred (ModelConfig fields, `overrides` applied on top)."""
-    from pix2pix.checkpoint import CONFIG_FILE, Progress, save_checkpoint
-    from pix2pix.config import DataConfig, ModelConfig, RunConfig
-    from pix2pix.errors import ConfigError
-    from pix2pix.fileio import check_replaceable
-    from pix2pix.nets import DISCRIMINATOR_LAYERS, build_discriminator, build_generator
-
     g_state = read_state_dict(generator)
     try:
         fields = {**infer_generator(g_state), **(overrides or {})}
