@@ -73,3 +73,15 @@ def test_gpu_check_dry_run_reports_every_part(tmp_path: Path) -> None:
     assert result["dry_run"] and result["training"]["batch_1"]["auto"]["speedup"] > 0
     assert result["precision"]["fp32"]["mean_abs_diff_vs_fp32"] == 0.0
     assert "bf16" in result["precision"] and result["checks"]["all_reduce_ok"]
+
+
+def test_data_path_benchmark_measures_each_rank_of_each_setting(tmp_path: Path) -> None:
+    from benchmarks import data_path
+
+    data = write_aligned(tmp_path / "data", count=6)
+    args = argparse.Namespace(data=str(data), ranks=[1, 2], epochs=1, size=32, batch_size=1,
+                              workers=0, cache="off")  # fmt: skip
+    result = data_path.run(args)
+    assert [len(s["per_rank_ips"]) for s in result["settings"]] == [1, 2]
+    assert all(v > 0 and math.isfinite(v) for s in result["settings"] for v in s["per_rank_ips"])
+    assert "| 2 |" in data_path.table(result)
