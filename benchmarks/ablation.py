@@ -70,7 +70,8 @@ def variant_config(args: argparse.Namespace, overrides: dict[str, dict[str, Any]
     load = round(args.size * 286 / 256)
     base = {
         "model": {"generator": f"unet_{args.size}"},
-        "data": {"root": args.data, "direction": "BtoA", "load_size": load, "crop_size": args.size},
+        "data": {"root": args.data, "direction": args.direction, "load_size": load,
+                 "crop_size": args.size},
         "train": {"epochs": args.epochs - args.epochs // 2, "decay_epochs": args.epochs // 2,
                   "seed": args.seed, "device": args.device, "precision": args.precision,
                   "save_every": 1000, "sample_every": 0, "keep_every": 0, "progress": False},
@@ -85,7 +86,7 @@ def variant_config(args: argparse.Namespace, overrides: dict[str, dict[str, Any]
     return config.replace(**overrides)
 
 
-def run_variant(args: argparse.Namespace, name: str, segmenter: Path) -> dict[str, Any]:
+def run_variant(args: argparse.Namespace, name: str, segmenter: Path | None) -> dict[str, Any]:
     out = Path(args.out) / name
     done = out / "result.json"
     if done.exists():
@@ -128,8 +129,9 @@ def row(result: dict[str, Any]) -> str:
 
 def table(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
     head = (
-        f"Facades BtoA, {args.size}x{args.size}, unet_{args.size}, {args.epochs} epochs, "
-        f"batch 1, seed {args.seed} unless named; 106 test pairs, paper-mode inference; "
+        f"{args.data} {args.direction}, {args.size}x{args.size}, unet_{args.size}, "
+        f"{args.epochs} epochs, batch 1, seed {args.seed} unless named; test pairs, "
+        "paper-mode inference; "
         f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, precision {args.precision}.\n\n"
         "| variant | what | FID | KID x1000 | FCN class IoU | L1 | SSIM | s/step |\n"
@@ -148,7 +150,13 @@ def main() -> None:
     parser.add_argument("--only", default="", help="comma-separated variants (default all)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--precision", default="auto")
-    parser.add_argument("--segmenter-epochs", type=int, default=30)
+    parser.add_argument("--direction", default="BtoA", help="AtoB or BtoA (facades: BtoA)")
+    parser.add_argument(
+        "--segmenter-epochs",
+        type=int,
+        default=30,
+        help="0: no FCN-score (a task without facades label maps)",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     names = [n for n in args.only.split(",") if n] or list(VARIANTS)
@@ -156,8 +164,8 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown variant(s) {', '.join(unknown)}; known: {', '.join(VARIANTS)}")
     out = Path(args.out)
-    segmenter = out / "segmenter"
-    if not (segmenter / "config.json").exists():
+    segmenter: Path | None = out / "segmenter" if args.segmenter_epochs else None
+    if segmenter is not None and not (segmenter / "config.json").exists():
         seg = SegmenterConfig(root=args.data, palette="facades", photo_side="A", size=args.size,
                               epochs=args.segmenter_epochs, device=args.device)  # fmt: skip
         train_segmenter(seg, segmenter)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 from pathlib import Path
+
+import pytest
 
 from benchmarks import knobs
 from benchmarks.throughput import run, table
@@ -85,3 +88,25 @@ def test_data_path_benchmark_measures_each_rank_of_each_setting(tmp_path: Path) 
     assert [len(s["per_rank_ips"]) for s in result["settings"]] == [1, 2]
     assert all(v > 0 and math.isfinite(v) for s in result["settings"] for v in s["per_rank_ips"])
     assert "| 2 |" in data_path.table(result)
+
+
+def test_ablation_trains_scores_and_tabulates_variants_without_a_segmenter(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from benchmarks import ablation
+
+    for split in ("train", "test"):
+        write_aligned(tmp_path / "data" / split, count=4, size=32, seed=len(split))
+    out = tmp_path / "abl"
+    argv = ["ablation", "--data", str(tmp_path / "data"), "--out", str(out), "--size", "32",
+            "--epochs", "2", "--direction", "AtoB", "--segmenter-epochs", "0",
+            "--only", "paper,resize_conv", "--precision", "fp32"]  # fmt: skip
+    monkeypatch.setattr("sys.argv", argv)
+    ablation.main()
+    results = json.loads((out / "ablation.json").read_text())
+    assert [r["name"] for r in results] == ["paper", "resize_conv"]
+    assert all(r["steps"] == 8 and math.isfinite(r["evaluation"]["fid"]) for r in results)
+    config = json.loads((out / "resize_conv" / "run" / "latest" / "config.json").read_text())
+    assert config["config"]["model"]["upsample"] == "resize-conv"
+    assert config["config"]["data"]["direction"] == "AtoB" and not (out / "segmenter").exists()
+    assert "| resize_conv | --upsample resize-conv |" in (out / "ablation.md").read_text()
