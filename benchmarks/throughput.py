@@ -43,17 +43,6 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def cpu_name() -> str:
-    """The CPU model (/proc/cpuinfo), for the figures' machine line."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def interleaved(
     variants: dict[str, Callable[[], object]], reps: int, iters: int, device: torch.device
 ) -> dict[str, float]:

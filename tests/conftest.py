@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +16,10 @@ from pix2pix.config import DataConfig, ModelConfig, MonitorConfig, RunConfig, Tr
 from pix2pix.data.images import save_image
 
 torch.set_num_threads(2)
+# compiled generators (pix2pix.translate.aot) go to a cache of this run, never the user's;
+# subprocesses (CLI tests) inherit it
+os.environ["PIX2PIX_CACHE"] = tempfile.mkdtemp(prefix="pix2pix-test-cache-")
+atexit.register(shutil.rmtree, os.environ["PIX2PIX_CACHE"], ignore_errors=True)
 
 
 def random_image(

@@ -98,7 +98,7 @@ def test_auto_settings_per_device() -> None:
     cpu_train = default_speed(CPU, "train")
     assert not cpu_train.compile and not cpu_train.channels_last  # measured slower on CPU
     assert not default_speed(CPU, "infer").compile  # a one-off call: compiling is not repaid
-    assert default_speed(CPU, "infer", images=10_000).compile
+    assert default_speed(CPU, "infer", images=10_000).aot == "build"  # compiled, cached
     assert resolve_speed(CPU, "train", "fp32", "on", "off") == Speed("fp32", True, False)
     with pytest.raises(ValueError, match="fp16 needs a CUDA device"):
         resolve_speed(CPU, "train", precision="fp16")

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import platform
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import torch
@@ -67,18 +69,34 @@ def native_bf16(device_type: str) -> bool:
     return False
 
 
+@functools.cache
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux), for reports and cache keys."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 @dataclass(frozen=True)
 class Speed:
-    """Concrete speed settings: autocast precision, memory layout, torch.compile."""
+    """Concrete speed settings: autocast precision, memory layout, torch.compile, and
+    for inference the ahead-of-time compiled packages (`aot`: off; cached: use one kept
+    on disk; build: also compile a missing one, see `pix2pix.translate.aot`)."""
 
     precision: str = "fp32"
     channels_last: bool = False
     compile: bool = False
     compile_mode: str | None = None  # None: torch.compile's default mode
+    aot: str = "off"
 
 
 # Inference compiles only for jobs of at least this many images: compilation costs about
 # 20 s on a 2-core CPU, repaid after ~this many 256x256 images (docs/PERFORMANCE.md).
+# Smaller jobs use a package compiled earlier, when there is one.
 COMPILE_MIN_IMAGES = 200
 
 
@@ -86,8 +104,10 @@ def default_speed(device: torch.device, purpose: Purpose, images: int | None = N
     """The measured-fastest settings for `device` (see docs/PERFORMANCE.md).
 
     CPU training: bf16 autocast where the CPU has native bf16, NCHW, no compile (measured
-    slower for training). CPU inference: bf16 weights in channels_last, compiled with
-    frozen weights when the job (`images`) is large enough to repay the compilation.
+    slower for training). CPU inference: bf16 weights in channels_last where the CPU has
+    native bf16; the generator compiled ahead of time with frozen weights, from the disk
+    cache, or compiled (once per model, size and machine) when the job (`images`) is
+    large enough to repay it.
     CUDA (not measured here: no GPU was available to this project): bf16 (fp16 before
     Ampere), channels_last, no compile unless asked.
     """
@@ -96,7 +116,8 @@ def default_speed(device: torch.device, purpose: Purpose, images: int | None = N
         if purpose == "train":
             return Speed("bf16" if bf16 else "fp32")
         big_job = images is not None and images >= COMPILE_MIN_IMAGES
-        return Speed("bf16" if bf16 else "fp32", channels_last=bf16, compile=big_job)
+        aot = "build" if big_job else "cached"
+        return Speed("bf16" if bf16 else "fp32", channels_last=bf16, aot=aot)
     if device.type == "cuda":
         return Speed("bf16" if bf16 else "fp16", channels_last=True, compile=False)
     return Speed()
@@ -111,16 +132,23 @@ def resolve_speed(
     images: int | None = None,
 ) -> Speed:
     """Concrete settings from 'auto'/explicit choices ('on'/'off' for the switches;
-    `compile` also takes a torch.compile mode from COMPILE_MODES, which turns it on).
+    `compile` also takes a torch.compile mode from COMPILE_MODES, which turns it on, and
+    for CPU inference 'aot': compile ahead of time now if no package is cached).
 
     `images`: how many images an inference job will translate (decides 'auto' compile).
     """
+    if compile == "aot" and (purpose != "infer" or device.type != "cpu"):
+        raise ConfigError(
+            f"{setting('--compile')} aot is for translating on the CPU; use on or off here"
+        )
     base = default_speed(device, purpose, images)
+    explicit = compile not in ("auto", "aot")
     speed = Speed(
         precision=base.precision if precision == "auto" else precision,
         channels_last=base.channels_last if channels_last == "auto" else channels_last == "on",
-        compile=base.compile if compile == "auto" else compile != "off",
+        compile=base.compile if compile == "auto" else compile not in ("off", "aot"),
         compile_mode=compile if compile in COMPILE_MODES else None,
+        aot="build" if compile == "aot" else "off" if explicit else base.aot,
     )
     if speed.precision == "fp16" and device.type != "cuda":
         raise ConfigError(

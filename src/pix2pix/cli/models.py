@@ -104,9 +104,12 @@ def add_speed_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--compile",
         default="auto",
-        choices=get_args(CompileChoice),
-        help="torch.compile with frozen weights (optionally in a torch.compile mode); "
-        "auto: for jobs of 200+ images on CPU",
+        choices=[*get_args(CompileChoice), "aot"],
+        help="auto (CPU): the generator compiled ahead of time, from the cache "
+        "(~/.cache/pix2pix or $PIX2PIX_CACHE) when it has one for this model and size, "
+        "compiled into it (once, ~20 s) for jobs of 200+ images; aot: compile now if "
+        "missing; on: torch.compile in this process (optionally in a torch.compile mode); "
+        "off: neither",
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -44,6 +45,7 @@ from pix2pix.runtime import (
     resolve_device,
     resolve_speed,
 )
+from pix2pix.translate.aot import AotGenerator
 
 TILE_BATCH = 4  # tiles per forward pass where that cannot change the result
 MEMORY_FRACTION = 0.5  # of the available memory a forward pass may take by default
@@ -72,8 +74,14 @@ class Pix2Pix:
         if first.dtype != self.dtype or first.device != device or self.speed.channels_last:
             generator = generator if owned else copy.deepcopy(generator)
             generator = generator.to(device, self.dtype, memory_format=fmt)
+            owned = True
         self.generator = generator  # its mode is set per call and restored after
         self._run = compiled(self.generator, self.speed, "infer")
+        if self.speed.aot != "off" and owned and device.type == "cpu":
+            # compiled packages only for weights that are ours: a caller's module may
+            # change after this (a trainer's generator between validations)
+            net = dataclasses.asdict(config.model)
+            self._run = AotGenerator(self.generator, net, build=self.speed.aot == "build")
         self.config = config
         self.device = device
         self._lock = threading.RLock()  # inference toggles module modes: one call at a time
