@@ -26,10 +26,11 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader
 
-from benchmarks.throughput import cpu_name, write_facades_like
+from benchmarks.throughput import write_facades_like
 from pix2pix.config import DataConfig
 from pix2pix.data.datasets import PairedDataset
 from pix2pix.data.sampler import EpochBatchSampler
+from pix2pix.runtime import cpu_model
 from pix2pix.training.loop import _workers
 
 
@@ -73,7 +74,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             args.data = str(write_facades_like(Path(tmp) / "data", 16, args.size))
         settings = [setting(args, world) for world in args.ranks]
     return {
-        "cpu": cpu_name(),
+        "cpu": cpu_model(),
         "threads": torch.get_num_threads(),
         "data": args.data,
         "size": args.size,

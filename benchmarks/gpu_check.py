@@ -38,9 +38,9 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from benchmarks.baseline import PlainPix2Pix
-from benchmarks.throughput import cpu_name, peak_memory_mb, sync
+from benchmarks.throughput import peak_memory_mb, sync
 from pix2pix.config import ModelConfig, RunConfig, TrainConfig
-from pix2pix.runtime import Speed, configure_backends, resolve_speed
+from pix2pix.runtime import Speed, configure_backends, cpu_model, resolve_speed
 from pix2pix.training.step import Pix2PixTrainer
 from pix2pix.translate import Pix2Pix
 
@@ -190,7 +190,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         raise SystemExit("gpu_check: no CUDA device here; run with --dry-run to check the script")
     start = time.perf_counter()
     result: dict[str, Any] = {
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model(),
         "torch": torch.__version__, "dry_run": args.dry_run, "size": args.size,
         "generator": args.generator,
     }  # fmt: skip

@@ -31,11 +31,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks.throughput import cpu_name
 from pix2pix.checkpoint import Progress, save_checkpoint
 from pix2pix.config import ModelConfig, RunConfig
 from pix2pix.data.bands import TIFF_TILE, TiffBands, tifffile, write_bands
 from pix2pix.nets import build_generator
+from pix2pix.runtime import cpu_model
 
 GEO = [(33550, 12, 3, (0.5, 0.5, 0.0), True), (34737, 2, 7, "WGS 84", True)]
 
@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "seconds_per_megapixel": seconds / (args.size * args.size / 1e6),
         "output_matches_input_size_and_format": bool(same),
         "georeferencing_kept": dst.tags == src.tags,
-        "cpu": cpu_name(),
+        "cpu": cpu_model(),
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "tifffile": tifffile().__version__,

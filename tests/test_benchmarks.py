@@ -110,3 +110,17 @@ def test_ablation_trains_scores_and_tabulates_variants_without_a_segmenter(
     assert config["config"]["model"]["upsample"] == "resize-conv"
     assert config["config"]["data"]["direction"] == "AtoB" and not (out / "segmenter").exists()
     assert "| resize_conv | --upsample resize-conv |" in (out / "ablation.md").read_text()
+
+
+def test_whole_process_translation_benchmark_times_every_variant(tmp_path: Path) -> None:
+    from benchmarks import translate_process
+
+    args = argparse.Namespace(images=[1, 2], size=32, generator="unet_32", reps=1, eval=True,
+                              out=str(tmp_path / "tp"))  # fmt: skip
+    result = translate_process.run(args)
+    assert set(result["variants"]) == {"baseline", "ours, cold cache", "ours, warm cache"}
+    assert len(list((tmp_path / "tp" / "cache" / "aot").glob("*.pt2"))) == 1  # primed
+    assert not (tmp_path / "tp" / "empty" / "aot").exists()  # cold: never built
+    for name in ("base2", "ours2"):
+        assert len(list((tmp_path / "tp" / name).glob("*.png"))) == 2
+    assert "| ours, warm cache |" in translate_process.table(result)

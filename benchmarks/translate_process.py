@@ -1,0 +1,158 @@
+"""Translating a folder, whole process: `pix2pix translate` against a plain fp32 eager
+script, from process start to the last file written.
+
+    python -m benchmarks.translate_process [--images 4,24] [--size 256] [--reps 2]
+                                           [--eval] [--out runs/translate_process]
+
+The checkpoint is `unet_256` at the default width (seeded, untrained: speed does not
+depend on the weights), the inputs N random 256x256 PNGs. Variants, each a new process:
+
+- baseline: the plain way (the official code's): fp32 eager NCHW, one image at a time,
+  PIL in and out (`--worker`, this file);
+- ours, cold: `pix2pix translate` with an empty compile cache (what a first job sees);
+- ours, warm: the same with the compiled generator in the cache (every later job on
+  this machine; primed once with `--compile aot`, which is timed on its own).
+
+Per image: the difference between the largest and smallest job's wall times over the
+difference in images (start-up excluded). Variants alternate (A B C A B C).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from PIL import Image
+
+from benchmarks.large_image import write_checkpoint
+from pix2pix.runtime import cpu_model
+
+
+def worker(checkpoint: Path, inputs: Path, out: Path, eval_mode: bool) -> None:
+    """The baseline process: plain fp32 eager translation of every PNG in `inputs`."""
+    from pix2pix.checkpoint import load_weights, read_meta
+    from pix2pix.nets import build_generator
+
+    config, _ = read_meta(checkpoint)
+    g = build_generator(config.model, init=False)
+    load_weights(g, checkpoint / "generator.safetensors")
+    g.train(not eval_mode)
+    out.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        for path in sorted(inputs.glob("*.png")):
+            a = np.asarray(Image.open(path).convert("RGB"), dtype=np.float32) / 127.5 - 1
+            y = g(torch.from_numpy(a).permute(2, 0, 1)[None])
+            pixels = ((y[0].permute(1, 2, 0).clamp(-1, 1) + 1) * 127.5).round().byte().numpy()
+            Image.fromarray(pixels).save(out / path.name)
+
+
+def timed(command: list[str], env: dict[str, str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - start
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    out = Path(args.out)
+    ck, cache = out / "ck", out / "cache"
+    if not (ck / "config.json").exists():
+        write_checkpoint(ck, args.generator)
+    rng = np.random.default_rng(0)
+    folders = {}
+    for n in args.images:
+        folders[n] = out / f"in{n}"
+        folders[n].mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            pixels = rng.integers(0, 256, (args.size, args.size, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(folders[n] / f"{i:03d}.png")
+    mode = ["--eval"] if args.eval else []
+    root = str(Path(__file__).resolve().parents[1])  # benchmarks/ for the baseline worker
+    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "PIX2PIX_CACHE": str(cache), "PYTHONPATH": path}
+    cold_env = {**env, "PIX2PIX_CACHE": str(out / "empty")}
+
+    def ours(n: int, *extra: str) -> list[str]:
+        return [sys.executable, "-m", "pix2pix", "translate", "--checkpoint", str(ck),
+                str(folders[n]), "--out", str(out / f"ours{n}"), "--overwrite", *mode,
+                *extra]  # fmt: skip
+
+    def baseline(n: int) -> list[str]:
+        return [sys.executable, "-m", "benchmarks.translate_process", "--worker", str(ck),
+                str(folders[n]), str(out / f"base{n}"), *mode]  # fmt: skip
+
+    prime = timed(ours(min(args.images), "--compile", "aot"), env)  # builds the package
+    variants = {"baseline": (baseline, env), "ours, cold cache": (ours, cold_env),
+                "ours, warm cache": (ours, env)}  # fmt: skip
+    times: dict[str, dict[int, list[float]]] = {v: {n: [] for n in args.images} for v in variants}
+    for _ in range(args.reps):
+        for n in args.images:
+            for name, (command, e) in variants.items():
+                times[name][n].append(timed(command(n), e))
+    lo, hi = min(args.images), max(args.images)
+    result: dict[str, Any] = {
+        "cpu": cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__,
+        "size": args.size, "mode": "eval" if args.eval else "paper",
+        "prime_seconds": prime, "variants": {},
+    }  # fmt: skip
+    for name in variants:
+        wall = {n: min(t) for n, t in times[name].items()}
+        per = (wall[hi] - wall[lo]) / (hi - lo) if hi > lo else wall[lo] / lo
+        result["variants"][name] = {"wall_s": {str(n): w for n, w in wall.items()},
+                                    "per_image_s": per}  # fmt: skip
+    base = result["variants"]["baseline"]
+    for v in result["variants"].values():
+        v["per_image_speedup"] = base["per_image_s"] / v["per_image_s"]
+        v["wall_speedup"] = {n: base["wall_s"][n] / w for n, w in v["wall_s"].items()}
+    return result
+
+
+def table(result: dict[str, Any]) -> str:
+    sizes = list(next(iter(result["variants"].values()))["wall_s"])
+    lines = [
+        f"Folder translation, whole process, {result['size']}x{result['size']}, "
+        f"{result['mode']} mode; {result['cpu']}, {result['threads']} threads, torch "
+        f"{result['torch']}; building the cached package took {result['prime_seconds']:.1f} "
+        "s once.",
+        "",
+        "| variant | s per image | vs baseline | "
+        + " | ".join(f"{n} images: wall s (vs baseline)" for n in sizes) + " |",
+        "|---|---|---|" + "---|" * len(sizes),
+    ]  # fmt: skip
+    for name, v in result["variants"].items():
+        walls = " | ".join(f"{v['wall_s'][n]:.2f} ({v['wall_speedup'][n]:.2f}x)" for n in sizes)
+        lines.append(f"| {name} | {v['per_image_s']:.3f} | {v['per_image_speedup']:.2f}x | "
+                     f"{walls} |")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worker", nargs=3, metavar=("CK", "IN", "OUT"), help=argparse.SUPPRESS)
+    parser.add_argument("--images", default="4,24", help="comma-separated folder sizes")
+    parser.add_argument("--size", type=int, default=256)
+    parser.add_argument("--generator", default="unet_256")
+    parser.add_argument("--reps", type=int, default=2)
+    parser.add_argument("--eval", action="store_true", help="eval-mode inference")
+    parser.add_argument("--out", default="runs/translate_process")
+    parser.add_argument("--json", help="write the figures here")
+    args = parser.parse_args()
+    if args.worker:
+        worker(*map(Path, args.worker), args.eval)
+        return
+    args.images = sorted(int(n) for n in args.images.split(","))
+    result = run(args)
+    print(table(result))
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
