@@ -2,7 +2,7 @@
 ablations and each improvement option alone, scored the same way.
 
     python -m benchmarks.ablation --data ../shared/data/facades --out runs/ablation \
-        --size 64 --epochs 5 [--only paper,hinge] [--seed 0]
+        --size 64 --epochs 5 [--only paper,hinge] [--seed 0] [--picture grid.png]
 
 Every variant trains `unet_SIZE` + a PatchGAN at SIZE x SIZE on facades train/ (BtoA,
 batch 1, the paper's jitter, half the epochs decaying), then `evaluate` scores the 106
@@ -140,6 +140,22 @@ def table(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
     return head + "\n".join(row(r) for r in results) + "\n"
 
 
+def picture(out: Path, names: list[str], path: Path, rows: int = 4) -> Path:
+    """A grid whose rows are test pairs: input | each variant's output | target, from the
+    variants' evaluation folders (the first ROWS pairs `evaluate` kept previews of)."""
+    from pix2pix.data.images import read_image, save_image
+    from pix2pix.html import image_grid
+
+    first = out / names[0] / "eval" / "images"
+    stems = sorted((p.name[: -len("_input.png")] for p in first.glob("*_input.png")),
+                   key=lambda s: (len(s), s))[:rows]  # fmt: skip
+    grid = [[read_image(first / f"{stem}_input.png", 3)]
+            + [read_image(out / n / "eval" / "outputs" / f"{stem}.png", 3) for n in names]
+            + [read_image(first / f"{stem}_target.png", 3)] for stem in stems]  # fmt: skip
+    save_image(image_grid(grid), path)
+    return path
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="../shared/data/facades")
@@ -157,6 +173,7 @@ def main() -> None:
         default=30,
         help="0: no FCN-score (a task without facades label maps)",
     )
+    parser.add_argument("--picture", default="", help="also write input | variants | target")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     names = [n for n in args.only.split(",") if n] or list(VARIANTS)
@@ -181,6 +198,8 @@ def main() -> None:
         (out / "ablation.json").write_text(json.dumps(finished, indent=2) + "\n")
         (out / "ablation.md").write_text(table(finished, args))
     print((out / "ablation.md").read_text())
+    if args.picture:
+        print("wrote", picture(out, names, Path(args.picture)))
 
 
 if __name__ == "__main__":

@@ -7,7 +7,9 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from benchmarks import knobs
 from benchmarks.throughput import run, table
@@ -100,7 +102,8 @@ def test_ablation_trains_scores_and_tabulates_variants_without_a_segmenter(
     out = tmp_path / "abl"
     argv = ["ablation", "--data", str(tmp_path / "data"), "--out", str(out), "--size", "32",
             "--epochs", "2", "--direction", "AtoB", "--segmenter-epochs", "0",
-            "--only", "paper,resize_conv", "--precision", "fp32"]  # fmt: skip
+            "--only", "paper,resize_conv", "--precision", "fp32",
+            "--picture", str(tmp_path / "grid.png")]  # fmt: skip
     monkeypatch.setattr("sys.argv", argv)
     ablation.main()
     results = json.loads((out / "ablation.json").read_text())
@@ -110,6 +113,11 @@ def test_ablation_trains_scores_and_tabulates_variants_without_a_segmenter(
     assert config["config"]["model"]["upsample"] == "resize-conv"
     assert config["config"]["data"]["direction"] == "AtoB" and not (out / "segmenter").exists()
     assert "| resize_conv | --upsample resize-conv |" in (out / "ablation.md").read_text()
+    grid = np.asarray(Image.open(tmp_path / "grid.png"))
+    rows = len(list((out / "paper" / "eval" / "images").glob("*_input.png")))
+    assert grid.shape == (rows * 34 - 2, 4 * 34 - 2, 3)  # input | paper | resize_conv | target
+    output = np.asarray(Image.open(out / "resize_conv" / "eval" / "outputs" / "1.png"))
+    assert (grid[:32, 68:100] == output).all()
 
 
 def test_whole_process_translation_benchmark_times_every_variant(tmp_path: Path) -> None:
