@@ -4,8 +4,9 @@
 
 The worker joins the process group itself (as a script calling `fit` may), so the runs
 share one launch. Rank 0 alone writes checkpoints; to compare the ranks, each rank also
-writes its own G and D state to DUMP_DIR/run<I>_rank<R>_save<N>.safetensors each time a
-run saves (the loop calls `state_dict()` on every rank at every save).
+writes its own G and D state (and G's average with --ema-decay) to
+DUMP_DIR/run<I>_rank<R>_save<N>.safetensors each time a run saves (the loop calls
+`state_dict()` on every rank at every save).
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class RecordingTrainer(Pix2PixTrainer):
             **{f"g.{k}": v for k, v in self.g.state_dict().items()},
             **{f"d.{k}": v for k, v in self.d.state_dict().items()},
         }
+        if self.ema is not None:
+            tensors |= {f"ema.{k}": v for k, v in self.ema.module.state_dict().items()}
         tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
         name = f"run{RUN}_rank{self.ctx.rank}_save{RecordingTrainer.saves}.safetensors"
         save_file(tensors, DUMP / name)

@@ -140,16 +140,29 @@ MATCHING = [
 # The paper's batch norm and dropout: each rank draws its own dropout noise, so a resumed
 # run equals the whole one only if the checkpoint restores every rank's RNG.
 PAPER = ["--epochs", "12", "--decay-epochs", "12", "--seed", "3"]  # 48 steps
+# Every option of issue 14 at once, in mixed precision (auto), 2 + 1 epochs = 6 steps.
+IMPROVED = [
+    "--recipe", "improved", "--spectral-norm", "--gan-loss", "hinge", "--r1-gamma", "1",
+    "--r1-every", "2", "--d-scales", "2", "--discriminator", "patch_16",
+    "--feature-matching", "10", "--lr-d", "4e-4", "--reconstruction-scale", "2",
+    "--epochs", "2", "--decay-epochs", "1", "--seed", "5",
+]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def launched(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One job, two runs: MATCHING into ddp/ (saving every 2 steps), PAPER into whole/."""
+    """One job, four runs: MATCHING into ddp/ (saving every 2 steps), PAPER into whole/,
+    IMPROVED into improved_whole/ and, stopped after 3 of its 6 steps, improved_part/."""
     root = tmp_path_factory.mktemp("ddp")
     data = write_aligned(root / "data", count=8)
     matching = ["--out", root / "ddp", "--data", data, "--save-every", "2", *TINY, *MATCHING]
     paper = ["--out", root / "whole", "--data", data, *TINY, *PAPER]
-    done = launch(TESTS / "ddp_worker.py", root / "dumps", *matching, "::", *paper)
+    improved = ["--data", data, *TINY, *IMPROVED]
+    part = ["--out", root / "improved_part", "--max-steps", "3", *improved]
+    whole = ["--out", root / "improved_whole", *improved]
+    runs = [matching, paper, part, whole]
+    separated = [a for r in runs for a in ("::", *r)][1:]  # run :: run :: ...
+    done = launch(TESTS / "ddp_worker.py", root / "dumps", *separated)
     assert done.returncode == 0, done.stderr[-3000:]
     return root
 
@@ -235,6 +248,35 @@ def test_sigterm_stops_every_rank_and_resume_continues_the_run(
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert max_difference(weights(launched / "whole" / "latest"), weights(run / "latest")) == 0
     assert [r["step"] for r in read_log(log)] == list(range(1, 49))
+
+
+def test_improvement_options_keep_ranks_in_step_and_resume_exactly(launched: Path) -> None:
+    # spectral norm's power iteration, R1's double backward, two D scales, feature
+    # matching, DiffAugment drawn per rank and the EMA: every rank holds the same weights
+    saves = sorted(p.name for p in (launched / "dumps").glob("run3_rank0_*"))
+    assert len(saves) >= 3
+    for name in saves:
+        rank0 = load_file(launched / "dumps" / name)
+        rank1 = load_file(launched / "dumps" / name.replace("rank0", "rank1"))
+        assert any(k.startswith("ema.") for k in rank0)
+        assert any(k.endswith("weight.0._u") for k in rank0)  # spectral norm's state
+        params = [k for k in rank0 if not k.endswith(("running_mean", "running_var", "tracked"))]
+        assert all(torch.equal(rank0[k], rank1[k]) for k in params), name
+    whole, part = launched / "improved_whole", launched / "improved_part"
+    cfg, progress = read_meta(whole / "latest")
+    assert progress.step == 6 and cfg.train.recipe == "improved" and cfg.model.d_scales == 2
+    assert read_meta(part / "latest")[1].step == 3
+
+    # the stopped run, resumed by 2 processes, ends where the uninterrupted one did
+    resumed = launch("-m", "pix2pix", "train", "--out", part, "--resume", "--max-steps", "0")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert read_meta(part / "latest")[1].step == 6
+    ema = "generator_ema.safetensors"
+    for ckpt in (whole / "latest", part / "latest"):
+        assert (ckpt / ema).is_file()
+    assert max_difference(weights(whole / "latest"), weights(part / "latest")) == 0
+    averages = [load_file(c / "latest" / ema) for c in (whole, part)]
+    assert all(torch.equal(averages[0][k], averages[1][k]) for k in averages[0])
 
 
 def node_agent(node_rank: int, port: int, *args: str | Path) -> list[str]:
