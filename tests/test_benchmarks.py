@@ -132,3 +132,21 @@ def test_whole_process_translation_benchmark_times_every_variant(tmp_path: Path)
     for name in ("base2", "ours2"):
         assert len(list((tmp_path / "tp" / name).glob("*.png"))) == 2
     assert "| ours, warm cache |" in translate_process.table(result)
+
+
+def test_whole_process_training_benchmark_times_both_variants(tmp_path: Path) -> None:
+    from benchmarks import train_process
+
+    write_aligned(tmp_path / "data" / "train", count=3, size=32)
+    args = argparse.Namespace(data=str(tmp_path / "data"), steps=[1, 3], size=32, reps=1,
+                              out=str(tmp_path / "bench"))  # fmt: skip
+    result = train_process.run(args)
+    assert set(result["variants"]) == {"baseline", "ours"}
+    for v in result["variants"].values():
+        assert v["per_step_s"] == pytest.approx((v["wall_s"]["3"] - v["wall_s"]["1"]) / 2)
+    assert result["variants"]["baseline"]["per_step_speedup"] == 1
+    assert list((tmp_path / "bench").iterdir()) == []  # the runs went with their temp folder
+    assert "| ours |" in train_process.table(result)
+    a, b = train_process.plain_pair(sorted((tmp_path / "data" / "train").iterdir())[0], 32,
+                                    np.random.default_rng(0))  # fmt: skip
+    assert a.shape == b.shape == (3, 32, 32) and a.min() >= -1 and a.max() <= 1
