@@ -135,3 +135,28 @@ def test_auto_uses_the_cache_and_builds_only_for_large_jobs() -> None:
     assert default_speed(CPU, "train").aot == "off"
     with pytest.raises(ConfigError, match="compile aot is for translating on the CPU"):
         resolve_speed(CPU, "train", compile="aot")
+
+
+def test_packages_load_through_the_loader_or_the_public_api_alike(built, monkeypatch) -> None:
+    # the direct loader skips inductor's import and ISA probes; a torch without it
+    # takes `aoti_load_package`: both run the package to the same output
+    _, x, y, made = built
+    (package,) = made
+    direct = aot_module.load_package(package)(x.clone())
+    assert aot_module.package_loader() is not None  # torch 2.13 has it
+    monkeypatch.setattr(aot_module, "package_loader", lambda: None)
+    public = aot_module.load_package(package)(x.clone())
+    assert torch.equal(direct, y) and torch.equal(public, y)
+
+
+def test_importing_the_package_and_cli_leaves_inductor_and_dynamo_unimported() -> None:
+    # they cost ~1 s of every process's start-up; only compiling needs them
+    import subprocess
+    import sys
+
+    code = ("import sys, pix2pix, pix2pix.cli, pix2pix.translate.aot; "
+            "print(sorted(m for m in sys.modules if m.startswith(('torch._dynamo', "
+            "'torch._inductor'))))")  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

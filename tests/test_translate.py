@@ -190,3 +190,33 @@ def test_a_callers_module_keeps_its_mode_and_weights(tmp_path: Path) -> None:
     g.eval()
     model.translate_tensor(torch.rand(1, 3, 64, 64) * 2 - 1)  # paper mode, then back to eval
     assert not any(m.training for m in g.modules())
+
+
+def test_load_takes_the_files_weights_and_falls_back_for_buffers_it_lacks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = tiny_config("data", model={"in_channels": 3, "out_channels": 3})
+    torch.manual_seed(1)
+    g = build_generator(cfg.model)
+    save_checkpoint(tmp_path / "ck", cfg, Progress(), g)
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    g.eval()
+    with torch.no_grad():
+        expected = g(x)
+    # built on the meta device, the file's tensors taken as the weights: none left on meta
+    loaded = Pix2Pix.load(tmp_path / "ck", device="cpu", precision="fp32", compile="off")
+    assert not any(t.is_meta for t in loaded.generator.state_dict().values())
+    assert torch.allclose(loaded.translate_tensor(x, eval_mode=True), expected, atol=1e-6)
+
+    # a network with a buffer that is not saved (non-persistent) is built the usual way
+    import pix2pix.translate.model as model_module
+
+    def with_extra_buffer(*args, **kwargs):
+        net = build_generator(*args, **kwargs)
+        net.register_buffer("scratch", torch.ones(3), persistent=False)
+        return net
+
+    monkeypatch.setattr(model_module, "build_generator", with_extra_buffer)
+    again = Pix2Pix.load(tmp_path / "ck", device="cpu", precision="fp32", compile="off")
+    assert torch.equal(again.generator.scratch, torch.ones(3))
+    assert torch.allclose(again.translate_tensor(x, eval_mode=True), expected, atol=1e-6)

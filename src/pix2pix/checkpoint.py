@@ -214,14 +214,17 @@ def read_meta(path: Path, need: tuple[str, ...] = INFERENCE_FILES) -> tuple[RunC
     return checkpoint.config, checkpoint.progress
 
 
-def load_weights(module: nn.Module, file: Path) -> nn.Module:
-    """Load a safetensors file into `module` (strict), with errors naming the file."""
+def load_weights(module: nn.Module, file: Path, *, assign: bool = False) -> nn.Module:
+    """Load a safetensors file into `module` (strict), with errors naming the file.
+
+    assign: take the file's tensors as the module's (for a module built on the meta
+    device: no memory allocated and initialised only to be overwritten)."""
     try:
         state = load_safetensors_file(Path(file))  # read in place: no copy of the bytes
     except (OSError, SafetensorError) as exc:
         raise UserError(f"{file}: unreadable weights ({exc}); the checkpoint is damaged") from None
     try:
-        unwrap(module).load_state_dict(state)
+        unwrap(module).load_state_dict(state, assign=assign)
     except RuntimeError as exc:
         first = str(exc).splitlines()[0]
         raise UserError(f"{file}: weights do not match {CONFIG_FILE} ({first})") from None

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Literal
 
 import torch
-import torch._inductor.config
 from torch import nn
 
 from pix2pix.errors import ConfigError, setting
@@ -190,8 +189,10 @@ def compiled(module: nn.Module, speed: Speed, purpose: Purpose) -> Callable[...,
     if purpose == "train":
         return fn
 
+    from torch._inductor import config as inductor  # here: importing it costs ~1 s
+
     def frozen(*args: torch.Tensor) -> torch.Tensor:
-        with torch._inductor.config.patch(freezing=True):
+        with inductor.patch(freezing=True):
             return fn(*args)
 
     return frozen

@@ -28,7 +28,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-import torch._inductor.config
 from torch import nn
 
 from pix2pix.runtime import cpu_model
@@ -55,16 +54,44 @@ def weights_digest(module: nn.Module) -> str:
 def build_package(generator: nn.Module, x: torch.Tensor, path: Path) -> None:
     """Export `generator` (in its current mode) for inputs like `x` and compile it to
     `path`, weights frozen in."""
+    from torch._inductor import aoti_compile_and_package, config  # here: ~1 s to import
+
     program = torch.export.export(generator, (x,))
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp.pt2", dir=path.parent)
     os.close(fd)
     try:
-        with torch._inductor.config.patch(freezing=True):
-            torch._inductor.aoti_compile_and_package(program, package_path=tmp)
+        with config.patch(freezing=True):
+            aoti_compile_and_package(program, package_path=tmp)
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def package_loader() -> type | None:
+    """torch's own AOTInductor package loader (a private class), if this torch has it."""
+    return getattr(getattr(torch._C, "_aoti", None), "AOTIModelPackageLoader", None)
+
+
+def load_package(path: Path) -> Runner:
+    """The compiled generator in `path` as a function of one tensor.
+
+    Through the package loader itself where torch has it: `aoti_load_package` would
+    import inductor and dynamo (~1 s) and compile and run six probe programs to compare
+    the CPU's vector ISA with the one the package was built for (~1 s more), work the
+    cache key (which includes the ISA) has already done."""
+    loader_class = package_loader()
+    if loader_class is None:  # another torch: the public way
+        from torch._inductor import aoti_load_package
+
+        return aoti_load_package(str(path))
+    loader = loader_class(str(path), "model", False, 1, -1)
+
+    def run(x: torch.Tensor) -> torch.Tensor:
+        (y,) = loader.boxed_run([x])
+        return y
+
+    return run
 
 
 class AotGenerator:
@@ -113,7 +140,7 @@ class AotGenerator:
                 log.warning("could not compile the generator (%s); translating without", why)
                 return self.generator
         try:
-            runner = torch._inductor.aoti_load_package(str(path))
+            runner = load_package(path)
         except Exception as e:  # a damaged or foreign file: run as it is
             log.warning("could not load %s (%s); translating without it (delete it to "
                         "rebuild)", path, type(e).__name__)  # fmt: skip

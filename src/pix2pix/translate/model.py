@@ -108,8 +108,13 @@ class Pix2Pix:
         """
         ckpt = find_checkpoint(Path(path))
         config, _ = read_meta(ckpt)
-        generator = build_generator(config.model, init=False)
-        load_weights(generator, generator_file(ckpt, weights)).eval()  # ours: at rest in eval mode
+        file = generator_file(ckpt, weights)
+        with torch.device("meta"):  # the weights come from the file: skip the random init
+            generator = build_generator(config.model, init=False)
+        load_weights(generator, file, assign=True)
+        if any(t.is_meta for t in generator.buffers()):  # a buffer the file does not hold
+            generator = load_weights(build_generator(config.model, init=False), file)
+        generator.eval()  # ours: at rest in eval mode
         dev = resolve_device(device)
         speed = resolve_speed(dev, "infer", precision, channels_last, compile, images)
         return cls(generator, config, dev, speed, owned=True)
