@@ -26,11 +26,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +35,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from benchmarks import process_timing
+from benchmarks.process_timing import summarise, timed, worker_env
 from pix2pix.runtime import cpu_model
 
 
@@ -107,15 +106,6 @@ def synthetic(root: Path, count: int = 32) -> Path:
     return root
 
 
-def timed(command: list[str], env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    done = subprocess.run(command, env=env, capture_output=True, text=True)
-    seconds = time.perf_counter() - start
-    if done.returncode:
-        raise RuntimeError(f"{' '.join(command)} failed:\n{done.stderr[-3000:]}")
-    return seconds
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -123,27 +113,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     data = data / "train" if (data / "train").is_dir() else data  # as `pix2pix train` does
     with tempfile.TemporaryDirectory(dir=out, prefix="runs-") as runs:  # ~0.7 GB a run
         times = timings(args, data, Path(runs))
-    lo, hi = min(args.steps), max(args.steps)
-    result: dict[str, Any] = {
+    return {
         "cpu": cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__,
-        "size": args.size, "data": str(data), "variants": {},
+        "size": args.size, "data": str(data), "variants": summarise(times, "step"),
     }  # fmt: skip
-    for name in times:
-        wall = {k: min(t) for k, t in times[name].items()}
-        result["variants"][name] = {"wall_s": {str(k): w for k, w in wall.items()},
-                                    "per_step_s": (wall[hi] - wall[lo]) / (hi - lo)}  # fmt: skip
-    base = result["variants"]["baseline"]
-    for v in result["variants"].values():
-        v["per_step_speedup"] = base["per_step_s"] / v["per_step_s"]
-        v["wall_speedup"] = {k: base["wall_s"][k] / w for k, w in v["wall_s"].items()}
-    return result
 
 
 def timings(args: argparse.Namespace, data: Path, out: Path) -> dict[str, dict[int, list]]:
     """Wall seconds of each variant and run length, `args.reps` times, alternating."""
-    root = str(Path(__file__).resolve().parents[1])  # benchmarks/ for the baseline worker
-    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
-    env = {**os.environ, "PYTHONPATH": path}
+    env = worker_env()
     load = str(args.size * 286 // 256)
 
     def ours(k: int, rep: int) -> list[str]:
@@ -166,20 +144,11 @@ def timings(args: argparse.Namespace, data: Path, out: Path) -> dict[str, dict[i
 
 
 def table(result: dict[str, Any]) -> str:
-    steps = list(next(iter(result["variants"].values()))["wall_s"])
-    lines = [
+    heading = (
         f"Training, whole process, {result['size']}x{result['size']}, batch 1; "
-        f"{result['cpu']}, {result['threads']} threads, torch {result['torch']}.",
-        "",
-        "| variant | s per step | vs baseline | "
-        + " | ".join(f"{k} steps: wall s (vs baseline)" for k in steps) + " |",
-        "|---|---|---|" + "---|" * len(steps),
-    ]  # fmt: skip
-    for name, v in result["variants"].items():
-        walls = " | ".join(f"{v['wall_s'][k]:.1f} ({v['wall_speedup'][k]:.2f}x)" for k in steps)
-        lines.append(f"| {name} | {v['per_step_s']:.3f} | {v['per_step_speedup']:.2f}x | "
-                     f"{walls} |")  # fmt: skip
-    return "\n".join(lines) + "\n"
+        f"{result['cpu']}, {result['threads']} threads, torch {result['torch']}."
+    )
+    return process_timing.table(heading, result["variants"], "step", "steps", 1)
 
 
 def main() -> None:

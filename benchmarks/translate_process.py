@@ -21,10 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +29,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from benchmarks import process_timing
 from benchmarks.large_image import write_checkpoint
+from benchmarks.process_timing import summarise, timed, worker_env
 from pix2pix.runtime import cpu_model
 
 
@@ -54,12 +53,6 @@ def worker(checkpoint: Path, inputs: Path, out: Path, eval_mode: bool) -> None:
             Image.fromarray(pixels).save(out / path.name)
 
 
-def timed(command: list[str], env: dict[str, str]) -> float:
-    start = time.perf_counter()
-    subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - start
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     out = Path(args.out)
     ck, cache = out / "ck", out / "cache"
@@ -74,9 +67,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             pixels = rng.integers(0, 256, (args.size, args.size, 3), dtype=np.uint8)
             Image.fromarray(pixels).save(folders[n] / f"{i:03d}.png")
     mode = ["--eval"] if args.eval else []
-    root = str(Path(__file__).resolve().parents[1])  # benchmarks/ for the baseline worker
-    path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
-    env = {**os.environ, "PIX2PIX_CACHE": str(cache), "PYTHONPATH": path}
+    env = worker_env(PIX2PIX_CACHE=str(cache))
     cold_env = {**env, "PIX2PIX_CACHE": str(out / "empty")}
 
     def ours(n: int, *extra: str) -> list[str]:
@@ -96,41 +87,19 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for n in args.images:
             for name, (command, e) in variants.items():
                 times[name][n].append(timed(command(n), e))
-    lo, hi = min(args.images), max(args.images)
-    result: dict[str, Any] = {
+    return {
         "cpu": cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__,
         "size": args.size, "mode": "eval" if args.eval else "paper",
-        "prime_seconds": prime, "variants": {},
+        "prime_seconds": prime, "variants": summarise(times, "image"),
     }  # fmt: skip
-    for name in variants:
-        wall = {n: min(t) for n, t in times[name].items()}
-        per = (wall[hi] - wall[lo]) / (hi - lo) if hi > lo else wall[lo] / lo
-        result["variants"][name] = {"wall_s": {str(n): w for n, w in wall.items()},
-                                    "per_image_s": per}  # fmt: skip
-    base = result["variants"]["baseline"]
-    for v in result["variants"].values():
-        v["per_image_speedup"] = base["per_image_s"] / v["per_image_s"]
-        v["wall_speedup"] = {n: base["wall_s"][n] / w for n, w in v["wall_s"].items()}
-    return result
 
 
 def table(result: dict[str, Any]) -> str:
-    sizes = list(next(iter(result["variants"].values()))["wall_s"])
-    lines = [
-        f"Folder translation, whole process, {result['size']}x{result['size']}, "
-        f"{result['mode']} mode; {result['cpu']}, {result['threads']} threads, torch "
-        f"{result['torch']}; building the cached package took {result['prime_seconds']:.1f} "
-        "s once.",
-        "",
-        "| variant | s per image | vs baseline | "
-        + " | ".join(f"{n} images: wall s (vs baseline)" for n in sizes) + " |",
-        "|---|---|---|" + "---|" * len(sizes),
-    ]  # fmt: skip
-    for name, v in result["variants"].items():
-        walls = " | ".join(f"{v['wall_s'][n]:.2f} ({v['wall_speedup'][n]:.2f}x)" for n in sizes)
-        lines.append(f"| {name} | {v['per_image_s']:.3f} | {v['per_image_speedup']:.2f}x | "
-                     f"{walls} |")  # fmt: skip
-    return "\n".join(lines) + "\n"
+    heading = (f"Folder translation, whole process, {result['size']}x{result['size']}, "
+               f"{result['mode']} mode; {result['cpu']}, {result['threads']} threads, torch "
+               f"{result['torch']}; building the cached package took "
+               f"{result['prime_seconds']:.1f} s once.")  # fmt: skip
+    return process_timing.table(heading, result["variants"], "image", "images", 2)
 
 
 def main() -> None:
