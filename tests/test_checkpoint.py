@@ -11,6 +11,7 @@ import torch
 import pix2pix.checkpoint as ckpt_mod
 from conftest import tiny_config
 from pix2pix.checkpoint import (
+    GENERATOR_FILE,
     Progress,
     find_checkpoint,
     load_training_state,
@@ -164,3 +165,19 @@ def test_discriminator_round_trip(tmp_path: Path) -> None:
         build_discriminator(cfg.model, init=False), tmp_path / "ck" / "discriminator.safetensors"
     )
     assert all(torch.equal(a, b) for a, b in zip(d.state_dict().values(), d2.state_dict().values()))
+
+
+def test_a_resnet_saved_before_its_dropout_was_built_loads_as_trained(tmp_path: Path) -> None:
+    # ResNets were once built without dropout whatever the config said (0.5 by default):
+    # such a checkpoint is read as what was trained, dropout 0, and its outputs kept
+    cfg = tiny_config("data", model={"generator": "resnet_6blocks", "ngf": 2, "dropout": 0.5,
+                                     "in_channels": 3, "out_channels": 3})  # fmt: skip
+    trained = build_generator(cfg.model.__class__(**{**cfg.model.__dict__, "dropout": 0.0}))
+    save_checkpoint(tmp_path / "old", cfg, Progress(), trained)
+    loaded, _ = read_meta(tmp_path / "old")
+    assert loaded.model.dropout == 0.0
+    g = load_weights(build_generator(loaded.model, init=False), tmp_path / "old" / GENERATOR_FILE)
+    x = torch.randn(1, 3, 16, 16)
+    assert torch.equal(g.train()(x), trained.train()(x))  # paper mode: no dropout noise
+    save_checkpoint(tmp_path / "new", cfg, Progress(), build_generator(cfg.model))
+    assert read_meta(tmp_path / "new")[0].model.dropout == 0.5  # built with it: kept

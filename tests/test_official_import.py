@@ -88,10 +88,14 @@ def _official_layout(net: nn.Module, cfg: ModelConfig, prefix: str = "") -> dict
 @pytest.mark.parametrize("spec", [
     {"generator": "unet_64", "ngf": 3, "in_channels": 4, "out_channels": 1, "norm": "instance"},
     {"generator": "unet_32", "ngf": 5, "in_channels": 3, "out_channels": 3, "norm": "none"},
-    {"generator": "resnet_6blocks", "ngf": 4, "in_channels": 1, "out_channels": 2,
+    {"generator": "resnet_6blocks", "ngf": 4, "in_channels": 1, "out_channels": 3,
      "norm": "batch", "dropout": 0.5},
+    {"generator": "resnet_6blocks", "ngf": 4, "in_channels": 3, "out_channels": 3,
+     "norm": "batch", "dropout": 0.0},  # its conv_block.6 is a norm: no dropout
     {"generator": "resnet_9blocks", "ngf": 2, "in_channels": 3, "out_channels": 3,
      "norm": "none", "dropout": 0.0},
+    {"generator": "resnet_9blocks", "ngf": 2, "in_channels": 3, "out_channels": 1,
+     "norm": "instance", "dropout": 0.5},  # the official pix2pix resnet_9blocks default
 ])  # fmt: skip
 @pytest.mark.parametrize("prefix", ["", "module.", "_orig_mod."])
 def test_other_official_generators_import_exactly(spec: dict, prefix: str, tmp_path: Path) -> None:
@@ -107,6 +111,9 @@ def test_other_official_generators_import_exactly(spec: dict, prefix: str, tmp_p
     out, fields = import_official(tmp_path / "G.pth", tmp_path / "ck")
     assert {k: fields[k] for k in spec} == spec
     assert fields["dropout"] == spec.get("dropout", 0.5)  # U-Nets: the official default
+    if cfg.generator.startswith("resnet_"):  # dropout layers where the official code has them
+        drops = [m for m in net.modules() if isinstance(m, nn.Dropout)]
+        assert len(drops) == (int(cfg.generator[7]) if cfg.dropout else 0)
     model = Pix2Pix.load(out, device="cpu", precision="fp32", compile="off", channels_last="off")
     with torch.no_grad():
         assert torch.allclose(model.translate_tensor(x, eval_mode=True), net.eval()(x), atol=1e-6)
@@ -171,3 +178,14 @@ def test_import_cli_prints_the_inference_and_the_model_translates(
                            tmp_path / "x.png", "--out", tmp_path / "o")  # fmt: skip
     assert code == 0, err
     assert Image.open(tmp_path / "o" / "x.png").size == (300, 200)
+
+
+def test_a_resnets_dropout_is_read_from_its_blocks_not_assumed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = ModelConfig(generator="resnet_6blocks", ngf=2, in_channels=3, out_channels=3)
+    torch.save(_official_layout(build_generator(cfg), cfg), tmp_path / "G.pth")
+    code, out, err = run_cli(capsys, "import", "official", tmp_path / "G.pth", "--out",
+                             tmp_path / "ck")  # fmt: skip
+    assert code == 0, err
+    assert "dropout        0.5\n" in out  # no "(assumed ...)": the file shows it

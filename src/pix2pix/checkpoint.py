@@ -23,12 +23,12 @@ from __future__ import annotations
 import io
 import json
 import pickle
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file as load_safetensors_file
 from safetensors.torch import save as save_safetensors
 from torch import nn
@@ -39,6 +39,7 @@ from pix2pix.errors import UserError
 from pix2pix.fileio import atomic_write_bytes, atomic_write_text, staged_folder
 from pix2pix.hub import download, is_hub_ref
 from pix2pix.modelcard import CARD_FILE, model_card
+from pix2pix.nets.resnet import blocks_have_dropout
 
 FORMAT = "pix2pix-checkpoint"
 FORMAT_VERSION = 1
@@ -201,11 +202,28 @@ def open_checkpoint(path: Path, need: tuple[str, ...] = INFERENCE_FILES) -> Chec
     if missing:
         raise UserError(f"{path}: checkpoint is missing {', '.join(missing)}; it is incomplete")
     config = RunConfig.from_dict(meta.get("config"), source=str(config_file))
+    config = _trained_dropout(path, config)
     progress = meta.get("progress", {})
     try:
         return Checkpoint(path, config, Progress(**progress), meta.get("metadata", {}))
     except TypeError:
         raise UserError(f"{config_file}: 'progress' is damaged ({progress!r})") from None
+
+
+def _trained_dropout(path: Path, config: RunConfig) -> RunConfig:
+    """The config with the dropout its ResNet was trained with: before ResNets were built
+    with dropout, their checkpoints recorded the U-Net's 0.5 over weights without it."""
+    file = path / GENERATOR_FILE
+    if not config.model.generator.startswith("resnet_") or not config.model.dropout:
+        return config
+    try:
+        with safe_open(file, "pt") as f:
+            shapes = {k: f.get_slice(k).get_shape() for k in f.keys()}  # noqa: SIM118
+    except (OSError, SafetensorError):
+        return config  # load_weights names the damaged file
+    if blocks_have_dropout(shapes) is not False:
+        return config
+    return replace(config, model=replace(config.model, dropout=0.0))
 
 
 def read_meta(path: Path, need: tuple[str, ...] = INFERENCE_FILES) -> tuple[RunConfig, Progress]:

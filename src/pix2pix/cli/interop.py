@@ -69,7 +69,8 @@ def _import_official(args: argparse.Namespace) -> None:
                                   overwrite=args.overwrite)  # fmt: skip
     for name, value in fields.items():
         note = " (given)" if name in overrides else ""
-        if name == "dropout" and name not in overrides and value:
+        unet = fields["generator"].startswith(("unet_", "encdec_"))
+        if name == "dropout" and name not in overrides and value and unet:
             note = " (assumed: not visible in the file; --no-dropout if trained without)"
         print(f"  {name:<14} {value}{note}")
     print(f"wrote {out}: translate with  pix2pix translate --checkpoint {out} IMAGES --out DIR")

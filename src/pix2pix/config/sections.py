@@ -61,7 +61,8 @@ class ModelConfig:
     norm: Norm = "batch"
     """Normalisation in both networks: batch (paper), instance, none."""
     dropout: float = 0.5
-    """Dropout in the U-Net's inner 512-channel decoder blocks (the paper's only noise)."""
+    """Dropout in the U-Net's inner 512-channel decoder blocks (the paper's only noise)
+    and in every ResNet block, between its convolutions (the official code's layout)."""
     conditional: bool = True
     """The discriminator sees the input beside the output (the paper's conditional GAN)."""
     init_std: float = 0.02

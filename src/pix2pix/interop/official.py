@@ -7,7 +7,8 @@ the file says which network it is, so the architecture is inferred from the tens
 - U-Net (`unet_128`, `unet_256`, ...): nested `UnetSkipConnectionBlock`s, level i at
   `model.model.` + `1.model.` + `3.model.` * (i - 1); the depth is the nesting depth;
 - ResNet (`resnet_6blocks`, `resnet_9blocks`): `model.K` layers, `ResnetBlock`s at
-  `model.K.conv_block.J`; a block's second conv at J = 6 means dropout was on;
+  `model.K.conv_block.J`; a block's second conv at J = 6 means dropout was on, at
+  J = 5 off (`nets.resnet.blocks_have_dropout`);
 - PatchGAN (`basic`, `n_layers`) and PixelGAN (`pixel`) discriminators: `model.K`, the
   depth from the number of convolutions, 1x1 kernels for the PixelGAN.
 
@@ -33,6 +34,7 @@ from pix2pix.config import DataConfig, ModelConfig, RunConfig
 from pix2pix.errors import ConfigError, UserError
 from pix2pix.fileio import check_replaceable
 from pix2pix.nets import DISCRIMINATOR_LAYERS, build_discriminator, build_generator
+from pix2pix.nets.resnet import blocks_have_dropout
 
 PREFIXES = ("module.", "_orig_mod.")
 RESNET_BLOCKS = (6, 9)
@@ -124,7 +126,9 @@ def infer_generator(state: dict[str, torch.Tensor]) -> dict[str, Any]:
     if "model.1.weight" in state and blocks:
         convs = [k for k in state if k.endswith(".weight") and state[k].ndim == 4]
         last = max(convs, key=lambda k: int(k.split(".")[1]))
-        dropout = any(".conv_block.6." in k for k in state)
+        dropout = blocks_have_dropout({k: tuple(v.shape) for k, v in state.items()})
+        if dropout is None:
+            raise UserError("a ResNet generator whose blocks are not the official layout")
         if len(blocks) not in RESNET_BLOCKS:
             raise UserError(f"a ResNet generator with {len(blocks)} blocks; pix2pix has 6 or 9")
         return {

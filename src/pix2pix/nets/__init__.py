@@ -55,8 +55,8 @@ def _unet(depth: int, skips: bool) -> GeneratorFactory:
 
 def _resnet(blocks: int) -> GeneratorFactory:
     def build(c_in: int, c_out: int, ngf: int, norm: str, dropout: float, upsample: str):
-        # The paper's ResNet variant uses no dropout; `dropout` is the U-Net's.
-        return ResNetGenerator(c_in, c_out, blocks, ngf, norm, dropout=0.0)
+        # dropout in every block, between its convs: the official pix2pix default
+        return ResNetGenerator(c_in, c_out, blocks, ngf, norm, dropout=dropout)
 
     return build
 

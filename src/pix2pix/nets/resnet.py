@@ -2,18 +2,42 @@
 
 c7s1-ngf, two stride-2 downsamplings, N residual blocks at 4*ngf, two stride-2
 upsamplings, c7s1-out with Tanh. Reflection padding avoids border artefacts.
+
+The layers sit at the official code's indices (its `ResnetBlock.conv_block` is our
+`ResidualBlock.body`): pad, conv, norm, ReLU, [Dropout], pad, conv, norm, so a block's
+second conv is at 6 with dropout and at 5 without; `blocks_have_dropout` reads which from
+a state dict's keys.
 """
 
 from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
 
 from pix2pix.nets.layers import conv_bias, make_norm
 
+_BLOCK_CONV = re.compile(r"\.(?:conv_block|body)\.(\d+)\.weight$")
+SECOND_CONV = {True: 6, False: 5}  # a block's second conv index, by whether it has dropout
+
+
+def blocks_have_dropout(shapes: Mapping[str, Sequence[int]]) -> bool | None:
+    """Whether the residual blocks of a state dict (key -> tensor shape; ours, `body`, or
+    the official code's, `conv_block`) have dropout: their convolutions are at 1 and 6
+    (True) or 1 and 5 (False). None: no residual block, or another layout."""
+    convs = {int(m.group(1)) for k, shape in shapes.items()
+             if (m := _BLOCK_CONV.search(k)) and len(shape) == 4}  # fmt: skip
+    for dropout, second in SECOND_CONV.items():
+        if convs == {1, second}:
+            return dropout
+    return None
+
 
 class ResidualBlock(nn.Module):
-    """x + conv-norm-relu-conv-norm(x), with reflection padding; keeps (B, C, H, W)."""
+    """x + conv-norm-relu-[dropout]-conv-norm(x), with reflection padding; keeps
+    (B, C, H, W). Dropout, when on, sits between the convolutions (the official layout)."""
 
     def __init__(self, channels: int, norm: str, dropout: float) -> None:
         super().__init__()
