@@ -189,3 +189,32 @@ def test_a_resnets_dropout_is_read_from_its_blocks_not_assumed(
                              tmp_path / "ck")  # fmt: skip
     assert code == 0, err
     assert "dropout        0.5\n" in out  # no "(assumed ...)": the file shows it
+
+
+def test_a_colorization_generator_imports_as_lab(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    cfg = ModelConfig(generator="unet_32", ngf=2, in_channels=1, out_channels=2)
+    torch.save(_official_layout(build_generator(cfg), cfg), tmp_path / "G.pth")
+    code, out, err = run_cli(capsys, "import", "official", tmp_path / "G.pth", "--out",
+                             tmp_path / "ck")  # fmt: skip
+    assert code == 0, err
+    assert "color_space    lab (inferred: 1 -> 2 channels" in out
+    assert read_meta(tmp_path / "ck")[0].data.color_space == "lab"
+    from PIL import Image
+
+    Image.new("RGB", (40, 32), (200, 120, 40)).save(tmp_path / "x.png")
+    code, _, err = run_cli(capsys, "translate", "--checkpoint", tmp_path / "ck",
+                           tmp_path / "x.png", "--out", tmp_path / "o")  # fmt: skip
+    assert code == 0, err
+    with Image.open(tmp_path / "o" / "x.png") as im:  # L* of the input, a*b* predicted
+        assert (im.mode, im.size) == ("RGB", (40, 32))
+    code, out, err = run_cli(capsys, "import", "official", tmp_path / "G.pth", "--out",
+                             tmp_path / "rgb", "--color-space", "rgb")  # fmt: skip
+    assert code == 0 and "color_space    rgb (given)" in out
+    assert read_meta(tmp_path / "rgb")[0].data.color_space == "rgb"
+    g = FIXTURES / "unet_256_ngf4_batch.pth"
+    code, _, err = run_cli(capsys, "import", "official", g, "--out", tmp_path / "c",
+                           "--color-space", "lab")  # fmt: skip
+    assert code == 2 and "needs a 1 -> 2 channel generator" in error_line(err)
+    assert not (tmp_path / "c").exists()

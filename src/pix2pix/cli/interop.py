@@ -46,6 +46,13 @@ def add_import(sub: Subparsers) -> None:
         help="the model was trained without dropout (not visible in a U-Net's state dict; "
         "default: on, the official pix2pix default)",
     )
+    o.add_argument(
+        "--color-space",
+        dest="color_space",
+        choices=("rgb", "lab"),
+        help="what the channels are (default: inferred, lab for a 1 -> 2 channel generator: "
+        "the official colorization model, L* in and a*b* out; rgb otherwise)",
+    )
     o.add_argument("--overwrite", action="store_true", help="replace a checkpoint in --out")
     o.set_defaults(func=_import_official)
 
@@ -66,14 +73,24 @@ def _import_official(args: argparse.Namespace) -> None:
     }
     out, fields = import_official(args.generator, args.out, discriminator=args.discriminator,
                                   direction=args.direction, overrides=overrides,
+                                  color_space=args.color_space,
                                   overwrite=args.overwrite)  # fmt: skip
+    given = {*overrides, *(["color_space"] if args.color_space else [])}
     for name, value in fields.items():
-        note = " (given)" if name in overrides else ""
-        unet = fields["generator"].startswith(("unet_", "encdec_"))
-        if name == "dropout" and name not in overrides and value and unet:
-            note = " (assumed: not visible in the file; --no-dropout if trained without)"
-        print(f"  {name:<14} {value}{note}")
+        print(f"  {name:<14} {value}{_note(name, value, fields, given)}")
     print(f"wrote {out}: translate with  pix2pix translate --checkpoint {out} IMAGES --out DIR")
+
+
+def _note(name: str, value: object, fields: dict, given: set[str]) -> str:
+    """What the printed value of an imported field rests on."""
+    if name in given:
+        return " (given)"
+    if name == "color_space" and value == "lab":
+        return " (inferred: 1 -> 2 channels, the official colorization model; else rgb)"
+    unet = str(fields["generator"]).startswith(("unet_", "encdec_"))
+    if name == "dropout" and value and unet:
+        return " (assumed: not visible in the file; --no-dropout if trained without)"
+    return ""
 
 
 def add_push(sub: Subparsers) -> None:

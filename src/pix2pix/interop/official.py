@@ -16,9 +16,10 @@ Widths and channels come from the first and last convolutions; the norm from wha
 file holds: running statistics (batch), conv biases without them (instance: the
 official instance norm has no parameters), neither (none: the official code then uses
 no conv biases, where ours has zero ones). Dropout in a U-Net leaves no trace in a state
-dict: it defaults to the official pix2pix default (on). Prefixes from DataParallel
-(`module.`) and torch.compile (`_orig_mod.`) are removed; a missing `num_batches_tracked`
-(files from PyTorch < 0.4.1) is taken as 0.
+dict: it defaults to the official pix2pix default (on). A 1 -> 2 channel generator is
+the official colorization model (L* -> a*b*): imported as `color_space: lab`. Prefixes
+from DataParallel (`module.`) and torch.compile (`_orig_mod.`) are removed; a missing
+`num_batches_tracked` (files from PyTorch < 0.4.1) is taken as 0.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import torch
 
 from pix2pix.checkpoint import CONFIG_FILE, Progress, load_tensors, save_checkpoint
 from pix2pix.config import DataConfig, ModelConfig, RunConfig
+from pix2pix.config.sections import ColorSpace
 from pix2pix.errors import ConfigError, UserError
 from pix2pix.fileio import check_replaceable
 from pix2pix.nets import DISCRIMINATOR_LAYERS, build_discriminator, build_generator
@@ -222,15 +224,25 @@ def import_official(
     discriminator: Path | None = None,
     direction: str = "AtoB",
     overrides: dict[str, Any] | None = None,
+    color_space: ColorSpace | None = None,
     overwrite: bool = False,
 ) -> tuple[Path, dict[str, Any]]:
     """Convert an official G (and D) into a checkpoint folder at `out`; returns it and
-    what was inferred (ModelConfig fields, `overrides` applied on top)."""
+    what was inferred (ModelConfig fields, `overrides` applied on top, and `color_space`).
+
+    color_space: None infers it: lab for a 1 -> 2 channel generator (the official
+    colorization model: L* in, a*b* out, scaled as ours are), else rgb."""
     g_state = read_state_dict(generator)
     try:
         fields = {**infer_generator(g_state), **(overrides or {})}
     except UserError as exc:
         raise UserError(f"{generator}: {exc}") from None
+    color_space = color_space or infer_color_space(fields)
+    if color_space == "lab" and infer_color_space(fields) != "lab":
+        raise UserError(
+            f"{generator}: --color-space lab needs a 1 -> 2 channel generator (L* -> a*b*), "
+            f"this one maps {fields['in_channels']} -> {fields['out_channels']}; use rgb"
+        )
     if discriminator is not None:
         d_state = read_state_dict(discriminator)
         try:
@@ -250,7 +262,8 @@ def import_official(
                   "conditional": d["channels"] == both}  # fmt: skip
     try:
         model = ModelConfig(**fields)
-        config = RunConfig(model=model, data=DataConfig(direction=direction))
+        config = RunConfig(model=model, data=DataConfig(direction=direction,
+                                                        color_space=color_space))  # fmt: skip
     except (ConfigError, TypeError) as exc:
         raise UserError(f"{generator}: {exc}") from None
     g = build_generator(model, init=False)
@@ -265,7 +278,12 @@ def import_official(
                     metadata={"imported_from": {"generator": str(generator),
                               "discriminator": str(discriminator) if discriminator else None,
                               "format": "pytorch-CycleGAN-and-pix2pix"}})  # fmt: skip
-    return Path(out), fields
+    return Path(out), {**fields, "color_space": color_space}
+
+
+def infer_color_space(fields: dict[str, Any]) -> ColorSpace:
+    """lab for a 1 -> 2 channel generator (the official colorization model), else rgb."""
+    return "lab" if (fields["in_channels"], fields["out_channels"]) == (1, 2) else "rgb"
 
 
 def _generator_keys(state: dict[str, torch.Tensor], model: Any) -> dict[str, str]:
