@@ -218,3 +218,26 @@ def test_a_colorization_generator_imports_as_lab(
                            "--color-space", "lab")  # fmt: skip
     assert code == 2 and "needs a 1 -> 2 channel generator" in error_line(err)
     assert not (tmp_path / "c").exists()
+
+
+def test_overwrite_replaces_only_our_checkpoints_and_never_the_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    g = FIXTURES / "unet_256_ngf4_batch.pth"
+    theirs = tmp_path / "thesis"  # another tool's model folder: it has a config.json too
+    theirs.mkdir()
+    (theirs / "config.json").write_text('{"model_type": "bert"}')
+    (theirs / "chapter1.tex").write_text("years of work")
+    for flags in ((), ("--overwrite",)):
+        code, _, err = run_cli(capsys, "import", "official", g, "--out", theirs, *flags)
+        line = error_line(err)
+        assert code == 2 and "does not hold a checkpoint" in line and "--overwrite" not in line
+        assert sorted(p.name for p in theirs.iterdir()) == ["chapter1.tex", "config.json"]
+    ours = tmp_path / "ck"
+    assert run_cli(capsys, "import", "official", g, "--out", ours)[0] == 0
+    assert run_cli(capsys, "import", "official", g, "--out", ours, "--overwrite")[0] == 0
+    source = ours / "latest_net_G.pth"  # the input kept inside the folder to replace
+    source.write_bytes(g.read_bytes())
+    code, _, err = run_cli(capsys, "import", "official", source, "--out", ours, "--overwrite")
+    assert code == 2 and f"holds the input {source}" in error_line(err)
+    assert source.read_bytes() == g.read_bytes()

@@ -24,13 +24,14 @@ from DataParallel (`module.`) and torch.compile (`_orig_mod.`) are removed; a mi
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from pix2pix.checkpoint import CONFIG_FILE, Progress, load_tensors, save_checkpoint
+from pix2pix.checkpoint import CONFIG_FILE, FORMAT, Progress, load_tensors, save_checkpoint
 from pix2pix.config import DataConfig, ModelConfig, RunConfig
 from pix2pix.config.sections import ColorSpace
 from pix2pix.errors import ConfigError, UserError
@@ -272,13 +273,34 @@ def import_official(
     if discriminator is not None:
         d_net = build_discriminator(model, init=False)
         d_net.load_state_dict(convert(d_state, d_net, patch_keys(d_state), discriminator))
-    is_ours = lambda p: (p / CONFIG_FILE).exists()  # noqa: E731
-    check_replaceable(Path(out), "a checkpoint", is_ours, overwrite=overwrite)
+    _check_out(Path(out), [p for p in (generator, discriminator) if p is not None], overwrite)
     save_checkpoint(Path(out), config, Progress(), g, d_net,
                     metadata={"imported_from": {"generator": str(generator),
                               "discriminator": str(discriminator) if discriminator else None,
                               "format": "pytorch-CycleGAN-and-pix2pix"}})  # fmt: skip
     return Path(out), {**fields, "color_space": color_space}
+
+
+def is_checkpoint(path: Path) -> bool:
+    """Whether the folder `path` holds a pix2pix checkpoint: its config.json says so (a
+    config.json of any other tool is not ours to replace)."""
+    try:
+        meta = json.loads((Path(path) / CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(meta, dict) and meta.get("format") == FORMAT
+
+
+def _check_out(out: Path, inputs: list[Path], overwrite: bool) -> None:
+    """Refuse an `out` that would lose something: one holding an input file (replacing
+    the folder would delete it), or anything but an earlier checkpoint (`overwrite`)."""
+    for source in inputs:
+        if out.resolve() in Path(source).resolve().parents:
+            raise UserError(
+                f"{out}: holds the input {source}, which replacing it would delete; "
+                "choose another --out folder"
+            )
+    check_replaceable(out, "a checkpoint", is_checkpoint, overwrite=overwrite)
 
 
 def infer_color_space(fields: dict[str, Any]) -> ColorSpace:
