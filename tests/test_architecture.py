@@ -149,3 +149,13 @@ def test_the_readme_python_api_imports() -> None:
 
     assert pix2pix.evaluate is evaluate and pix2pix.metrics is metrics and pix2pix.fid is fid
     assert callable(pix2pix.evaluate.evaluate) and callable(pix2pix.load)
+
+
+def test_the_public_load_takes_every_option_of_pix2pix_load() -> None:
+    import inspect
+
+    import pix2pix
+
+    # one signature, the same defaults: pix2pix.load(path, precision="fp32", compile="off")
+    assert inspect.signature(pix2pix.load) == inspect.signature(pix2pix.Pix2Pix.load)
+    assert "precision" in inspect.signature(pix2pix.load).parameters

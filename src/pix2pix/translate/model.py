@@ -301,6 +301,6 @@ class Pix2Pix:
         return array_to_pil(self.translate_array(image, eval_mode=eval_mode, seed=seed, **tiling))
 
 
-def load(path: str | Path, device: str = "auto") -> Pix2Pix:
-    """Load a trained model from a run folder or checkpoint folder."""
-    return Pix2Pix.load(path, device)
+# `pix2pix.load(path, device, precision=..., compile=...)`: the classmethod itself, so the
+# two take the same options with the same defaults
+load = Pix2Pix.load
