@@ -4,12 +4,12 @@ boundary: nothing here reaches the Hub)."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
 
@@ -62,41 +62,85 @@ def test_hub_refs_are_checked() -> None:
             parse_ref(bad)
 
 
-class FakeApi:
-    calls: ClassVar[list[tuple[str, dict]]] = []
+class HubBoundary:
+    """HfApi with only its network calls replaced: `upload_folder` itself (its file
+    selection by allow_patterns, the operations it builds) is the library's own."""
 
-    def __init__(self, token: str | None = None) -> None:
-        self.calls.append(("init", {"token": token}))
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        from huggingface_hub import HfApi, hf_api
+
+        self.repos: list[dict] = []
+        self.sent: dict[str, bytes] = {}  # path in the repo -> the bytes uploaded
+        monkeypatch.setattr(hf_api, "is_xet_available", lambda: False)  # one plain commit
+        monkeypatch.setattr(HfApi, "_validate_yaml", lambda *a, **k: None)
+        monkeypatch.setattr(HfApi, "create_repo", self.create_repo)
+        monkeypatch.setattr(HfApi, "create_commit", self.create_commit)
 
     def create_repo(self, repo_id: str, **kwargs: object) -> str:
-        self.calls.append(("create_repo", {"repo_id": repo_id, **kwargs}))
+        self.repos.append({"repo_id": repo_id, **kwargs})
         return f"https://huggingface.co/{repo_id}"
 
-    def upload_folder(self, **kwargs: object) -> None:
-        folder = Path(str(kwargs["folder_path"]))
-        patterns = kwargs["allow_patterns"]
-        sent = sorted(f.name for f in folder.iterdir()
-                      if any(Path(f.name).match(p) for p in patterns))  # fmt: skip
-        self.calls.append(("upload_folder", {**kwargs, "files": sent}))
+    def create_commit(self, *, operations: list, **kwargs: object) -> None:
+        for op in operations:
+            self.sent[op.path_in_repo] = Path(op.path_or_fileobj).read_bytes()
 
 
-def test_push_uploads_the_checkpoint_files_and_never_the_pickle(
+def test_push_sends_what_loads_and_no_local_path(
     aligned_data: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import huggingface_hub
-
-    monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
-    FakeApi.calls = []
-    fit(tiny_config(aligned_data, train={"max_steps": 1}), tmp_path / "run")
+    hub = HubBoundary(monkeypatch)
+    first = fit(tiny_config(aligned_data, train={"max_steps": 1}), tmp_path / "first")
+    cfg = tiny_config(aligned_data, train={"max_steps": 1, "init_from": str(first)},
+                      monitor={"val_data": str(aligned_data)})  # fmt: skip
+    latest = fit(cfg, tmp_path / "run")
+    before = {f.name: f.read_bytes() for f in latest.iterdir()}
     code, out, err = run_cli(capsys, "push", tmp_path / "run", "me/facades", "--private")
     assert code == 0, err
-    kinds = [name for name, _ in FakeApi.calls]
-    assert kinds == ["init", "create_repo", "upload_folder"]
-    assert FakeApi.calls[1][1] == {"repo_id": "me/facades", "private": True, "exist_ok": True}
-    upload = FakeApi.calls[2][1]
-    assert upload["repo_id"] == "me/facades" and Path(upload["folder_path"]).name == "latest"
-    assert upload["files"] == ["README.md", "config.json", "discriminator.safetensors",
-                               "generator.safetensors"]  # fmt: skip
+    assert hub.repos == [{"repo_id": "me/facades", "private": True, "exist_ok": True}]
+    assert sorted(hub.sent) == ["README.md", "config.json", "discriminator.safetensors",
+                                "generator.safetensors"]  # never training_state.pt  # fmt: skip
+    for name in ("discriminator.safetensors", "generator.safetensors"):
+        assert hub.sent[name] == before[name]
+    for name in ("README.md", "config.json"):
+        text = hub.sent[name].decode()
+        assert str(tmp_path) not in text and str(Path.home()) not in text, text
+    meta = json.loads(hub.sent["config.json"])
+    assert meta["config"]["data"]["root"] == aligned_data.name
+    assert meta["config"]["monitor"]["val_data"] == aligned_data.name
+    assert meta["config"]["train"]["init_from"] == "latest"
+    assert "fine-tuned from `latest`" in hub.sent["README.md"].decode()
+    assert {f.name: f.read_bytes() for f in latest.iterdir()} == before  # left as it was
     assert "hf:me/facades" in out
     code, _, err = run_cli(capsys, "push", tmp_path / "nothing", "me/x")
     assert code == 2 and "no such checkpoint" in error_line(err)
+
+
+def test_push_of_an_import_names_its_source_file_only(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pix2pix.interop import import_official
+
+    hub = HubBoundary(monkeypatch)
+    source = Path(__file__).parent / "fixtures" / "official" / "unet_256_ngf4_batch.pth"
+    out, _ = import_official(source, tmp_path / "ck")
+    code, _, err = run_cli(capsys, "push", out, "me/imported")
+    assert code == 0, err
+    meta = json.loads(hub.sent["config.json"])
+    assert meta["metadata"]["imported_from"]["generator"] == source.name
+    sent = hub.sent["README.md"].decode() + hub.sent["config.json"].decode()
+    assert str(source.parent) not in sent
+
+
+def test_a_failed_upload_is_one_line(
+    aligned_data: Path, tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from huggingface_hub import HfApi, errors
+
+    def offline(*args: object, **kwargs: object) -> None:
+        raise errors.OfflineModeIsEnabled("Cannot reach https://huggingface.co: offline mode")
+
+    monkeypatch.setattr(HfApi, "create_repo", offline)
+    fit(tiny_config(aligned_data, train={"max_steps": 1}), tmp_path / "run")
+    code, _, err = run_cli(capsys, "push", tmp_path / "run", "me/facades")
+    assert code == 2 and "Traceback" not in err
+    assert "hf:me/facades: the upload failed (Cannot reach" in error_line(err)

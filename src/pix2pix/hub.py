@@ -16,6 +16,13 @@ from pix2pix.errors import UserError
 
 PREFIX = "hf:"
 FILES = ["config.json", "*.safetensors", "README.md"]
+# what `pix2pix push` sends (its --help; `pix2pix.interop.push` does it)
+SENT = (
+    "config.json (local paths, i.e. the data and validation folders, --init-from and an "
+    "import's source files, as their base names), the safetensors weights (generator, "
+    "its EMA average, discriminator) and the model card README.md; never "
+    "training_state.pt nor any other file"
+)
 
 
 def is_hub_ref(path: str | Path) -> bool:

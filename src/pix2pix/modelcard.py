@@ -59,7 +59,7 @@ def model_card(config: RunConfig, step: int, epoch: int, metadata: dict[str, Any
         if imported
         else f"On `{data}` ({d.direction}), {step} steps ({epoch} epochs), batch "
         f"{t.batch_size}, recipe `{t.recipe}`"
-        + (f", fine-tuned from `{t.init_from}`" if t.init_from else "")
+        + (f", fine-tuned from `{_name(t.init_from)}`" if t.init_from else "")
         + f". Options beyond the paper's: {_training_options(t)}."
     )
     lines = [
@@ -100,6 +100,12 @@ def model_card(config: RunConfig, step: int, epoch: int, metadata: dict[str, Any
         "",
     ]
     return "\n".join(lines)
+
+
+def _name(ref: str) -> str:
+    """A checkpoint as the card names it: a Hub reference as is, a local one by its folder
+    name (a card is read elsewhere: no local paths)."""
+    return ref if ref.startswith("hf:") else Path(ref).name or ref
 
 
 def append_evaluation(ckpt: Path, summary: dict[str, Any], split: str) -> None:

@@ -94,12 +94,14 @@ def _note(name: str, value: object, fields: dict, given: set[str]) -> str:
 
 
 def add_push(sub: Subparsers) -> None:
+    from pix2pix.hub import SENT
+
     p = sub.add_parser(
         "push",
         help="upload a checkpoint to the Hugging Face Hub (load it with hf:OWNER/NAME)",
-        description="Upload a checkpoint folder (config.json, safetensors weights, model "
-        "card) to a Hub model repository, created if needed. The token is the Hub's own "
-        "(HF_TOKEN or huggingface-cli login). Needs pip install 'pix2pix[hub]'.",
+        description="Upload a checkpoint folder to a Hub model repository, created if "
+        f"needed. What is sent: {SENT}. The token is the Hub's own (HF_TOKEN or "
+        "huggingface-cli login). Needs pip install 'pix2pix[hub]'.",
     )
     p.add_argument("checkpoint", metavar="DIR", help="run folder or checkpoint folder")
     p.add_argument("repo", metavar="OWNER/NAME", help="the Hub model repository")
