@@ -1,7 +1,7 @@
 """Every input a user can get wrong: one line on stderr naming it, exit 2, nothing changed.
 
 One table over the commands that read user input (train, translate, evaluate, export,
-serve, segmenter, data tools). Each case builds what it needs in its own folder (beside a
+serve, segmenter, import, push, data tools). Each case builds what it needs in its own folder (beside a
 shared trained checkpoint and dataset) and runs the command in this process; the test
 asserts exit status 2, exactly one stderr line, `pix2pix: error: ...` naming the file or
 value, no traceback, and that every file and folder that existed before is byte-identical
@@ -229,6 +229,19 @@ CASES: list[Case] = [
     ("segmenter-index-classes", lambda s, t: ["segmenter", "train", "--data", s.data, "--labels", "index", "--num-classes", "1", "--out", t / "s"], "--num-classes"),
     ("segmenter-seed-out-of-range", lambda s, t: ["segmenter", "train", "--data", s.data, "--palette", "facades", "--seed", "-1", "--out", t / "s"], "--seed -1"),
     ("demo-out-is-foreign", lambda s, t: ["demo", "--out", _foreign(t), "--steps", "1"], "is not a demo folder (it holds notes.txt)"),
+    # ---- import official
+    ("import-missing-file", lambda s, t: ["import", "official", t / "none.pth", "--out", t / "ck"], "none.pth: no such file"),
+    ("import-code-in-the-pickle", lambda s, t: ["import", "official", _file(t, "G.pth", pickled({"x": _Evil()})), "--out", t / "ck"], "G.pth: holds objects other than tensors"),
+    ("import-not-a-state-dict", lambda s, t: ["import", "official", _file(t, "G.pth", pickled([1, 2])), "--out", t / "ck"], "G.pth: not a state dict of tensors"),
+    ("import-generator-as-discriminator", lambda s, t: ["import", "official", OFFICIAL / "unet_256_ngf4_batch.pth", "--discriminator", OFFICIAL / "unet_128_ngf4_batch_gray2rgb.pth", "--out", t / "ck"], "unet_128_ngf4_batch_gray2rgb.pth: not an official PatchGAN discriminator"),
+    ("import-out-is-foreign", lambda s, t: ["import", "official", OFFICIAL / "unet_256_ngf4_batch.pth", "--out", _foreign(t), "--overwrite"], "does not hold a checkpoint"),
+    ("import-out-holds-the-input", lambda s, t: ["import", "official", _file(t, "ck/G.pth", (OFFICIAL / "unet_256_ngf4_batch.pth").read_bytes()), "--out", t / "ck", "--overwrite"], "holds the input"),
+    ("import-out-cannot-be-written", lambda s, t: ["import", "official", OFFICIAL / "unet_256_ngf4_batch.pth", "--out", _file(t, "f") / "ck"], "cannot write the checkpoint"),
+    ("import-lab-for-an-rgb-model", lambda s, t: ["import", "official", OFFICIAL / "unet_256_ngf4_batch.pth", "--color-space", "lab", "--out", t / "ck"], "needs a 1 -> 2 channel generator"),
+    # ---- push (all refused before the Hub is contacted)
+    ("push-missing-checkpoint", lambda s, t: ["push", t / "none", "me/x"], "none: no such checkpoint"),
+    ("push-not-a-checkpoint", lambda s, t: ["push", _foreign(t), "me/x"], "no config.json here"),
+    ("push-bad-repo-id", lambda s, t: ["push", s.run, "me/x/y"], "hf:me/x/y: not a Hub model id"),
     # ---- data tools
     ("data-combine-missing", lambda s, t: ["data", "combine", t / "none", "--out", t / "o"], "none"),
     ("data-split-shares", lambda s, t: ["data", "split", s.data, "--out", t / "o", "--val", "0.8", "--test", "0.8"], "--val 0.8"),
@@ -239,6 +252,7 @@ CASES: list[Case] = [
 ]  # fmt: skip
 
 SERVER_URL = "{server}"  # replaced by the test with a live server's URL
+OFFICIAL = Path(__file__).parent / "fixtures" / "official"  # checkpoints of the official code
 
 
 def _img(tmp: Path) -> Path:
@@ -318,7 +332,7 @@ def test_the_table_is_wide_enough() -> None:
     commands = {{"config": "train", "resume": "train"}.get(p, p) for p in prefixes}
     assert len(CASES) >= 30 and len({name for name, _, _ in CASES}) == len(CASES)
     assert commands == {"train", "translate", "evaluate", "export", "serve", "segmenter", "data",
-                        "demo"}  # fmt: skip
+                        "demo", "import", "push"}  # fmt: skip
 
 
 @pytest.mark.parametrize(("build", "fragment"), [c[1:] for c in CASES], ids=[c[0] for c in CASES])

@@ -241,3 +241,34 @@ def test_overwrite_replaces_only_our_checkpoints_and_never_the_input(
     code, _, err = run_cli(capsys, "import", "official", source, "--out", ours, "--overwrite")
     assert code == 2 and f"holds the input {source}" in error_line(err)
     assert source.read_bytes() == g.read_bytes()
+
+
+def test_a_failed_write_is_one_line_and_leaves_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import errno
+
+    import pix2pix.checkpoint as ckpt_mod
+
+    g, d = FIXTURES / "unet_256_ngf4_batch.pth", FIXTURES / "basic_D_ndf4_batch.pth"
+    ours = tmp_path / "ck"
+    assert run_cli(capsys, "import", "official", g, "--out", ours)[0] == 0
+    kept = {f.name: f.read_bytes() for f in ours.iterdir()}
+    calls = []
+
+    def disk_full(path: Path, data: bytes) -> None:
+        calls.append(path)
+        if len(calls) == 2:  # the first weights file went through
+            raise OSError(errno.ENOSPC, "No space left on device")
+        Path(path).write_bytes(data)
+
+    monkeypatch.setattr(ckpt_mod, "atomic_write_bytes", disk_full)
+    for out, flags in ((tmp_path / "new" / "deep" / "ck", ()), (ours, ("--overwrite",))):
+        calls.clear()
+        code, _, err = run_cli(capsys, "import", "official", g, "--out", out,
+                               "--discriminator", d, *flags)  # fmt: skip
+        assert code == 2 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+        assert f"{out}: cannot write the checkpoint (No space left on device)" in error_line(err)
+        assert len(calls) == 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck"]  # no new/, no .ck.tmp
+    assert {f.name: f.read_bytes() for f in ours.iterdir()} == kept

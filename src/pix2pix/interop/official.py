@@ -35,7 +35,7 @@ from pix2pix.checkpoint import CONFIG_FILE, FORMAT, Progress, load_tensors, save
 from pix2pix.config import DataConfig, ModelConfig, RunConfig
 from pix2pix.config.sections import ColorSpace
 from pix2pix.errors import ConfigError, UserError
-from pix2pix.fileio import check_replaceable
+from pix2pix.fileio import check_replaceable, first_missing, remove_if_empty
 from pix2pix.nets import DISCRIMINATOR_LAYERS, build_discriminator, build_generator
 from pix2pix.nets.resnet import blocks_have_dropout
 
@@ -127,8 +127,8 @@ def infer_generator(state: dict[str, torch.Tensor]) -> dict[str, Any]:
         {int(m.group(1)) for k in state if (m := re.match(r"model\.(\d+)\.conv_block", k))}
     )
     if "model.1.weight" in state and blocks:
-        convs = [k for k in state if k.endswith(".weight") and state[k].ndim == 4]
-        last = max(convs, key=lambda k: int(k.split(".")[1]))
+        convs = [k for k in state if re.fullmatch(r"model\.\d+\.weight", k) and state[k].ndim == 4]
+        last = max(convs, key=lambda k: int(k.split(".")[1]))  # the output conv
         dropout = blocks_have_dropout({k: tuple(v.shape) for k, v in state.items()})
         if dropout is None:
             raise UserError("a ResNet generator whose blocks are not the official layout")
@@ -142,10 +142,11 @@ def infer_generator(state: dict[str, torch.Tensor]) -> dict[str, Any]:
             "norm": _norm(state, "model.1.bias"),
             "dropout": 0.5 if dropout else 0.0,
         }
-    first = next(iter(state))
+    first = next(iter(state), None)
     raise UserError(
-        f"not an official U-Net or ResNet generator: the first key is {first!r} "
-        f"{tuple(state[first].shape)}; expected model.model.0.weight or model.1.weight"
+        "not an official U-Net or ResNet generator: "
+        + (f"the first key is {first!r} {tuple(state[first].shape)}" if first else "no tensors")
+        + "; expected model.model.0.weight or model.1.weight"
     )
 
 
@@ -154,11 +155,15 @@ def infer_generator(state: dict[str, torch.Tensor]) -> dict[str, Any]:
 
 def infer_discriminator(state: dict[str, torch.Tensor]) -> dict[str, Any]:
     """The discriminator's layers (0: PixelGAN), width, input channels and norm."""
-    convs = sorted((k for k in state if k.endswith(".weight") and state[k].ndim == 4),
-                   key=lambda k: int(k.split(".")[1]))  # fmt: skip
-    if not convs or not convs[0].startswith("model."):
-        first = next(iter(state), "nothing")
-        raise UserError(f"not an official PatchGAN discriminator: the first key is {first!r}")
+    convs = [k for k in state if k.endswith(".weight") and state[k].ndim == 4]
+    other = [k for k in convs if not re.fullmatch(r"model\.\d+\.weight", k)]
+    if not convs or other:  # a PatchGAN is one flat Sequential: model.K.weight only
+        first = other[0] if other else next(iter(state), "nothing")
+        raise UserError(
+            f"not an official PatchGAN discriminator: it holds {first!r} (a generator's "
+            "file?); give the latest_net_D.pth trained with this generator"
+        )
+    convs.sort(key=lambda k: int(k.split(".")[1]))
     first = state[convs[0]]
     pixel = first.shape[-1] == 1
     odd = [k for k in convs if state[k].shape[-1] != (1 if pixel else 4) or "conv_block" in k]
@@ -274,10 +279,9 @@ def import_official(
         d_net = build_discriminator(model, init=False)
         d_net.load_state_dict(convert(d_state, d_net, patch_keys(d_state), discriminator))
     _check_out(Path(out), [p for p in (generator, discriminator) if p is not None], overwrite)
-    save_checkpoint(Path(out), config, Progress(), g, d_net,
-                    metadata={"imported_from": {"generator": str(generator),
-                              "discriminator": str(discriminator) if discriminator else None,
-                              "format": "pytorch-CycleGAN-and-pix2pix"}})  # fmt: skip
+    source = {"generator": str(generator), "format": "pytorch-CycleGAN-and-pix2pix",
+              "discriminator": str(discriminator) if discriminator else None}  # fmt: skip
+    _write(Path(out), config, g, d_net, {"imported_from": source})
     return Path(out), {**fields, "color_space": color_space}
 
 
@@ -301,6 +305,23 @@ def _check_out(out: Path, inputs: list[Path], overwrite: bool) -> None:
                 "choose another --out folder"
             )
     check_replaceable(out, "a checkpoint", is_checkpoint, overwrite=overwrite)
+
+
+def _write(out: Path, config: RunConfig, g: torch.nn.Module, d: torch.nn.Module | None,
+           metadata: dict[str, Any]) -> None:  # fmt: skip
+    """save_checkpoint, with a failure to write (disk full, read-only) one UserError that
+    leaves nothing behind: the staged folder goes, and the parents made for it."""
+    missing = first_missing(out)
+    try:
+        save_checkpoint(out, config, Progress(), g, d, metadata=metadata)
+    except OSError as exc:
+        if missing is not None and missing != out.absolute():
+            remove_if_empty(out.parent, missing)
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise UserError(
+            f"{out}: cannot write the checkpoint ({reason}); nothing was written. Free some "
+            "space or choose a writable --out"
+        ) from None
 
 
 def infer_color_space(fields: dict[str, Any]) -> ColorSpace:
