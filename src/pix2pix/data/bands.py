@@ -1,15 +1,18 @@
 """Images read and written a band of rows at a time, for images larger than memory.
 
-Reading (`open_bands`): a TIFF (stripped or tiled, BigTIFF, any compression tifffile can
-decode) is read lazily: a band decodes only the strips or tiles it touches, and only the
-last band's are kept. Other files (PNG, JPEG, ...) are decoded whole, as Pillow has no
-partial decode for them, and served in bands: for bounded memory, give TIFF.
+Reading (`open_bands`): a plain TIFF (one page of gray, N-band or RGB samples; stripped
+or tiled, BigTIFF, any compression tifffile can decode) is read lazily: a band decodes
+only the strips or tiles it touches, and only the last band's are kept. A non-interlaced
+PNG is inflated row by row (`png.PngRows`). JPEG, WebP and interlaced PNG go through
+pyvips (the `vips` extra: libvips, made for images larger than memory) where it is
+installed. Anything else is decoded whole by `read_image` and served in bands.
 
 Writing (`write_bands`): rows arrive top to bottom and are written as they come: PNG
-row by row (our own encoder: 1 or 3 channels, 8 or 16 bits, zlib, the Up filter), TIFF
-one row of 256 x 256 tiles at a time (tifffile, deflate, BigTIFF past 4 GB), with the
-input's GeoTIFF georeferencing tags copied. The file is written under a temporary name
-and renamed only when complete: an interrupted run leaves no half-written output.
+row by row (`png.write_png`: 1 or 3 channels, 8 or 16 bits), TIFF one row of 256 x 256
+tiles at a time (tifffile, deflate, BigTIFF past 4 GB; any number of channels in one
+page, min-is-black beyond RGB), with the input's GeoTIFF georeferencing tags copied.
+The file is written under a temporary name and renamed only when complete: an
+interrupted run leaves no half-written output.
 
 TIFF needs the `tiff` extra (tifffile: the reference Python TIFF library, pure Python over
 NumPy, BigTIFF and tiled/stripped segments, no compiled dependency for deflate).
@@ -17,8 +20,7 @@ NumPy, BigTIFF and tiled/stripped segments, no compiled dependency for deflate).
 
 from __future__ import annotations
 
-import struct
-import zlib
+import importlib.util
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import ModuleType
@@ -26,7 +28,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from pix2pix.data.formats import require_module
+from pix2pix.data.formats import plain_tiff, require_module
+from pix2pix.data.images import read_image, with_channels
+from pix2pix.data.png import PngRows, png_streamable, write_png
 from pix2pix.fileio import staged_file
 
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -42,7 +46,7 @@ GEO_TAGS = {
     42113: "GDAL_NODATA",
 }
 TIFF_TILE = 256
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+VIPS_SUFFIXES = (".jpg", ".jpeg", ".webp", ".png")  # read by pyvips where installed
 
 Tag = tuple[int, int, int, Any, bool]  # tifffile's extratags: (code, type, count, value, once)
 
@@ -132,17 +136,11 @@ class TiffBands:
 
 
 def tiff_is_lazy(path: Path) -> bool:
-    """Whether `path` is a TIFF whose first page `TiffBands` reads segment by segment: one
-    plane of interleaved gray or RGB samples of 8 or 16 bits or float32 (palette, CMYK,
-    alpha, bilevel or planar TIFFs are read whole, with Pillow's conversions)."""
-    with tifffile().TiffFile(path) as tf:
-        page = tf.pages[0]
-        return (
-            int(page.planarconfig) == 1
-            and int(page.imagedepth) == 1
-            and (int(page.photometric), int(page.samplesperpixel)) in ((1, 1), (2, 3))
-            and np.dtype(page.dtype) in (np.uint8, np.uint16, np.float32)
-        )
+    """Whether `path` is a TIFF whose image `TiffBands` reads segment by segment: one page
+    of interleaved gray, N-band or RGB samples of 8 or 16 bits or float32 (`formats.
+    plain_tiff`; palette, CMYK, alpha, bilevel, planar or multi-page TIFFs are read whole,
+    with Pillow's conversions)."""
+    return plain_tiff(path) is not None
 
 
 def geo_tags(page: Any) -> list[Tag]:
@@ -154,12 +152,90 @@ def geo_tags(page: Any) -> list[Tag]:
     return found
 
 
-def open_bands(path: Path, read_whole: Any) -> Bands:
-    """The image at `path` in bands: a TIFF lazily (with its georeferencing tags), any
-    other file as `read_whole(path)` gives it."""
-    if Path(path).suffix.lower() in TIFF_SUFFIXES and tiff_is_lazy(path):
-        return TiffBands(Path(path))
-    return ArrayBands(read_whole(path))
+def reads_in_bands(path: Path) -> bool:
+    """Whether `open_bands` reads `path` a band at a time (else it decodes it whole)."""
+    suffix = Path(path).suffix.lower()
+    if suffix in TIFF_SUFFIXES:
+        return tiff_is_lazy(path)
+    if suffix == ".png" and png_streamable(path):
+        return True
+    return suffix in VIPS_SUFFIXES and vips_reads(path)
+
+
+def open_bands(path: Path, channels: int | None = None) -> Bands:
+    """The image at `path` in bands, as `read_image(path, channels)` would give it (TIFF:
+    samples as stored; the caller converts channels): a plain TIFF lazily (with its
+    georeferencing tags), a non-interlaced PNG row by row, JPEG/WebP/interlaced PNG
+    through pyvips where installed; anything else decoded whole."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in TIFF_SUFFIXES and tiff_is_lazy(path):
+        return TiffBands(path)
+    if suffix == ".png" and png_streamable(path):
+        return PngRows(path, channels)
+    if suffix in VIPS_SUFFIXES and vips_reads(path):
+        return VipsBands(path, channels)
+    return ArrayBands(read_image(path, channels))
+
+
+def vips_reads(path: Path) -> bool:
+    """Whether pyvips (the `vips` extra) is installed and reads `path` as 1-4 bands of 8
+    or 16 bits, gray or sRGB (not CMYK): as Pillow would, alpha aside."""
+    if importlib.util.find_spec("pyvips") is None:
+        return False
+    import pyvips
+
+    try:
+        image = pyvips.Image.new_from_file(str(path), access="sequential")
+    except pyvips.Error:
+        return False
+    kinds = {1: "b-w", 2: "b-w", 3: "srgb", 4: "srgb"}
+    return image.format in ("uchar", "ushort") and kinds.get(image.bands) in (
+        image.interpretation, "b-w" if image.interpretation == "grey16" else None,
+        "srgb" if image.interpretation == "rgb16" else None)  # fmt: skip
+
+
+class VipsBands:
+    """An image pyvips decodes top to bottom (sequential access: libvips holds a few
+    lines, not the image), kept as the last band read; alpha dropped, as Pillow's RGB
+    and L conversions do."""
+
+    def __init__(self, path: Path, channels: int | None = None) -> None:
+        self.path, self.want = Path(path), channels
+        self._restart()
+        self.height, self.width = self._image.height, self._image.width
+        self.channels = self._convert(np.zeros((1, 1, self._image.bands), self.dtype)).shape[2]
+        self.tags: list[Tag] = []
+
+    def _restart(self) -> None:
+        import pyvips
+
+        self._image = pyvips.Image.new_from_file(str(self.path), access="sequential")
+        self._region = pyvips.Region.new(self._image)
+        self.dtype = np.dtype(np.uint8 if self._image.format == "uchar" else np.uint16)
+        self._lo, self._rows = 0, np.zeros((0, self._image.width, 0), self.dtype)
+
+    def _convert(self, arr: np.ndarray) -> np.ndarray:
+        arr = arr[:, :, :1] if arr.shape[2] <= 2 else arr[:, :, :3]  # alpha dropped
+        return with_channels(arr, self.want, self.path)
+
+    def read(self, y0: int, y1: int) -> np.ndarray:
+        if y0 < self._lo:
+            self._restart()
+        have = self._lo + len(self._rows)
+        pieces = [self._rows[max(0, y0 - self._lo) :]] if len(self._rows) else []
+        while have < y1:
+            n = min(64, self.height - have)
+            data = self._region.fetch(0, have, self.width, n)
+            part = np.frombuffer(data, self.dtype).reshape(n, self.width, -1)
+            pieces.append(self._convert(part)[max(0, y0 - have) :])
+            have += n
+        self._rows = np.concatenate(pieces)
+        self._lo = have - len(self._rows)
+        return self._rows[y0 - self._lo : y1 - self._lo]
+
+    def close(self) -> None:
+        self._image = self._region = None
 
 
 # --- writing --------------------------------------------------------------------------
@@ -178,45 +254,11 @@ def write_bands(
     suffix = Path(path).suffix.lower()
     with staged_file(Path(path)) as tmp:
         if suffix == ".png":
-            _write_png(tmp, rows, size, channels, np.dtype(dtype))
+            write_png(tmp, rows, size, channels, np.dtype(dtype))
         elif suffix in TIFF_SUFFIXES:
             _write_tiff(tmp, rows, size, channels, np.dtype(dtype), tags or [])
         else:
             raise ValueError(f"{path}: bands are written as .png or .tif, not {suffix}")
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-
-def _write_png(
-    path: Path, rows: Iterable[np.ndarray], size: tuple[int, int], channels: int, dtype: np.dtype
-) -> None:
-    if channels not in (1, 3) or dtype not in (np.uint8, np.uint16):
-        raise ValueError(f"PNG holds 1 or 3 channels of 8 or 16 bits, not {channels} x {dtype}")
-    width, height = size
-    bits = 8 * dtype.itemsize
-    header = struct.pack(">IIBBBBB", width, height, bits, 0 if channels == 1 else 2, 0, 0, 0)
-    squeeze = zlib.compressobj(6)
-    previous = np.zeros(width * channels * dtype.itemsize, np.uint8)
-    written = 0
-    with open(path, "wb") as f:
-        f.write(PNG_SIGNATURE + _chunk(b"IHDR", header))
-        for band in rows:
-            raw = np.ascontiguousarray(band, dtype.newbyteorder(">")).reshape(len(band), -1)
-            raw = raw.view(np.uint8)
-            above = np.concatenate([previous[None], raw[:-1]])
-            filtered = np.empty((len(raw), raw.shape[1] + 1), np.uint8)
-            filtered[:, 0] = 2  # Up: each byte minus the byte above it, mod 256
-            np.subtract(raw, above, out=filtered[:, 1:])
-            previous = raw[-1].copy()
-            written += len(raw)
-            data = squeeze.compress(filtered.tobytes())
-            if data:
-                f.write(_chunk(b"IDAT", data))
-        if written != height:
-            raise ValueError(f"{path}: got {written} rows for an image {height} high")
-        f.write(_chunk(b"IDAT", squeeze.flush()) + _chunk(b"IEND", b""))
 
 
 def _tiles(

@@ -6,6 +6,9 @@
   channel axis: how N-band data is stored as an image file. Written one page per channel.
 - 16-bit colour PNG and TIFF: Pillow decodes these to 8 bits, so they are read and
   written through OpenCV (the optional `opencv` extra); without it, a one-line error.
+- plain TIFF (one page of interleaved gray, N-band or RGB samples of 8 or 16 bits or
+  float32, as `translate` writes them): read with tifffile where it is installed (the
+  `tiff` extra), which keeps what Pillow cannot (float RGB, N samples in one page).
 
 Every function here takes or returns (H, W, C) arrays; `images.py` picks which to call.
 """
@@ -13,6 +16,7 @@ Every function here takes or returns (H, W, C) arrays; `images.py` picks which t
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import io
 from pathlib import Path
 from types import ModuleType
@@ -177,3 +181,55 @@ def deep_colour_bytes(arr: np.ndarray, suffix: str) -> bytes:
     if not ok:
         raise UserError(f"OpenCV cannot write 16-bit colour {suffix} files; use .png or .tif")
     return data.tobytes()
+
+
+# ---------------------------------------------------------------- plain TIFF (tifffile)
+
+MINISBLACK, RGB, CONTIG, ALPHA = 1, 2, 1, (1, 2)  # TIFF tag values
+
+
+def _plain_page(tf: object) -> object | None:
+    """The only full-resolution page of a TiffFile if it is plain (module doc), else None."""
+    pages = [p for p in tf.pages if not p.is_reduced]  # type: ignore[attr-defined]
+    if len(pages) != 1:
+        return None  # several pages: bands stored as pages, read by Pillow and stacked
+    page = pages[0]
+    samples, photometric = int(page.samplesperpixel), int(page.photometric)
+    kind = (photometric == MINISBLACK and not set(map(int, page.extrasamples)) & set(ALPHA)) or (
+        photometric == RGB and samples == 3
+    )
+    plain = kind and (samples == 1 or int(page.planarconfig) == CONTIG)
+    plain = plain and int(page.imagedepth) == 1 and np.dtype(page.dtype) in ARRAY_DTYPES
+    import tifffile  # a compression it has no codec for (LZW without imagecodecs): Pillow
+
+    return page if plain and int(page.compression) in tifffile.TIFF.DECOMPRESSORS else None
+
+
+def plain_tiff(path: Path) -> tuple[int, int, int, str] | None:
+    """(width, height, channels, dtype name) of a plain TIFF (module doc) whose compression
+    tifffile decodes, from its header; None for any other TIFF (or without tifffile):
+    Pillow reads those."""
+    if importlib.util.find_spec("tifffile") is None:
+        return None
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path) as tf:
+            page = _plain_page(tf)
+            if page is None:
+                return None
+            return (int(page.imagewidth), int(page.imagelength), int(page.samplesperpixel),
+                    np.dtype(page.dtype).name)  # fmt: skip
+    except (tifffile.TiffFileError, ValueError, OSError):
+        return None  # not a TIFF tifffile reads: Pillow says why
+
+
+def read_plain_tiff(path: Path) -> np.ndarray:
+    """A plain TIFF (see `plain_tiff`) as (H, W, C), its samples as stored."""
+    import tifffile
+
+    with tifffile.TiffFile(path) as tf:
+        page = _plain_page(tf)
+        assert page is not None, path
+        arr = page.asarray()  # type: ignore[attr-defined]
+    return np.ascontiguousarray(arr if arr.ndim == 3 else arr[:, :, None])

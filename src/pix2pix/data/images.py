@@ -5,8 +5,9 @@ Arrays are (H, W, C) with C >= 1 and one of three depths: uint8, uint16 or float
 normalised from the array's own depth: uint8 / 255, uint16 / 65535, float as is.
 
 Files: PNG, JPEG, BMP, TIFF, WebP, PPM/PGM through Pillow (8-bit, and 16-bit or float
-grayscale); 16-bit colour PNG/TIFF, multi-page TIFF and `.npy` arrays through
-`formats.py`. Colour files with alpha keep their three colour channels.
+grayscale); 16-bit colour PNG/TIFF, multi-page TIFF, plain TIFF (tifffile: float RGB,
+N bands in one page) and `.npy` arrays through `formats.py`. Colour files with alpha
+keep their three colour channels.
 """
 
 from __future__ import annotations
@@ -120,17 +121,27 @@ def _unreadable(path: Path, exc: BaseException) -> UserError:
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 
-def image_info(path: Path) -> ImageInfo:
-    """Size, channels and depth from the file header, without decoding the pixels."""
+TIFF_MODES = {(1, "uint8"): "L", (1, "uint16"): "I;16", (1, "float32"): "F", (3, "uint8"): "RGB"}
+
+
+def image_info(path: Path, streamed: bool = False) -> ImageInfo:
+    """Size, channels and depth from the file header, without decoding the pixels.
+
+    `streamed`: the image will be read a band of rows at a time (`data.bands`), so only
+    the guard against absurd sizes applies, not the one for whole-image decoding."""
     path = Path(path)
     if path.suffix.lower() == ".npy":
         w, h, c, depth = formats.npy_header(path)
         check_pixels(path, w, h)
         return ImageInfo(w, h, c, depth, "npy")  # type: ignore[arg-type]
+    if path.suffix.lower() in (".tif", ".tiff") and (plain := formats.plain_tiff(path)):
+        w, h, c, depth = plain  # tifffile: float RGB and N-band pages, that Pillow refuses
+        check_pixels(path, w, h, streamed)
+        return ImageInfo(w, h, c, depth, TIFF_MODES.get((c, depth), f"{c}x{depth}"))  # type: ignore[arg-type]
     try:
         with Image.open(path) as im:
             w, h, mode = im.width, im.height, im.mode
-            check_pixels(path, w, h)
+            check_pixels(path, w, h, streamed)
             if formats.is_multipage(im):
                 channels, modes = formats.pages_header(im)
                 return ImageInfo(w, h, channels, widest([depth_of_mode(m) for m in modes]), mode)
@@ -233,6 +244,9 @@ def read_image(path: Path, channels: int | None = None) -> np.ndarray:
             w, h, _, _ = formats.npy_header(path)
             check_pixels(path, w, h)
             arr = formats.read_npy(path)
+        elif path.suffix.lower() in (".tif", ".tiff") and (plain := formats.plain_tiff(path)):
+            check_pixels(path, plain[0], plain[1])
+            arr = formats.read_plain_tiff(path)
         else:
             with Image.open(path) as im:
                 check_pixels(path, im.width, im.height)

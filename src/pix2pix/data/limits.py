@@ -16,6 +16,12 @@ from pix2pix.errors import UserError
 # variable below changes it for users who really have gigapixel images.
 DEFAULT_MAX_PIXELS = 89_478_485
 PIXEL_LIMIT_ENV = "PIX2PIX_MAX_IMAGE_PIXELS"
+# An image read and written a band of rows at a time (`translate --tile`) costs memory by
+# its width, not its area, so it is not held to the limit above; it is refused only when
+# its header claims an absurd size: a side over 2**20 or over 2**34 pixels (17 gigapixels,
+# 131072 x 131072), or over the limit above if that is larger. With no limit, no guard.
+STREAMED_MAX_SIDE = 2**20
+STREAMED_MAX_PIXELS = 2**34
 
 
 def max_image_pixels() -> int | None:
@@ -42,9 +48,19 @@ def set_max_image_pixels(limit: int | None) -> None:
     Image.MAX_IMAGE_PIXELS = None
 
 
-def check_pixels(path: Path, width: int, height: int) -> None:
-    """Refuse an image larger than `max_image_pixels()` (a UserError naming the file)."""
+def check_pixels(path: Path, width: int, height: int, streamed: bool = False) -> None:
+    """Refuse an image larger than `max_image_pixels()` (a UserError naming the file);
+    `streamed` (read in bands): only an absurd size (see STREAMED_MAX_PIXELS)."""
     limit = max_image_pixels()
+    if streamed and limit is not None:
+        most = max(limit, STREAMED_MAX_PIXELS)
+        if max(width, height) > STREAMED_MAX_SIDE or width * height > most:
+            raise UserError(
+                f"{path}: {width}x{height} is too large even to translate in bands (at most "
+                f"{STREAMED_MAX_SIDE} a side and {most:,} pixels); "
+                "if the image is genuine, pass --max-image-pixels 0 (no limit)"
+            )
+        return
     if limit is not None and width * height > limit:
         raise UserError(
             f"{path}: {width}x{height} = {width * height:,} pixels is over the limit of "

@@ -15,16 +15,18 @@ from tqdm import tqdm
 
 from pix2pix.config import check_seed
 from pix2pix.data import formats
-from pix2pix.data.bands import TIFF_SUFFIXES
+from pix2pix.data.bands import TIFF_SUFFIXES, reads_in_bands
 from pix2pix.data.datasets import oriented, read_side, side_header, split_aligned
 from pix2pix.data.encoding import encode_input, image_channels, output_array
 from pix2pix.data.folders import find_pairs
 from pix2pix.data.images import (
     expand_inputs,
+    image_info,
     output_suffix,
     read_image,
     save_image,
 )
+from pix2pix.data.limits import check_pixels
 from pix2pix.errors import UserError
 from pix2pix.fileio import check_outputs, first_missing, remove_if_empty
 from pix2pix.nets.tiling import TileStats, check_tiling
@@ -68,8 +70,33 @@ def _accepts(want: int | None, channels: int) -> bool:
     return channels == want or {channels, want} <= {1, 3}
 
 
+def _header(
+    model: Pix2Pix, files: tuple[Path, ...], aligned: bool, suffix: str, tiling: dict[str, Any]
+) -> tuple[int, int, int]:
+    """(width, height, channels) of one input. One that will be translated a band at a time
+    (tiled, read and written in bands) is held only to the guard against absurd sizes, not
+    to the decompression-bomb limit meant for decoding an image whole."""
+    target = Path(f"out{_suffix(files, suffix)}")
+    channels = image_channels(model.out_channels, model.color_space)
+    if (len(files) > 1 or aligned or not streamable(target, channels, model.output_depth)
+            or not reads_in_bands(files[0])):  # fmt: skip
+        width, height, side = side_header(files)
+        return width, height, side.channels
+    info = image_info(files[0], streamed=True)
+    tile = tiling["tile"]
+    if tile == "auto":
+        tile = model.tile_for(info.height, info.width, tiling["budget"])
+    if tile is None or max(info.height, info.width) <= tile:  # decoded in one piece
+        check_pixels(files[0], info.width, info.height)
+    return info.width, info.height, info.channels
+
+
 def _check_inputs(
-    model: Pix2Pix, items: list[tuple[str, tuple[Path, ...]]], aligned: bool, suffix: str
+    model: Pix2Pix,
+    items: list[tuple[str, tuple[Path, ...]]],
+    aligned: bool,
+    suffix: str,
+    tiling: dict[str, Any],
 ) -> list[tuple[int, int]]:
     """Read every header (sizes of the translated parts); name the first bad file."""
     seen: dict[str, Path] = {}
@@ -83,15 +110,15 @@ def _check_inputs(
                 "translate them into different --out folders"
             )
         seen[name] = path
-        width, height, side = side_header(files)
+        width, height, channels = _header(model, files, aligned, suffix, tiling)
         if aligned and width % 2:
             raise UserError(
                 f"{path}: width {width} is odd, so it is not an aligned A|B image; drop --aligned"
             )
-        if not aligned and not _accepts(want, side.channels):
+        if not aligned and not _accepts(want, channels):
             takes = "grayscale or colour images" if want is None else f"{want} channel(s)"
             raise UserError(
-                f"{path}: has {side.channels} channel(s), but the model takes {takes}; "
+                f"{path}: has {channels} channel(s), but the model takes {takes}; "
                 "give images with the channels it was trained on"
             )
         sizes.append((width // 2 if aligned else width, height))
@@ -149,7 +176,7 @@ def translate_files(
         formats.require_opencv("writing 16-bit colour outputs")
     suffix = output_suffix(channels, model.output_depth)
     items = _items(model, inputs, paired)
-    sizes = _check_inputs(model, items, aligned, suffix)
+    sizes = _check_inputs(model, items, aligned, suffix, tiling)
     out_dir = Path(out_dir)
     targets = [(out_dir / f"{name}{_suffix(files, suffix)}", files) for name, files in items]
     check_outputs(out_dir, targets, overwrite)

@@ -15,16 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pix2pix.data.bands import (
-    TIFF_SUFFIXES,
-    ArrayBands,
-    Bands,
-    TiffBands,
-    open_bands,
-    write_bands,
-)
+from pix2pix.data.bands import TIFF_SUFFIXES, Bands, TiffBands, open_bands, write_bands
 from pix2pix.data.encoding import encode_input, image_channels, output_array
-from pix2pix.data.images import read_image, with_channels
+from pix2pix.data.images import with_channels
 from pix2pix.nets.tiling import TileStats
 from pix2pix.translate.model import Pix2Pix
 
@@ -35,22 +28,17 @@ def has_tifffile() -> bool:
 
 def streamable(target: Path, channels: int, depth: str) -> bool:
     """Whether `write_bands` can write this output: PNG of 1 or 3 channels of 8 or 16
-    bits, or TIFF of 1 or 3 channels (other channel counts are written whole, as pages)."""
+    bits, or TIFF of any channels and depth (with tifffile; without it TIFF outputs are
+    written whole, one page per channel)."""
     suffix = target.suffix.lower()
     if suffix == ".png":
         return channels in (1, 3) and depth in ("uint8", "uint16")
-    return suffix in TIFF_SUFFIXES and channels in (1, 3) and has_tifffile()
+    return suffix in TIFF_SUFFIXES and has_tifffile()
 
 
 def open_input(model: Pix2Pix, path: Path) -> Bands:
-    """`path` in bands: lazily for TIFF (with tifffile), else decoded whole."""
-
-    def whole(p: Path) -> np.ndarray:
-        return read_image(p, model.read_channels)
-
-    if Path(path).suffix.lower() in TIFF_SUFFIXES and not has_tifffile():
-        return ArrayBands(whole(path))
-    return open_bands(path, whole)
+    """`path` in bands (`data.bands.open_bands`), read with the model's channels."""
+    return open_bands(path, model.read_channels)
 
 
 def translate_streamed(
