@@ -82,9 +82,50 @@ def test_a_killed_holder_leaves_a_file_but_no_lock(tmp_path: Path) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert lock_file.exists()  # what a kill -9 or a power cut leaves behind ...
-    with folder_lock(lock_file, "the folder"):  # ... is not a held lock
-        assert str(os.getpid()) in lock_file.read_text()
+    with folder_lock(lock_file, "the folder"):  # ... is not a held lock: we hold it now
+        # asked from another process: reading the file here would drop our POSIX lock
+        # (closing any descriptor of a file releases the process's locks on it)
+        assert f"in use by pid {os.getpid()}" in _refusal(lock_file)
     assert not lock_file.exists()
+
+
+def _refusal(lock_file: Path) -> str:
+    """What another process is told when it asks for `lock_file` (it must be refused)."""
+    other = subprocess.run([sys.executable, "-c", HOLD, str(lock_file)], capture_output=True,
+                           text=True, input="", timeout=60)  # fmt: skip
+    assert other.returncode != 0, "another process took a lock that is held"
+    return other.stderr
+
+
+def test_a_linked_out_takes_the_real_folders_lock_and_stays_a_link(
+    aligned_data: Path, tmp_path: Path
+) -> None:
+    run = tmp_path / "run"
+    fit(tiny_config(aligned_data, train={"max_steps": 1}), run)
+    seg_cfg = SegmenterConfig(root=str(aligned_data), palette="facades", size=32, width=2,
+                              epochs=1, batch_size=4, device="cpu")  # fmt: skip
+
+    def report(out: Path, **kw: bool) -> None:
+        evaluate(run, aligned_data, out, device="cpu", progress=False, **kw)
+
+    for name, job in (("seg", lambda out, **kw: train_segmenter(seg_cfg, out, **kw)),
+                      ("report", report)):  # fmt: skip
+        real, link = tmp_path / f"disk_{name}" / name, tmp_path / f"{name}_link"
+        real.mkdir(parents=True)
+        link.symlink_to(real, target_is_directory=True)
+        proc = hold(sibling_lock(real))  # a writer of the real folder, by its own name
+        try:
+            with pytest.raises(FolderLocked, match=f"pid {proc.pid}"):
+                job(link)
+        finally:
+            release(proc)
+        for overwrite in (False, True):  # written, then replaced: through the link
+            job(link, overwrite=overwrite)
+            assert link.is_symlink() and link.resolve() == real.resolve()
+            assert sorted(p.name for p in real.iterdir()) == sorted(p.name for p in link.iterdir())
+            assert any(real.iterdir())
+        assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+        assert sorted(p.name for p in real.parent.iterdir()) == [name]  # no .NAME.old, .lock
 
 
 def test_one_process_cannot_take_its_own_lock_twice(tmp_path: Path) -> None:

@@ -137,6 +137,9 @@ def folder_lock(lock_file: Path, what: str) -> Iterator[None]:
 
 
 def sibling_lock(folder: Path) -> Path:
-    """The lock file for a folder that is replaced as a whole: `.NAME.lock` beside it."""
-    folder = Path(folder)
+    """The lock file for a folder that is replaced as a whole: `.NAME.lock` beside it,
+    beside the real folder (symlinks resolved), so that every spelling of the folder, a
+    link to it included, takes the same lock. Its writer replaces that real folder too
+    (`Path.resolve()`), leaving a user's link in place."""
+    folder = Path(folder).resolve()
     return folder.parent / f".{folder.name}.lock"

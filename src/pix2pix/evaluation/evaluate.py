@@ -167,7 +167,8 @@ def evaluate(
         )
     out = Path(out) if out else ckpt.parent / f"eval_{ckpt.name}_{scored_split or root.name}"
     check_replaceable(out, "an evaluation report", is_report, overwrite=overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
+    target = out.resolve()  # a link to the folder stays a link: its target is replaced
+    target.parent.mkdir(parents=True, exist_ok=True)
     if scored_split is None:  # only now: every input is checked
         log.warning("%s has no %s/ subfolder: scoring its %d pairs, recorded as split null",
                     root, split, len(pairs))  # fmt: skip
@@ -177,7 +178,7 @@ def evaluate(
         "data": str(root),
         "split": scored_split,  # None: --data is a folder of pairs, not a split of one
     }
-    with folder_lock(sibling_lock(out), f"report folder {out}"), staged_folder(out) as tmp:
+    with folder_lock(sibling_lock(target), f"report folder {out}"), staged_folder(target) as tmp:
         summary = _score(
             model, pairs, tmp, header, size=size, eval_mode=eval_mode, seed=seed,
             extractor=extractor, seg=seg, segmenter=segmenter, samples=samples,

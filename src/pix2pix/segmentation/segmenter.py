@@ -206,9 +206,11 @@ def train_segmenter(config: SegmenterConfig, out: str | Path, *, overwrite: bool
     """
     out = Path(out)
     check_replaceable(out, "a segmenter", is_segmenter, overwrite=overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    with folder_lock(sibling_lock(out), f"segmenter folder {out}"):
-        return _train(config, out, overwrite)
+    target = out.resolve()  # a link to the folder stays a link: its target is replaced
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with folder_lock(sibling_lock(target), f"segmenter folder {out}"):
+        _train(config, target, overwrite)
+    return out
 
 
 def _train(config: SegmenterConfig, out: Path, overwrite: bool) -> Path:
