@@ -236,6 +236,10 @@ def test_overwrite_replaces_only_our_checkpoints_and_never_the_input(
     ours = tmp_path / "ck"
     assert run_cli(capsys, "import", "official", g, "--out", ours)[0] == 0
     assert run_cli(capsys, "import", "official", g, "--out", ours, "--overwrite")[0] == 0
+    link = tmp_path / "ck_link"  # replaced through a link: the link stays
+    link.symlink_to(ours, target_is_directory=True)
+    assert run_cli(capsys, "import", "official", g, "--out", link, "--overwrite")[0] == 0
+    assert link.is_symlink() and (ours / "generator.safetensors").is_file()
     source = ours / "latest_net_G.pth"  # the input kept inside the folder to replace
     source.write_bytes(g.read_bytes())
     code, _, err = run_cli(capsys, "import", "official", source, "--out", ours, "--overwrite")
