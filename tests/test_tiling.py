@@ -142,19 +142,44 @@ def test_a_memory_budget_forces_tiles(tmp_path: Path, monkeypatch, caplog) -> No
     assert "tiles" not in caplog.text  # tile=None: never
 
 
-def test_only_a_band_of_rows_is_accumulated_and_progress_is_reported(monkeypatch) -> None:
-    import pix2pix.nets.tiling as tiling
+def test_each_tile_reads_its_window_and_progress_is_reported() -> None:
+    from pix2pix.nets.tiling import tiled_blocks
 
-    sizes, progress = [], []
-    real_add = tiling._Band.add
-
-    def add(self, weighted, win, y0, x0):  # type: ignore[no-untyped-def]
-        real_add(self, weighted, win, y0, x0)
-        sizes.append(self.acc.shape[2])
-
-    monkeypatch.setattr(tiling._Band, "add", add)
+    reads, progress = [], []
     x = torch.rand(1, 1, 200, 40)
-    y = run_tiled(lambda t: t, x, 32, 8, on_tile=lambda done, total: progress.append((done, total)))
+
+    def read(y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
+        reads.append((y1 - y0, x1 - x0))
+        return x[:, :, y0:y1, x0:x1]
+
+    report = lambda done, total: progress.append((done, total))  # noqa: E731
+    blocks = list(tiled_blocks(lambda t: t, read, (1, 200, 40), 32, 8, on_tile=report))
+    assert set(reads) == {(32, 32)}  # a tile's window, never a band of the image
+    assert sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1, _ in blocks) == 200 * 40  # once each
+    y = run_tiled(lambda t: t, x, 32, 8)
     assert torch.equal(y, x)
-    assert max(sizes) <= 32 + 24  # at most a tile and a step of rows, not the image's 200
     assert progress[-1] == (8 * 2, 8 * 2) and len(progress) == 16
+
+
+@pytest.mark.parametrize(("h", "w", "overlap"), [(100, 45, 24), (70, 90, 8), (64, 33, 0)])
+def test_blocks_blend_as_the_weighted_sum_over_all_tiles(h: int, w: int, overlap: int) -> None:
+    """Carrying only the overlaps gives sum(w * out) / sum(w) over every tile covering a
+    pixel (rows covered by up to four tiles in the first case)."""
+    import itertools
+
+    from pix2pix.nets.tiling import _window, tile_starts
+
+    calls = itertools.count(1)
+    x = torch.rand(1, 2, h, w, dtype=torch.float64)
+    y = run_tiled(lambda t: t * 3 + next(calls), x.float(), 32, overlap)
+    acc, total = torch.zeros_like(x), torch.zeros(h, w, dtype=torch.float64)
+    calls = itertools.count(1)
+    th, tw = min(32, h), min(32, w)
+    for y0 in tile_starts(h, 32, overlap):
+        for x0 in tile_starts(w, 32, overlap):
+            win = _window(y0, th, h, overlap, torch.float64)[:, None] * _window(
+                x0, tw, w, overlap, torch.float64)  # fmt: skip
+            out = x.float()[..., y0 : y0 + th, x0 : x0 + tw].double() * 3 + next(calls)
+            acc[..., y0 : y0 + th, x0 : x0 + tw] += out * win
+            total[y0 : y0 + th, x0 : x0 + tw] += win
+    assert torch.allclose(y.double(), acc / total, rtol=0, atol=1e-5)

@@ -4,9 +4,10 @@ Tiles are `tile` x `tile` (a multiple of the generator's stride), placed every
 `tile - overlap` pixels, the last one flush with the image's far edge; a side no longer
 than `tile` is not cut. Each tile's output is weighted by a separable window that is 1
 inside and rises as a raised cosine over the `overlap` pixels it shares with a neighbour
-(no ramp at the image's own edges), and the weighted outputs are divided by the summed
-weights, in float64. Every pixel is covered with a positive weight, so a network that
-returns its input returns the image exactly.
+(no ramp at the image's own edges), divided by the windows' sum (rows and columns
+apart: the 2-D weights are products, so they sum to 1 at every pixel), in float64.
+Every pixel is covered with a positive weight, so a network that returns its input
+returns the image exactly.
 
 Normalisation: in eval mode (running statistics) tiles are independent and the result
 approaches whole-image inference as the overlap grows. In the paper's mode (batch
@@ -72,7 +73,9 @@ def _window(start: int, size: int, length: int, overlap: int, dtype: torch.dtype
     return w
 
 
-ReadRows = Callable[[int, int], torch.Tensor]  # (first row, end row) -> (B, C, rows, W)
+# (y0, y1, x0, x1) -> the input window (B, C, y1 - y0, x1 - x0)
+ReadRows = Callable[[int, int, int, int], torch.Tensor]
+Block = tuple[int, int, int, int, torch.Tensor]  # (y0, y1, x0, x1, (B, C_out, rows, cols))
 
 
 def run_tiled(
@@ -91,9 +94,23 @@ def run_tiled(
     normalisation). `on_tile(done, total)` is called after each batch.
     """
     b, _, h, w = x.shape
-    bands = tiled_rows(run, lambda y0, y1: x[:, :, y0:y1], (b, h, w), tile, overlap, batch,
-                       on_tile)  # fmt: skip
+    bands = tiled_rows(run, window_of(x), (b, h, w), tile, overlap, batch, on_tile)
     return torch.cat([rows for _, _, rows in bands], dim=2)
+
+
+def window_of(x: torch.Tensor) -> ReadRows:
+    """`ReadRows` of an image in memory (B, C, H, W)."""
+    return lambda y0, y1, x0, x1: x[:, :, y0:y1, x0:x1]
+
+
+def _normalised(starts: list[int], size: int, length: int, overlap: int) -> dict[int, torch.Tensor]:
+    """Each tile's 1-D window divided by the windows' sum over the side: the weights of a
+    tile's output, summing to 1 at every pixel (the 2-D weights are their products)."""
+    windows = {s: _window(s, size, length, overlap, torch.float64) for s in starts}
+    total = torch.zeros(length, dtype=torch.float64)
+    for s, win in windows.items():
+        total[s : s + size] += win
+    return {s: win / total[s : s + size] for s, win in windows.items()}
 
 
 def tiled_rows(
@@ -106,67 +123,64 @@ def tiled_rows(
     on_tile: Callable[[int, int], None] | None = None,
 ) -> Iterator[tuple[int, int, torch.Tensor]]:
     """`run_tiled` for an image given by `read` and `shape` (B, H, W), yielding the
-    finished output rows top to bottom: (first row, end row, (B, C_out, rows, W) float32).
+    finished output rows top to bottom: (first row, end row, (B, C_out, rows, W) float32),
+    one band per row of tiles (`tiled_blocks`, assembled)."""
+    band: torch.Tensor | None = None
+    for y0, y1, x0, x1, block in tiled_blocks(run, read, shape, tile, overlap, batch, on_tile):
+        if x0 == 0:
+            band = block.new_empty(*block.shape[:3], shape[2])
+        assert band is not None
+        band[..., x0:x1] = block
+        if x1 == shape[2]:
+            yield y0, y1, band
 
-    Tiles are taken row by row; each row of tiles reads only the input rows it covers,
-    and the float64 accumulators hold only the band of rows that row of tiles covers:
-    rows above it are final and are yielded. Memory is a band, not the image.
+
+def tiled_blocks(
+    run: Callable[[torch.Tensor], torch.Tensor],
+    read: ReadRows,
+    shape: tuple[int, int, int],
+    tile: int,
+    overlap: int,
+    batch: int = 1,
+    on_tile: Callable[[int, int], None] | None = None,
+) -> Iterator[Block]:
+    """The blended output of `run_tiled` as finished blocks (y0, y1, x0, x1, (B, C_out,
+    rows, cols) float32): a band of rows per row of tiles, left to right, top to bottom.
+
+    Each tile reads only its window. A tile's output is weighted by the product of its
+    normalised row and column windows, in float64; only what a later tile adds to is
+    kept: the columns it shares with the next tile, and the rows it shares with the next
+    row of tiles. Memory is those overlaps, not a band of the image.
     """
     b, h, w = shape
     th, tw = min(tile, h), min(tile, w)
     ys, xs = tile_starts(h, tile, overlap), tile_starts(w, tile, overlap)
-    windows_x = {x0: _window(x0, tw, w, overlap, torch.float64) for x0 in xs}
-    band = _Band(b, w)
+    wys, wxs = _normalised(ys, th, h, overlap), _normalised(xs, tw, w, overlap)
+    carry: torch.Tensor | None = None  # rows this row of tiles shares with the last one
     done = 0
-    for y0 in ys:
-        yield from band.finish_above(y0)  # no later tile reaches rows above this one
-        rows = read(y0, y0 + th)
-        wy = _window(y0, th, h, overlap, torch.float64)
+    for i, y0 in enumerate(ys):
+        y_next = ys[i + 1] if i + 1 < len(ys) else h  # rows above it are final here
+        left: torch.Tensor | None = None  # columns this tile shares with the last one
+        below: list[torch.Tensor] = []
         for first in range(0, len(xs), batch):
             group = xs[first : first + batch]
-            crops = torch.cat([rows[:, :, :, x0 : x0 + tw] for x0 in group])
+            crops = torch.cat([read(y0, y0 + th, x0, x0 + tw) for x0 in group])
             outs = run(crops).to("cpu", torch.float64).split(b)
-            for x0, out in zip(group, outs):
-                win = wy[:, None] * windows_x[x0][None, :]
-                band.add(out * win, win, y0, x0)
+            for j, (x0, out) in enumerate(zip(group, outs), start=first):
+                x_next = xs[j + 1] if j + 1 < len(xs) else w
+                part = out * (wys[y0][:, None] * wxs[x0][None, :])
+                if left is not None:
+                    part[..., : left.shape[-1]] += left
+                if carry is not None:  # once per column: where the column is final
+                    part[..., : carry.shape[2], : x_next - x0] += carry[..., x0:x_next]
+                left = part[..., x_next - x0 :]
+                final = part[..., : x_next - x0]
+                below.append(final[:, :, y_next - y0 :])
+                yield y0, y_next, x0, x_next, final[:, :, : y_next - y0].float()
             done += len(group)
             if on_tile is not None:
                 on_tile(done, len(ys) * len(xs))
-    yield from band.finish_above(h)
-
-
-class _Band:
-    """The float64 sums of weighted outputs and of weights for the rows still open."""
-
-    def __init__(self, batch: int, width: int) -> None:
-        self.batch, self.width = batch, width
-        self.lo = 0  # the first open row
-        self.acc: torch.Tensor | None = None  # (B, C, rows, W)
-        self.weight = torch.zeros(1, 1, 0, width, dtype=torch.float64)
-
-    def add(self, weighted: torch.Tensor, win: torch.Tensor, y0: int, x0: int) -> None:
-        rows, cols = weighted.shape[-2:]
-        if self.acc is None:
-            c = weighted.shape[1]
-            self.acc = torch.zeros(self.batch, c, 0, self.width, dtype=torch.float64)
-        grow = y0 + rows - self.lo - self.acc.shape[2]
-        if grow > 0:
-            self.acc = torch.cat([self.acc, self.acc.new_zeros(*self.acc.shape[:2], grow,
-                                                               self.width)], 2)  # fmt: skip
-            self.weight = torch.cat([self.weight, self.weight.new_zeros(1, 1, grow, self.width)], 2)
-        r = slice(y0 - self.lo, y0 - self.lo + rows)
-        self.acc[:, :, r, x0 : x0 + cols] += weighted
-        self.weight[:, :, r, x0 : x0 + cols] += win
-
-    def finish_above(self, row: int) -> Iterator[tuple[int, int, torch.Tensor]]:
-        """The rows above `row` (all of their tiles are in), blended, as float32."""
-        n = row - self.lo
-        if self.acc is None or n <= 0:
-            return
-        done = (self.acc[:, :, :n] / self.weight[:, :, :n]).float()
-        self.acc, self.weight = self.acc[:, :, n:].clone(), self.weight[:, :, n:].clone()
-        lo, self.lo = self.lo, row
-        yield lo, row, done
+        carry = torch.cat(below, dim=3) if y_next < h else None
 
 
 @contextlib.contextmanager
@@ -187,8 +201,7 @@ def image_statistics(
     the statistics are exactly the whole image's. `x` is the image, or (read, shape) as
     for `tiled_rows`.
     """
-    read, shape = (x if isinstance(x, tuple) else
-                   (lambda y0, y1: x[:, :, y0:y1], (x.shape[0], *x.shape[2:])))  # fmt: skip
+    read, shape = x if isinstance(x, tuple) else (window_of(x), (x.shape[0], *x.shape[2:]))
     norms = [m for m in net.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
     sums: dict[nn.Module, list[torch.Tensor]] = {}
 

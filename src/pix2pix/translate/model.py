@@ -35,6 +35,7 @@ from pix2pix.nets.tiling import (
     bytes_per_pixel,
     check_tiling,
     image_statistics,
+    tiled_blocks,
     tiled_rows,
 )
 from pix2pix.runtime import (
@@ -159,7 +160,7 @@ class Pix2Pix:
             if tile is None or max(x.shape[-2:]) <= tile:
                 y = run_any_size(self._run, x, self.stride)
             else:
-                read = lambda y0, y1: x[:, :, y0:y1]  # noqa: E731
+                read = lambda y0, y1, x0, x1: x[:, :, y0:y1, x0:x1]  # noqa: E731
                 rows = self._tiled(read, (x.shape[0], *x.shape[2:]), eval_mode, tile, overlap,
                                    tile_stats, on_tile)  # fmt: skip
                 y = torch.cat([r for _, _, r in rows], dim=2)
@@ -176,24 +177,26 @@ class Pix2Pix:
         seed: int | None = 0,
         tile_stats: TileStats = "tile",
         on_tile: Callable[[int, int], None] | None = None,
-    ) -> Iterator[tuple[int, int, torch.Tensor]]:
+        blocks: bool = False,
+    ) -> Iterator[tuple[Any, ...]]:
         """Tiled translation of an image too large to hold, yielded as it is finished.
 
-        `read(y0, y1)` gives input rows [y0, y1) as (B, C_in, rows, W) in [-1, 1] (on any
-        device); `shape` is (B, H, W). Yields (first row, end row, (B, C_out, rows, W)
-        float32 on the CPU) top to bottom; only a band of tile rows is in memory at once.
-        The same outputs as `translate_tensor(..., tile=tile)` on the whole image.
+        `read(y0, y1, x0, x1)` gives an input window as (B, C_in, rows, cols) in [-1, 1]
+        (on any device); `shape` is (B, H, W). Yields (first row, end row, (B, C_out, rows,
+        W) float32 on the CPU) top to bottom; with `blocks`, (y0, y1, x0, x1, (B, C_out,
+        rows, cols)) blocks (`nets.tiling.tiled_blocks`), so that not even a band of the
+        output is held in float. The same outputs as `translate_tensor(..., tile=tile)`.
         """
         fmt = memory_format(self.speed)
-        on_device = lambda y0, y1: read(y0, y1).to(self.device, self.dtype, memory_format=fmt)  # noqa: E731
+        on_device = lambda *box: read(*box).to(self.device, self.dtype, memory_format=fmt)  # noqa: E731
         with self._inference(eval_mode, seed):
             if max(shape[1:]) <= tile:
-                y = run_any_size(self._run, on_device(0, shape[1]), self.stride)
-                yield 0, shape[1], y.float().cpu()
+                y = run_any_size(self._run, on_device(0, shape[1], 0, shape[2]), self.stride)
+                y = y.float().cpu()
+                yield (0, shape[1], 0, shape[2], y) if blocks else (0, shape[1], y)
                 return
-            for lo, hi, rows in self._tiled(on_device, shape, eval_mode, tile, overlap,
-                                            tile_stats, on_tile):  # fmt: skip
-                yield lo, hi, rows.float()
+            yield from self._tiled(on_device, shape, eval_mode, tile, overlap, tile_stats,
+                                   on_tile, blocks)  # fmt: skip
 
     @contextlib.contextmanager
     def _inference(self, eval_mode: bool, seed: int | None) -> Iterator[None]:
@@ -238,7 +241,8 @@ class Pix2Pix:
         overlap: int,
         stats: TileStats,
         on_tile: Callable[[int, int], None] | None,
-    ) -> Iterator[tuple[int, int, torch.Tensor]]:
+        blocks: bool = False,
+    ) -> Iterator[tuple[Any, ...]]:
         check_tiling(tile, overlap, self.stride)
         if stats not in TILE_STATS:
             raise ValueError(f"tile_stats {stats!r} is not valid; choose one of: tile, image")
@@ -254,7 +258,8 @@ class Pix2Pix:
         batch = TILE_BATCH if (eval_mode or shared) else 1
         with scope:
             run = lambda t: run_any_size(net, t, self.stride)  # noqa: E731
-            yield from tiled_rows(run, read, shape, tile, overlap, batch, on_tile)
+            tiled = tiled_blocks if blocks else tiled_rows
+            yield from tiled(run, read, shape, tile, overlap, batch, on_tile)
 
     @property
     def color_space(self) -> str:

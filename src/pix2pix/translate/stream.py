@@ -1,9 +1,11 @@
 """One large image end to end in bounded memory: read in bands (`data.bands`), translated
 in tiles (`Pix2Pix.translate_rows`), written row by row as the tiles finish.
 
-Memory is the model, one band of tile rows of input, its float64 blending accumulator,
-and one band of output rows, whatever the image's size. The output is written under a
-temporary name and renamed when complete (Ctrl-C leaves nothing under the final name).
+Memory is the model, one band of tile rows of input and one of output at their own
+depths (uint8: 3 bytes a pixel for RGB), and the float64 overlaps the blending carries
+(`nets.tiling.tiled_blocks`): bounded by the image's width and the tile, not its area.
+The output is written under a temporary name and renamed when complete (Ctrl-C leaves
+nothing under the final name).
 """
 
 from __future__ import annotations
@@ -58,25 +60,37 @@ def translate_streamed(
     bands = open_input(model, path)
     try:
         cfg = model.config.data
+        held: dict[tuple[int, int], np.ndarray] = {}  # the last band of input rows read
 
-        def read(y0: int, y1: int) -> torch.Tensor:
-            arr = bands.read(y0, y1)
+        def read(y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
+            if (y0, y1) not in held:
+                held.clear()
+                held[(y0, y1)] = bands.read(y0, y1)
+            arr = held[(y0, y1)][:, x0:x1]
             if model.read_channels is not None:
                 arr = with_channels(arr, model.read_channels, path)
             return encode_input(arr, model.color_space)[None]
 
-        rows = model.translate_rows(read, (1, bands.height, bands.width), tile=tile,
-                                    overlap=overlap, eval_mode=eval_mode, seed=seed,
-                                    tile_stats=tile_stats, on_tile=on_tile)  # fmt: skip
+        blocks = model.translate_rows(read, (1, bands.height, bands.width), tile=tile,
+                                      overlap=overlap, eval_mode=eval_mode, seed=seed,
+                                      tile_stats=tile_stats, on_tile=on_tile,
+                                      blocks=True)  # fmt: skip
+        channels = image_channels(model.out_channels, model.color_space)
+        depth = np.dtype(cfg.written_depth)
 
         def outputs() -> Iterator[np.ndarray]:
-            for lo, hi, y in rows:
-                x = read(lo, hi)[0] if model.color_space == "lab" else y[0]
-                yield output_array(y[0], x, cfg)
+            """Bands of output rows at the written depth, assembled from the blocks."""
+            band = np.zeros((0, 0, 0), depth)
+            for y0, y1, x0, x1, y in blocks:
+                if x0 == 0:
+                    band = np.empty((y1 - y0, bands.width, channels), depth)
+                x = read(y0, y1, x0, x1)[0] if model.color_space == "lab" else y[0]
+                band[:, x0:x1] = output_array(y[0], x, cfg)
+                if x1 == bands.width:
+                    yield band
 
-        channels = image_channels(model.out_channels, model.color_space)
         size = (bands.width, bands.height)
-        write_bands(target, outputs(), size, channels, np.dtype(cfg.written_depth), bands.tags)
+        write_bands(target, outputs(), size, channels, depth, bands.tags)
     finally:
         bands.close()
     return target
