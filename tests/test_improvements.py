@@ -128,6 +128,29 @@ def test_r1_is_the_squared_input_gradient() -> None:
     logits = F.conv2d(x, w)  # d sum / dx = w at every pixel
     expected = (w.pow(2).sum() * 16).item()
     assert r1_penalty(logits, x).item() == pytest.approx(expected, rel=1e-5)
+    assert r1_penalty(logits, x, scale=2.0**16).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_r1_under_fp16_is_the_penalty_of_the_unscaled_gradient() -> None:
+    # a D whose input gradient is ~1e-8 per pixel: below fp16's smallest number, so it
+    # survives backward only through the loss scale (the GradScaler's, under fp16)
+    from pix2pix.runtime import Speed
+    from pix2pix.training.step import Pix2PixTrainer
+
+    model = {"in_channels": 3, "out_channels": 3, "norm": "none", "dropout": 0.0}
+    cfg = tiny_config("unused", model=model, train={"r1_gamma": 1.0, "r1_every": 1})
+    torch.manual_seed(1)
+    a, b = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
+    r1 = {}
+    for precision in ("fp32", "fp16"):
+        torch.manual_seed(0)
+        trainer = Pix2PixTrainer(cfg, torch.device("cpu"), Speed(precision=precision))
+        with torch.no_grad():
+            for m in trainer.d.modules():
+                if isinstance(m, nn.Conv2d):
+                    m.weight.mul_(2**-2.5)
+        r1[precision] = trainer.step(a, b)[0]["r1"].item()
+    assert r1["fp32"] > 0 and r1["fp16"] == pytest.approx(r1["fp32"], rel=0.1, abs=0)
 
 
 def test_reconstruction_l2_and_downscaled() -> None:
@@ -228,6 +251,21 @@ def test_l1_only_leaves_d_as_initialised(aligned_data: Path, tmp_path: Path) -> 
     assert all(torch.equal(da[k], db[k]) for k in da)
     with pytest.raises(ConfigError, match="both 0"):
         TrainConfig(lambda_gan=0.0, lambda_l1=0.0)
+
+
+@pytest.mark.parametrize("flag", ["--feature-matching", "--r1-gamma"])
+def test_d_only_options_with_l1_only_are_a_one_line_error(
+    flag: str, aligned_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # with --lambda-gan 0 D never trains: feature matching and R1 would be ignored
+    code, _, err = run_cli(capsys, "train", "--data", aligned_data, "--out", tmp_path / "r",
+                           "--generator", "unet_32", "--ngf", "4", "--ndf", "4",
+                           "--load-size", "32", "--crop-size", "32", "--max-steps", "1",
+                           "--no-progress", "--no-report", "--lambda-gan", "0", flag,
+                           "10")  # fmt: skip
+    assert code == 2 and f"{flag} 10.0 does nothing with --lambda-gan 0" in error_line(err)
+    assert not (tmp_path / "r").exists()
+    TrainConfig(lambda_gan=0.5, **{flag[2:].replace("-", "_"): 10.0})  # with D: fine
 
 
 # --- recipe --------------------------------------------------------------------------

@@ -118,9 +118,16 @@ def feature_matching_loss(fake: Features, real: Features) -> torch.Tensor:
     return torch.stack(per_scale).mean()
 
 
-def r1_penalty(real_logits: Logits, real_input: torch.Tensor) -> torch.Tensor:
+def r1_penalty(real_logits: Logits, real_input: torch.Tensor, scale: float = 1.0) -> torch.Tensor:
     """mean over the batch of |d sum(D(real)) / d real|^2 (Mescheder et al. 2018), with
-    the graph kept so that D's step can differentiate it; multiply by gamma / 2."""
-    total = sum(s.float().sum() for s in _scales(real_logits))
+    the graph kept so that D's step can differentiate it; multiply by gamma / 2.
+
+    `scale`: the GradScaler's loss scale under fp16. The gradient is taken of the sum
+    times scale / (number of logits), the size of the gradient D's own (mean) loss sends
+    back through the scaler, which keeps fp16 gradients from underflowing to 0 (and from
+    overflowing), then divided back: the penalty is that of the unscaled gradient."""
+    scales = _scales(real_logits)
+    weight = scale / sum(s.numel() for s in scales)
+    total = sum(s.float().sum() for s in scales) * weight
     (grad,) = torch.autograd.grad(total, real_input, create_graph=True)
-    return grad.float().pow(2).flatten(1).sum(1).mean()
+    return (grad.float() / weight).pow(2).flatten(1).sum(1).mean()

@@ -214,7 +214,7 @@ class TrainConfig:
     halves of each pair and for the real and fake pairs. Empty: off, the paper's."""
     r1_gamma: float = 0.0
     """R1 gradient penalty on real pairs, gamma / 2 * |grad D(real)|^2 (Mescheder et al.
-    2018); 0: off, the paper's."""
+    2018), over every channel D sees (with --conditional the input's too); 0: off."""
     r1_every: int = 16
     """Apply the R1 penalty every N D steps, scaled by N (lazy regularisation)."""
     feature_matching: float = 0.0
@@ -292,6 +292,10 @@ class TrainConfig:
             raise ConfigError(
                 f"{ref('lambda_l1')} and {ref('lambda_gan')} are both 0; G would learn nothing"
             )
+        for name in ("feature_matching", "r1_gamma"):  # both act only through D's training
+            if self.lambda_gan == 0 and getattr(self, name) > 0:
+                why = f"does nothing with {ref('lambda_gan')} 0 (D is not trained); drop one"
+                raise ConfigError(f"{ref(name)} {getattr(self, name)} {why}")
         check_seed(self.seed, ref("seed"))
         for name in ("max_steps", "sample_every", "save_every", "keep_every"):
             at_least(self, name, 0)

@@ -155,7 +155,8 @@ class Pix2PixTrainer:
         out = {"loss_d": loss, "loss_d_real": loss_real, "loss_d_fake": loss_fake,
                "d_acc": d_accuracy(real_logits, fake_logits).detach()}  # fmt: skip
         if r1_now:
-            r1 = r1_penalty(real_logits, real_in)
+            scale = self.scaler.get_scale() if self.scaler.is_enabled() else 1.0  # fp16
+            r1 = r1_penalty(real_logits, real_in, scale)
             loss = loss + 0.5 * t.r1_gamma * t.r1_every * r1
             out["r1"] = r1.detach()
         self.scaler.scale(loss).backward()
