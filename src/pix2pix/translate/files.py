@@ -4,7 +4,9 @@ outputs written at the checkpoint's depth, never over an input."""
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -177,6 +179,7 @@ def translate_files(
     suffix = output_suffix(channels, model.output_depth)
     items = _items(model, inputs, paired)
     sizes = _check_inputs(model, items, aligned, suffix, tiling)
+    model.plan_compile(_batch_shapes(sizes, batch_size))  # compile only sizes many images share
     out_dir = Path(out_dir)
     targets = [(out_dir / f"{name}{_suffix(files, suffix)}", files) for name, files in items]
     check_outputs(out_dir, targets, overwrite)
@@ -189,6 +192,18 @@ def translate_files(
     finally:
         if made is not None:
             remove_if_empty(out_dir, made)  # a translation that failed before its first output
+
+
+def _batch_shapes(sizes: list[tuple[int, int]], batch_size: int) -> Counter[tuple[int, int, int]]:
+    """Images per forward-pass shape (B, H, W), batched as `_translate_items` batches
+    them: consecutive images of one size, up to `batch_size` at a time."""
+    shapes: Counter[tuple[int, int, int]] = Counter()
+    for (w, h), run in itertools.groupby(sizes):
+        full, rest = divmod(len(list(run)), batch_size)
+        for b, images in ((batch_size, full * batch_size), (rest, rest)):  # and what is left
+            if images:
+                shapes[(b, h, w)] += images
+    return shapes
 
 
 def _suffix(files: tuple[Path, ...], suffix: str) -> str:

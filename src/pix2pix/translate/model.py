@@ -7,7 +7,7 @@ import contextlib
 import copy
 import dataclasses
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +39,7 @@ from pix2pix.nets.tiling import (
     tiled_rows,
 )
 from pix2pix.runtime import (
+    COMPILE_MIN_IMAGES,
     DTYPES,
     Speed,
     compiled,
@@ -119,6 +120,20 @@ class Pix2Pix:
         dev = resolve_device(device)
         speed = resolve_speed(dev, "infer", precision, channels_last, compile, images)
         return cls(generator, config, dev, speed, owned=True)
+
+    def plan_compile(self, batches: Mapping[tuple[int, int, int], int]) -> None:
+        """Tell the compile cache what a job will run: images per forward-pass shape
+        (B, H, W). Shapes of at least COMPILE_MIN_IMAGES images get a package compiled
+        (when none is cached), others run as they are: a compilation (~20 s and 100+ MB
+        for unet_256) is repaid only after a couple of hundred images."""
+        if not isinstance(self._run, AotGenerator):
+            return
+        s = self.stride
+        self._run.planned = frozenset(
+            (b, self.in_channels, -(-h // s) * s, -(-w // s) * s)
+            for (b, h, w), images in batches.items()
+            if images >= COMPILE_MIN_IMAGES
+        )
 
     @property
     def in_channels(self) -> int:
