@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 
 from pix2pix._version import __version__
+from pix2pix.cli.cache import add_cache
 from pix2pix.cli.data import add_data
 from pix2pix.cli.evaluate import add_evaluate, add_segmenter
 from pix2pix.cli.flags import Parser, Subparsers, add_pixel_limit
@@ -36,6 +37,7 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
     add_segmenter,
     add_import,
     add_push,
+    add_cache,
 ]
 
 

@@ -107,9 +107,9 @@ def add_speed_flags(p: argparse.ArgumentParser) -> None:
         choices=[*get_args(CompileChoice), "aot"],
         help="auto (CPU): the generator compiled ahead of time, from the cache "
         "(~/.cache/pix2pix or $PIX2PIX_CACHE) when it has one for this model and size, "
-        "compiled into it (once, ~20 s) for jobs of 200+ images; aot: compile now if "
-        "missing; on: torch.compile in this process (optionally in a torch.compile mode); "
-        "off: neither",
+        "compiled into it (once, ~20 s) for an input size 200+ images of the job share "
+        "(pix2pix cache list|clear); aot: compile every size now if missing; on: "
+        "torch.compile in this process (optionally in a torch.compile mode); off: neither",
     )
 
 
@@ -125,8 +125,7 @@ def _translate(args: argparse.Namespace) -> None:
         precision=args.precision,
         channels_last=args.channels_last,
         compile=args.compile,
-        images=None if args.paired else len(paths),
-        weights=args.weights,
+        weights=args.weights,  # what to compile: the sizes 200+ images share (translate_files)
     )
     outputs = translate_files(
         model,
