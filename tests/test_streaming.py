@@ -390,3 +390,18 @@ def test_the_pixel_limit_holds_for_images_decoded_whole_and_absurd_ones(
         translate_files(model, [str(tmp_path / "wide.png")], tmp_path / "o", tile=32,
                         progress=False)  # fmt: skip
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".webp"])
+def test_jpeg_and_webp_are_read_in_bands_by_pyvips(tmp_path: Path, suffix: str) -> None:
+    pytest.importorskip("pyvips")
+    from pix2pix.data.bands import VipsBands
+
+    arr = np.random.default_rng(13).integers(0, 256, (203, 157, 3), dtype=np.uint8)
+    Image.fromarray(arr).save(tmp_path / f"q{suffix}", quality=90)
+    for channels in (3, 1):
+        whole = read_image(tmp_path / f"q{suffix}", channels)
+        bands = open_bands(tmp_path / f"q{suffix}", channels)
+        assert isinstance(bands, VipsBands)
+        for y0, y1 in [(0, 100), (90, 150), (150, 203)]:  # overlapping, top to bottom
+            assert np.array_equal(bands.read(y0, y1), whole[y0:y1])

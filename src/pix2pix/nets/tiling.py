@@ -161,7 +161,7 @@ def tiled_blocks(
     for i, y0 in enumerate(ys):
         y_next = ys[i + 1] if i + 1 < len(ys) else h  # rows above it are final here
         left: torch.Tensor | None = None  # columns this tile shares with the last one
-        below: list[torch.Tensor] = []
+        below: torch.Tensor | None = None  # rows it shares with the next row of tiles
         for first in range(0, len(xs), batch):
             group = xs[first : first + batch]
             crops = torch.cat([read(y0, y0 + th, x0, x0 + tw) for x0 in group])
@@ -175,12 +175,15 @@ def tiled_blocks(
                     part[..., : carry.shape[2], : x_next - x0] += carry[..., x0:x_next]
                 left = part[..., x_next - x0 :]
                 final = part[..., : x_next - x0]
-                below.append(final[:, :, y_next - y0 :])
+                if y_next < y0 + th:  # copied out: a view would keep every tile's output
+                    if below is None:
+                        below = out.new_empty(*out.shape[:2], y0 + th - y_next, w)
+                    below[..., x0:x_next] = final[:, :, y_next - y0 :]
                 yield y0, y_next, x0, x_next, final[:, :, : y_next - y0].float()
             done += len(group)
             if on_tile is not None:
                 on_tile(done, len(ys) * len(xs))
-        carry = torch.cat(below, dim=3) if y_next < h else None
+        carry = below
 
 
 @contextlib.contextmanager
