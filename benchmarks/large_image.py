@@ -55,8 +55,9 @@ def write_scene(path: Path, size: int, seed: int = 0) -> None:
     write_bands(path, rows(), (size, size), 3, np.dtype(np.uint8), GEO)
 
 
-def write_checkpoint(path: Path, generator: str = "unet_256") -> None:
-    cfg = RunConfig(model=ModelConfig(generator=generator, in_channels=3, out_channels=3))
+def write_checkpoint(path: Path, generator: str = "unet_256", ngf: int = 64) -> None:
+    model = ModelConfig(generator=generator, in_channels=3, out_channels=3, ngf=ngf)
+    cfg = RunConfig(model=model)
     torch.manual_seed(0)
     save_checkpoint(path, cfg, Progress(), build_generator(cfg.model))
 
