@@ -192,7 +192,9 @@ def compiled(module: nn.Module, speed: Speed, purpose: Purpose) -> Callable[...,
     from torch._inductor import config as inductor  # here: importing it costs ~1 s
 
     def frozen(*args: torch.Tensor) -> torch.Tensor:
-        with inductor.patch(freezing=True):
+        # fallback_random: dropout (paper mode) draws through ATen from the global
+        # generator, as eager does, so a seed gives eager's noise (inductor's own RNG not)
+        with inductor.patch(freezing=True, fallback_random=True):
             return fn(*args)
 
     return frozen
