@@ -6,7 +6,8 @@ The worker joins the process group itself (as a script calling `fit` may), so th
 share one launch. Rank 0 alone writes checkpoints; to compare the ranks, each rank also
 writes its own G and D state (and G's average with --ema-decay) to
 DUMP_DIR/run<I>_rank<R>_save<N>.safetensors each time a run saves (the loop calls
-`state_dict()` on every rank at every save).
+`state_dict()` on every rank at every save), and its DiffAugment RNG state to
+DUMP_DIR/augment_run<I>_rank<R>_save<N>.safetensors.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ class RecordingTrainer(Pix2PixTrainer):
         tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
         name = f"run{RUN}_rank{self.ctx.rank}_save{RecordingTrainer.saves}.safetensors"
         save_file(tensors, DUMP / name)
+        augment = {"augment_rng": self.augment_rng.get_state()}  # differs per rank
+        save_file(augment, DUMP / f"augment_{name}")
         return state
 
 

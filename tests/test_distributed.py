@@ -255,6 +255,10 @@ def test_improvement_options_keep_ranks_in_step_and_resume_exactly(launched: Pat
         assert any(k.endswith("weight.0._u") for k in rank0)  # spectral norm's state
         params = [k for k in rank0 if not k.endswith(("running_mean", "running_var", "tracked"))]
         assert all(torch.equal(rank0[k], rank1[k]) for k in params), name
+        # ... while DiffAugment draws each rank's own transforms
+        rngs = [load_file(launched / "dumps" / f"augment_{name.replace('rank0', f'rank{r}')}")
+                for r in (0, 1)]  # fmt: skip
+        assert not torch.equal(rngs[0]["augment_rng"], rngs[1]["augment_rng"]), name
     whole, part = launched / "improved_whole", launched / "improved_part"
     cfg, progress = read_meta(whole / "latest")
     assert progress.step == 6 and cfg.train.recipe == "improved" and cfg.model.d_scales == 2

@@ -35,6 +35,7 @@ from pix2pix.errors import ConfigError, UserError, setting
 log = logging.getLogger(__name__)
 
 _DROPOUT_STREAM = 2  # distinguishes per-rank dropout seeds from data-order/augment seeds
+_AUGMENT_STREAM = 3  # and per-rank DiffAugment seeds from both
 
 
 @dataclass(frozen=True)
@@ -183,9 +184,18 @@ def _collective(
     _recent.append((work, args))
 
 
-def rank_seed(seed: int, rank: int, step: int = 0) -> int:
+def rank_seed(seed: int, rank: int, step: int = 0, stream: int = _DROPOUT_STREAM) -> int:
     """A seed for rank `rank`'s dropout stream, distinct per (seed, rank, step)."""
-    return int(np.random.SeedSequence([seed, _DROPOUT_STREAM, rank, step]).generate_state(1)[0])
+    return int(np.random.SeedSequence([seed, stream, rank, step]).generate_state(1)[0])
+
+
+def augment_seed(seed: int, rank: int, step: int = 0) -> int:
+    """The seed of rank `rank`'s DiffAugment draws from optimiser step `step`: each rank
+    its own (one draw for every rank would augment all shares of a global batch alike);
+    a single process and rank 0 at step 0 keep the stream of one process, seed + 1."""
+    if rank == 0 and step == 0:
+        return seed + 1
+    return rank_seed(seed, rank, step, _AUGMENT_STREAM)
 
 
 def agree(

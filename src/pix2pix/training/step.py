@@ -37,7 +37,13 @@ from pix2pix.nets import build_discriminator, build_generator
 from pix2pix.nets.inference import run_any_size
 from pix2pix.runtime import Speed, autocast, compiled, memory_format, resolve_speed
 from pix2pix.training.augment import augment_pairs
-from pix2pix.training.distributed import DistContext, gather_rows, sync_batch_norm, wrap_ddp
+from pix2pix.training.distributed import (
+    DistContext,
+    augment_seed,
+    gather_rows,
+    sync_batch_norm,
+    wrap_ddp,
+)
 from pix2pix.training.ema import WeightAverage
 
 
@@ -105,8 +111,9 @@ class Pix2PixTrainer:
         self.scaler = torch.amp.GradScaler(device.type, enabled=self.speed.precision == "fp16")
         self.steps = 0  # optimiser steps taken (lazy R1 and the EMA warm-up count them)
         self.ema = WeightAverage(self.g, t.ema_decay) if t.ema_decay > 0 else None
-        # augmentation draws from its own stream, so that it leaves dropout's unchanged
-        self.augment_rng = torch.Generator().manual_seed(t.seed + 1)
+        # augmentation draws from its own stream, so that it leaves dropout's unchanged,
+        # and from each rank's own, so that the ranks' shares are augmented unalike
+        self.augment_rng = torch.Generator().manual_seed(augment_seed(t.seed, self.ctx.rank))
 
     @property
     def g_infer(self) -> nn.Module:
@@ -245,20 +252,19 @@ class Pix2PixTrainer:
     def state_dict(self) -> dict:
         """Optimisers, grad scaler and the RNG: what the weights do not hold.
 
-        The optimisers are equal on every rank; the RNG (dropout) is not: with several
-        ranks `rng_*_ranks` (world_size, n) hold every rank's, `rng_*` rank 0's. That
-        makes this a collective: call it on every rank.
+        The optimisers are equal on every rank; the RNGs (dropout, DiffAugment) are not:
+        with several ranks `<rng>_ranks` (world_size, n) hold every rank's, `<rng>` rank
+        0's. That makes this a collective: call it on every rank.
 
         The LR schedule needs no state of its own: it is a function of the epoch, which
         the checkpoint's progress records.
         """
-        rng = self._rng_states()
+        rng = {**self._rng_states(), "augment_rng": self.augment_rng.get_state()}
         state = {
             "optimizer_g": self.opt_g.state_dict(),
             "optimizer_d": self.opt_d.state_dict(),
             "scaler": self.scaler.state_dict(),
             "steps": self.steps,
-            "augment_rng": self.augment_rng.get_state(),
             **rng,
         }
         if self.ctx.enabled:
@@ -280,20 +286,21 @@ class Pix2PixTrainer:
         self.steps = step  # also for checkpoints from before the count was saved
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore optimisers, scaler and this rank's RNG.
+        """Restore optimisers, scaler and this rank's RNGs.
 
         A checkpoint written by another number of ranks gives rank 0 the saved rank 0
-        stream; the other ranks keep the stream the caller seeded for them.
+        streams; the other ranks keep the dropout stream the caller seeded for them and
+        take a DiffAugment stream of their own for the step.
         """
         self.opt_g.load_state_dict(state["optimizer_g"])
         self.opt_d.load_state_dict(state["optimizer_d"])
         if state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
         self.steps = int(state.get("steps", 0))
-        if "augment_rng" in state:
-            self.augment_rng.set_state(state["augment_rng"])
         rank, world = self.ctx.rank, self.ctx.world_size
-        for key in ("rng_cpu", "rng_cuda"):
+        if rank > 0 and len(state.get("augment_rng_ranks", ())) != world:
+            self.augment_rng.manual_seed(augment_seed(self.config.train.seed, rank, self.steps))
+        for key in ("rng_cpu", "rng_cuda", "augment_rng"):
             ranks = state.get(f"{key}_ranks")
             if ranks is not None and len(ranks) == world:
                 # a copy: set_rng_state reads a row view of (world, n) from the wrong
@@ -303,7 +310,9 @@ class Pix2PixTrainer:
                 value = state[key]
             else:
                 continue
-            if key == "rng_cpu":
+            if key == "augment_rng":
+                self.augment_rng.set_state(value)
+            elif key == "rng_cpu":
                 torch.set_rng_state(value)
             elif self.device.type == "cuda":
                 torch.cuda.set_rng_state(value, self.device)
