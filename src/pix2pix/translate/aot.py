@@ -214,8 +214,8 @@ class AotGenerator:
     def _runner(self, x: torch.Tensor, key: tuple) -> Runner:
         shape = "x".join(map(str, key[0]))
         path = self.package_path(key)
-        record = aotcache.verified(path) if path.exists() else None
-        if path.exists() and record is None:
+        record = aotcache.verified(path)
+        if record is None and path.exists():  # (not one another process just evicted)
             log.warning("%s is damaged (its size or digest is not the one recorded): removed; "
                         "it is rebuilt when this size is compiled", path)  # fmt: skip
             aotcache.remove(path)
