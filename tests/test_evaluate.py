@@ -19,7 +19,7 @@ from pix2pix.errors import UserError
 from pix2pix.evaluation.evaluate import evaluate
 from pix2pix.evaluation.fid import fid as fid_score
 from pix2pix.evaluation.fid import find_inception, kid
-from pix2pix.evaluation.pairs import load_eval_pair, target_tensor
+from pix2pix.evaluation.pairs import eval_shapes, load_eval_pair, target_tensor
 from pix2pix.segmentation import SegmenterConfig, train_segmenter
 from pix2pix.training.loop import fit
 from test_metrics import TinyFeatures
@@ -168,3 +168,25 @@ def test_an_earlier_report_is_replaced_only_when_asked(setup) -> None:
     assert summary["seed"] == 1 and (out / "metrics.json").read_text() != first
     assert read_image(out / "outputs" / "0.png").shape == (32, 32, 3)  # rewritten whole
     assert sorted(p.name for p in out.parent.iterdir() if p.name.startswith(".")) == []
+
+
+def test_a_large_evaluation_compiles_only_the_sizes_many_pairs_share(
+    setup, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # issue 25, item 13: evaluate of 200+ pairs compiled a package for every size it met
+    import pix2pix.evaluation.evaluate as evaluate_module
+    from pix2pix.translate import Pix2Pix
+
+    config, _ = read_meta(find_checkpoint(setup["run"]))
+    pairs = find_pairs(setup["data"] / "test")
+    width = read_image(pairs[0].a).shape[1] // 2  # aligned A|B: one side is half the file
+    assert eval_shapes(pairs, config.data, "native")[(1, width, width)] == len(pairs)
+    assert eval_shapes(pairs, config.data, 24) == {(1, 24, 24): len(pairs)}
+    planned: list[dict] = []
+    monkeypatch.setattr(evaluate_module, "COMPILE_MIN_IMAGES", len(pairs))
+    monkeypatch.setattr(Pix2Pix, "plan_compile", lambda self, shapes: planned.append(shapes))
+    evaluate(setup["run"], setup["data"], out=tmp_path / "r1", size=24, progress=False)
+    assert planned == [{(1, 24, 24): len(pairs)}]
+    monkeypatch.setattr(evaluate_module, "COMPILE_MIN_IMAGES", len(pairs) + 1)
+    evaluate(setup["run"], setup["data"], out=tmp_path / "r2", size=24, progress=False)
+    assert len(planned) == 1  # a small job plans nothing

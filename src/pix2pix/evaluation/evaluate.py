@@ -46,6 +46,7 @@ from pix2pix.evaluation.fid import FeatureExtractor, find_inception, kid
 from pix2pix.evaluation.fid import fid as fid_score
 from pix2pix.evaluation.pairs import (
     SizeRule,
+    eval_shapes,
     load_eval_pair,
     output_channels,
     output_depth,
@@ -57,6 +58,7 @@ from pix2pix.evaluation.scoring import score_pairs
 from pix2pix.fileio import check_replaceable, staged_folder
 from pix2pix.lock import folder_lock, sibling_lock
 from pix2pix.modelcard import append_evaluation
+from pix2pix.runtime import COMPILE_MIN_IMAGES
 from pix2pix.segmentation import Segmenter
 from pix2pix.translate import Pix2Pix
 
@@ -156,7 +158,9 @@ def evaluate(
                     "these outputs have %d", channels)  # fmt: skip
         fid, inception_weights = False, None
     extractor = find_inception(inception_weights, fid)
-    model = Pix2Pix.load(ckpt, device, precision=precision, images=len(pairs), weights=weights)
+    model = Pix2Pix.load(ckpt, device, precision=precision, weights=weights)
+    if len(pairs) >= COMPILE_MIN_IMAGES:  # compile only the sizes many pairs share
+        model.plan_compile(eval_shapes(pairs, config.data, size))
     if extractor is not None:
         extractor.net.to(model.device)
         extractor.device = model.device

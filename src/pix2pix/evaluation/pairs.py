@@ -15,6 +15,7 @@ with the RGB target photo.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import numpy as np
 import torch
 
 from pix2pix.config import DataConfig, RunConfig
-from pix2pix.data.datasets import load_pair, oriented
+from pix2pix.data.datasets import load_pair, oriented, side_header
 from pix2pix.data.encoding import decode_output, encode_input, image_channels
 from pix2pix.data.folders import PairFiles, pairs_folder
 from pix2pix.data.images import from_tensor, output_suffix, to_tensor, with_channels
@@ -92,6 +93,21 @@ def _read_sides(pair: PairFiles, config: RunConfig) -> tuple[np.ndarray, np.ndar
     c_in, c_out = int(m.in_channels or 3), int(m.out_channels or 3)
     ch_a, ch_b = oriented(d.direction, c_in, c_out)
     return oriented(d.direction, *load_pair(pair, ch_a, ch_b))
+
+
+def eval_shapes(
+    pairs: list[PairFiles], data: DataConfig, rule: SizeRule = "auto"
+) -> Counter[tuple[int, int, int]]:
+    """Pairs per forward-pass shape (1, H, W) at their evaluation size, from the file
+    headers alone (for `Pix2Pix.plan_compile`: only sizes many pairs share compile)."""
+    shapes: Counter[tuple[int, int, int]] = Counter()
+    for pair in pairs:
+        width, height, _ = side_header((pair.a,) if pair.b is None else (pair.b,))
+        if pair.b is None:  # A|B side by side: each side is half the file
+            width //= 2
+        w, h = eval_size(data, width, height, rule)
+        shapes[(1, h, w)] += 1
+    return shapes
 
 
 def load_eval_pair(pair: PairFiles, config: RunConfig, rule: SizeRule = "auto") -> EvalPair:
