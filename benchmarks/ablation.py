@@ -65,8 +65,8 @@ VARIANTS: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
 
 
 def variant_config(args: argparse.Namespace, overrides: dict[str, dict[str, Any]]) -> RunConfig:
-    """The screening protocol's config with a variant's settings on top (a recipe first,
-    so the variant's own fields override it, as on the command line)."""
+    """The screening protocol's config with a variant's settings on top (a recipe fills
+    the fields they leave at the paper's values, as on the command line)."""
     load = round(args.size * 286 / 256)
     base = {
         "model": {"generator": f"unet_{args.size}"},
@@ -77,13 +77,7 @@ def variant_config(args: argparse.Namespace, overrides: dict[str, dict[str, Any]
                   "save_every": 1000, "sample_every": 0, "keep_every": 0, "progress": False},
         "monitor": {"report": False},
     }  # fmt: skip
-    config = RunConfig.from_dict(base)
-    recipe = overrides.get("train", {}).get("recipe")
-    if recipe:
-        from pix2pix.config.recipes import apply_recipe
-
-        config = apply_recipe(config, recipe)
-    return config.replace(**overrides)
+    return RunConfig.from_dict(base).replace(**overrides)  # a recipe resolves in RunConfig
 
 
 def run_variant(args: argparse.Namespace, name: str, segmenter: Path | None) -> dict[str, Any]:

@@ -15,6 +15,8 @@ from pix2pix.config import (
     field_docs,
     load_config_file,
 )
+from pix2pix.config.recipes import RECIPES
+from pix2pix.config.run import with_recipe
 from pix2pix.errors import ConfigError, render
 
 
@@ -133,3 +135,49 @@ def test_a_bad_palette_is_one_line_and_exit_2(capsys, tmp_path, value: str, mess
                        "--palette", value)  # fmt: skip
     assert code == 2 and message in error_line(err)
     assert not (tmp_path / "run").exists()
+
+
+# --- recipes -------------------------------------------------------------------------
+
+
+def _has(config: RunConfig, recipe: str) -> bool:
+    """Whether `config` holds every setting of `recipe`."""
+    return all(
+        getattr(getattr(config, section), name) == value
+        for section, values in RECIPES[recipe].items()
+        for name, value in values.items()
+    )
+
+
+def test_a_recipe_means_the_same_in_python_as_on_the_command_line() -> None:
+    lib = RunConfig(train=TrainConfig(recipe="improved"))  # no flags, no with_recipe
+    assert _has(lib, "improved") and lib.train.recipe == "improved"
+    assert lib == with_recipe({}, {"train": {"recipe": "improved"}})
+    assert RunConfig().replace(train={"recipe": "improved"}) == lib
+    # what a setting gives explicitly wins (also a config file's), the recipe fills the rest
+    mine = RunConfig(train=TrainConfig(recipe="improved", ema_decay=0.5))
+    assert mine.train.ema_decay == 0.5 and mine.model.upsample == "resize-conv"
+    assert with_recipe({"train": {"recipe": "improved", "ema_decay": 0.5}}, {}) == mine
+    assert with_recipe({}, {}) == RunConfig() and not _has(RunConfig(), "improved")
+    for cfg in (lib, mine):  # config.json reads back as the run it records
+        assert RunConfig.from_json(cfg.to_json()) == cfg
+    resnet = ModelConfig(generator="resnet_6blocks")
+    with pytest.raises(ConfigError, match="recipe improved sets upsample resize-conv: upsample"):
+        RunConfig(model=resnet, train=TrainConfig(recipe="improved"))
+
+
+def test_a_recipe_option_turned_back_to_the_papers_is_recorded_as_trained(caplog) -> None:
+    with caplog.at_level("WARNING", logger="pix2pix"):
+        own = with_recipe({}, {"train": {"recipe": "improved", "ema_decay": 0.0}})
+    # the flag wins, and the config says what trains: the paper's recipe plus the
+    # improved recipe's other options, written out (a recipe cannot record an exception)
+    assert own.train.ema_decay == 0.0 and own.train.recipe == "paper"
+    assert own.model.upsample == "resize-conv" and own.train.augment == "translation,cutout,color"
+    assert "recorded as --recipe paper" in caplog.text and "--ema-decay 0.0" in caplog.text
+    assert RunConfig.from_json(own.to_json()) == own
+    # a config.json that records improved beside an option turned off loads as it trained
+    raw = RunConfig(train=TrainConfig(recipe="improved")).to_dict()
+    raw["model"]["upsample"] = "transpose"
+    old = RunConfig.from_dict(raw)
+    assert old.model.upsample == "transpose" and old.train.recipe == "paper"
+    assert old.train.ema_decay == 0.999

@@ -14,7 +14,7 @@ from torch import nn
 from conftest import error_line, run_cli, tiny_config
 from pix2pix.checkpoint import EMA_FILE, read_meta
 from pix2pix.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from pix2pix.config.recipes import RECIPES, with_recipe
+from pix2pix.config.recipes import RECIPES
 from pix2pix.errors import ConfigError
 from pix2pix.losses import (
     adversarial_loss,
@@ -271,21 +271,6 @@ def test_d_only_options_with_l1_only_are_a_one_line_error(
 # --- recipe --------------------------------------------------------------------------
 
 
-def test_improved_recipe_sets_its_options_and_flags_win() -> None:
-    improved = with_recipe({}, {"train": {"recipe": "improved"}})
-    for section, values in RECIPES["improved"].items():
-        assert all(getattr(getattr(improved, section), k) == v for k, v in values.items())
-    assert improved.train.recipe == "improved"
-    own = with_recipe({}, {"train": {"recipe": "improved", "ema_decay": 0.0}})
-    assert own.train.ema_decay == 0.0
-    from_file = with_recipe({"train": {"recipe": "improved", "ema_decay": 0.5}}, {})
-    assert from_file.train.ema_decay == 0.5
-    assert with_recipe({}, {}) == with_recipe({}, {"train": {"recipe": "paper"}}).replace(
-        train={"recipe": "paper"}
-    )
-    assert with_recipe({}, {}).train.ema_decay == 0.0
-
-
 def test_recipe_flag_is_recorded_in_the_run(
     aligned_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -298,6 +283,56 @@ def test_recipe_flag_is_recorded_in_the_run(
     saved, _ = read_meta(tmp_path / "r" / "latest")
     assert saved.train.recipe == "improved" and saved.train.ema_decay == 0.5
     assert saved.train.augment == RECIPES["improved"]["train"].get("augment", "")
+
+
+def test_fit_trains_the_recipe_it_records(
+    aligned_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # from Python, no CLI: RunConfig(train=TrainConfig(recipe="improved"))
+    fit(tiny_config(aligned_data, train={"recipe": "improved", "max_steps": 1}), tmp_path / "lib")
+    lib, _ = read_meta(tmp_path / "lib" / "latest")
+    assert lib.train.recipe == "improved" and lib.model.upsample == "resize-conv"
+    assert (tmp_path / "lib" / "latest" / EMA_FILE).is_file()  # it trained with the EMA
+    g = Pix2Pix.load(tmp_path / "lib", "cpu", precision="fp32", compile="off").generator
+    assert not any(isinstance(m, nn.ConvTranspose2d) for m in g.modules())
+    # the command line with the same settings records the same run
+    code, _, err = run_cli(capsys, "train", "--data", aligned_data, "--out", tmp_path / "cli",
+                           "--generator", "unet_32", "--ngf", "8", "--ndf", "8", "--load-size",
+                           "36", "--crop-size", "32", "--epochs", "2", "--decay-epochs", "2",
+                           "--batch-size", "2", "--max-steps", "1", "--precision", "fp32",
+                           "--recipe", "improved", "--no-progress", "--no-report")  # fmt: skip
+    assert code == 0, err
+    assert read_meta(tmp_path / "cli" / "latest")[0].differences(lib) == []
+
+
+def test_init_from_with_a_recipe_records_what_it_trains(
+    aligned_data: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    common = ["--data", aligned_data, "--load-size", "36", "--crop-size", "32", "--precision",
+              "fp32", "--no-progress", "--no-report", "--max-steps", "1"]  # fmt: skip
+    tiny = ["--generator", "unet_32", "--ngf", "4", "--ndf", "4"]
+    for name, recipe in (("paper", "paper"), ("improved", "improved")):
+        code, _, err = run_cli(capsys, "train", "--out", tmp_path / name, *tiny, *common,
+                               "--recipe", recipe)  # fmt: skip
+        assert code == 0, err
+    # a transposed-conv U-Net fine-tuned with --recipe improved keeps its architecture:
+    # the run trains (and records) the paper recipe with EMA and DiffAugment
+    code, _, err = run_cli(capsys, "train", "--out", tmp_path / "a", "--init-from",
+                           tmp_path / "paper", "--recipe", "improved", *common)  # fmt: skip
+    assert code == 0, err
+    tuned, _ = read_meta(tmp_path / "a" / "latest")
+    assert tuned.model == read_meta(tmp_path / "paper" / "latest")[0].model
+    assert tuned.model.upsample == "transpose" and tuned.train.recipe == "paper"
+    assert tuned.train.ema_decay == 0.999 and tuned.train.augment == "translation,cutout,color"
+    assert "--upsample transpose turns off part of --recipe improved" in caplog.text
+    # from a run of the recipe's own architecture, the recipe holds
+    code, _, err = run_cli(capsys, "train", "--out", tmp_path / "b", "--init-from",
+                           tmp_path / "improved", "--recipe", "improved", *common)  # fmt: skip
+    assert code == 0, err
+    assert read_meta(tmp_path / "b" / "latest")[0].train.recipe == "improved"
 
 
 def test_train_help_says_what_each_recipe_sets(capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from pix2pix.cli.flags import Subparsers, add_config_flags, config_overrides
 from pix2pix.config import read_config_file
-from pix2pix.config.recipes import describe_recipes, with_recipe
+from pix2pix.config.recipes import describe_recipes
+from pix2pix.config.run import with_recipe
 from pix2pix.errors import render
 
 log = logging.getLogger("pix2pix")

@@ -1,17 +1,27 @@
-"""Training recipes: named sets of defaults that `--recipe` lays under the flags.
+"""Training recipes: named sets of defaults that `--recipe` (`TrainConfig.recipe`) lays
+under the other settings.
 
 `paper` is the paper's recipe (the field defaults, nothing changed). `improved` is the
 combination of options the screening ablation in docs/QUALITY.md measured best on
-facades; it only sets options, so every flag (or config-file setting) given beside
-`--recipe improved` still wins.
+facades. A recipe is resolved where a config is built (`RunConfig.__post_init__`), so
+it means the same from Python, a config file and the command line: it fills the
+settings left at the paper's values, and every setting given beside it wins.
+
+A setting given explicitly at the paper's value, against the recipe (`--recipe improved
+--ema-decay 0`, or the architecture an `--init-from` checkpoint brings), also wins; the
+config then records the paper recipe with the recipe's other options written out
+(`explicit_recipe`), since a recipe name cannot record an exception and config.json
+must read back as the run that trained.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
-from pix2pix.config.fields import flag_name
-from pix2pix.config.run import RunConfig
+from pix2pix.config.fields import flag_name, ref
+from pix2pix.config.sections import SECTIONS
+from pix2pix.errors import ConfigError
 
 RECIPES: dict[str, dict[str, dict[str, Any]]] = {
     "paper": {},
@@ -22,16 +32,18 @@ RECIPES: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
+def paper_value(section: str, name: str) -> Any:
+    """The paper's value (the field default) of setting `name` of `section`."""
+    return next(f.default for f in dataclasses.fields(SECTIONS[section]) if f.name == name)
+
+
+def _flag(name: str, value: Any) -> str:
+    return flag_name(name) if value is True else f"{flag_name(name)} {value}"
+
+
 def recipe_flags(recipe: str) -> str:
     """The flags `recipe` stands for, as a user would type them ("" for paper)."""
-    parts = []
-    for section in RECIPES[recipe].values():
-        for name, value in section.items():
-            if value is True:
-                parts.append(flag_name(name))
-            else:
-                parts.append(f"{flag_name(name)} {value}")
-    return " ".join(parts)
+    return " ".join(_flag(n, v) for s in RECIPES[recipe].values() for n, v in s.items())
 
 
 def describe_recipes() -> str:
@@ -44,18 +56,44 @@ def describe_recipes() -> str:
     return "\n".join(lines)
 
 
-def apply_recipe(config: RunConfig, recipe: str) -> RunConfig:
-    """`config` with `recipe`'s settings (and the recipe recorded)."""
-    settings = RECIPES[recipe]
-    train = {**settings.get("train", {}), "recipe": recipe}
-    return config.replace(**{**settings, "train": train})
+def fill_recipe(parts: dict[str, Any], recipe: str) -> dict[str, Any]:
+    """The config sections `parts` ({name: ModelConfig, ...}) with `recipe`'s settings
+    in the fields that hold the paper's value."""
+    out = dict(parts)
+    for section, settings in RECIPES[recipe].items():
+        part = parts[section]
+        fill = {n: v for n, v in settings.items() if getattr(part, n) == paper_value(section, n)}
+        if not fill:
+            continue
+        try:
+            out[section] = dataclasses.replace(part, **fill)
+        except ConfigError as exc:
+            given = ", ".join(f"{ref(n)} {v}" for n, v in fill.items())
+            raise ConfigError(f"{ref('recipe')} {recipe} sets {given}: {exc.raw}") from None
+    return out
 
 
-def with_recipe(
-    settings: dict[str, dict[str, Any]], overrides: dict[str, dict[str, Any]]
-) -> RunConfig:
-    """The config a new run trains with: the defaults, the recipe (named in `overrides`,
-    else in `settings`, else paper), a config file's `settings`, then `overrides` (flags)."""
-    named = {**settings.get("train", {}), **overrides.get("train", {})}
-    config = apply_recipe(RunConfig(), named.get("recipe", "paper"))
-    return config.replace(**settings).replace(**overrides)
+def explicit_recipe(raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """`raw` ({section: {field: value}} as given: a config file, the flags, a config.json)
+    and the settings in it that turn an option of its recipe back to the paper's value.
+
+    With none, `raw` itself. Otherwise the settings with the recipe's other options
+    written out and the recipe recorded as paper: then they mean the same without it."""
+    train = raw.get("train")
+    recipe = train.get("recipe", "paper") if isinstance(train, dict) else "paper"
+    undone = [
+        _flag(name, raw[section][name])
+        for section, settings in RECIPES.get(recipe, {}).items()
+        if isinstance(raw.get(section), dict)
+        for name, value in settings.items()
+        if name in raw[section]
+        and raw[section][name] == paper_value(section, name)
+        and raw[section][name] != value
+    ]
+    if not undone:
+        return raw, []
+    out = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
+    for section, settings in RECIPES[recipe].items():
+        out[section] = {**settings, **out.get(section, {})}
+    out["train"]["recipe"] = "paper"
+    return out, undone

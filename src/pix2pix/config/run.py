@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from pix2pix.config.fields import ref
+from pix2pix.config.recipes import explicit_recipe, fill_recipe, recipe_flags
 from pix2pix.config.sections import (
     SECTIONS,
     DataConfig,
@@ -18,10 +20,16 @@ from pix2pix.config.sections import (
 )
 from pix2pix.errors import ConfigError
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True)
 class RunConfig:
-    """A whole training run: networks, data and optimisation."""
+    """A whole training run: networks, data and optimisation.
+
+    `train.recipe` is resolved here: its settings fill the fields left at the paper's
+    values (`config.recipes`), so `RunConfig(train=TrainConfig(recipe="improved"))`
+    trains what `pix2pix train --recipe improved` does."""
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
@@ -31,6 +39,9 @@ class RunConfig:
     def __post_init__(self) -> None:
         from pix2pix.nets import DISCRIMINATOR_LAYERS, coarsest_side, min_input_size
 
+        parts = {name: getattr(self, name) for name in SECTIONS}
+        for name, part in fill_recipe(parts, self.train.recipe).items():
+            object.__setattr__(self, name, part)
         if self.data.crops:  # otherwise the image sizes are known only at load time
             side = coarsest_side(self.data.crop_size, self.model.d_scales)
             need = min_input_size(DISCRIMINATOR_LAYERS[self.model.discriminator])
@@ -48,7 +59,8 @@ class RunConfig:
     @classmethod
     def from_dict(cls, raw: dict[str, Any], source: str = "config") -> RunConfig:
         """Build from `to_dict()` output (missing fields take their defaults); unknown
-        keys, values of the wrong type and other shapes are a ConfigError naming `source`."""
+        keys, values of the wrong type and other shapes are a ConfigError naming `source`.
+        The settings `raw` gives are explicit: they win over its recipe's (`with_recipe`)."""
         names = ", ".join(SECTIONS)
         if not isinstance(raw, dict):
             raise ConfigError(
@@ -61,7 +73,6 @@ class RunConfig:
                 f"{source}: unknown section(s) {', '.join(map(str, unknown))}; "
                 f"the sections are {names}"
             )
-        parts = {}
         for section, section_cls in SECTIONS.items():
             values = raw.get(section, {})
             if not isinstance(values, dict):
@@ -76,8 +87,11 @@ class RunConfig:
                     f"{source}: unknown {section} setting(s) {', '.join(unknown)}; "
                     "it was written by a newer pix2pix or edited by hand"
                 )
+        raw, _ = explicit_recipe(raw)
+        parts = {}
+        for section, section_cls in SECTIONS.items():
             try:
-                parts[section] = section_cls(**values)
+                parts[section] = section_cls(**raw.get(section, {}))
             except ConfigError as exc:
                 raise ConfigError(f"{source}: {exc.raw}") from None
         return cls(**parts)
@@ -115,6 +129,26 @@ class RunConfig:
                 if mine != theirs:
                     diffs.append(f"{ref(f.name)} {theirs!r} (checkpoint: {mine!r})")
         return diffs
+
+
+def with_recipe(
+    settings: dict[str, dict[str, Any]], overrides: dict[str, dict[str, Any]]
+) -> RunConfig:
+    """The config a new run trains with: a config file's `settings`, then `overrides`
+    (flags), over the recipe they name (in the fields they leave at the paper's values),
+    over the paper's defaults. A setting that turns a recipe option back to the paper's
+    value wins too: the run is then recorded as the paper recipe with the recipe's other
+    options written out (and a warning says so)."""
+    given = {s: {**settings.get(s, {}), **overrides.get(s, {})} for s in SECTIONS}
+    raw, undone = explicit_recipe(given)
+    if undone:
+        recipe = given["train"]["recipe"]
+        log.warning(
+            "%s turns off part of --recipe %s (%s): the run is recorded as --recipe paper "
+            "plus the options of it that it keeps",
+            " ".join(undone), recipe, recipe_flags(recipe),
+        )  # fmt: skip
+    return RunConfig().replace(**raw)
 
 
 def read_config_file(path: Path) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from pix2pix.checkpoint import (
 )
 from pix2pix.config import ModelConfig, RunConfig
 from pix2pix.config.fields import flag_name
+from pix2pix.config.run import with_recipe
 from pix2pix.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,13 @@ def architecture_of(init_from: str | Path) -> tuple[Path, ModelConfig]:
 
 def with_architecture(config: RunConfig, given: dict[str, Any]) -> RunConfig:
     """`config` with the model section of `config.train.init_from`; `given` (the model
-    settings the user gave) must agree with it."""
+    settings the user gave) must agree with it.
+
+    The checkpoint's architecture counts as given explicitly: where it contradicts the
+    recipe (`--recipe improved` on a transposed-conv U-Net) it wins, and the run records
+    what it trains (`with_recipe`: the paper recipe with the recipe's other options) rather
+    than a recipe it does not follow; a refusal would deny fine-tuning with EMA and
+    DiffAugment, which need no particular architecture."""
     ckpt, model = architecture_of(config.train.init_from)
     for name, value in given.items():
         if getattr(model, name) != value:
@@ -45,7 +52,7 @@ def with_architecture(config: RunConfig, given: dict[str, Any]) -> RunConfig:
                 f"({flag_name(name)} {getattr(model, name)}): a fine-tuned run keeps the "
                 "architecture of the checkpoint it starts from; drop the flag"
             )
-    return config.replace(model=asdict(model))
+    return with_recipe(config.to_dict(), {"model": asdict(model)})
 
 
 def start_from(trainer: Any, init_from: str | Path) -> None:
