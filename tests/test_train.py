@@ -268,6 +268,20 @@ def test_d_has_its_own_learning_rate_on_the_same_schedule(aligned_data: Path) ->
         tiny_config(aligned_data, train={"lr_d": -1.0})
 
 
+def test_hinge_loss_values_on_known_d_outputs() -> None:
+    from pix2pix.losses import discriminator_loss, generator_loss
+
+    real = torch.tensor([2.0, 0.5, -1.0]).view(1, 1, 1, 3)  # relu(1 - x): 0, 0.5, 2
+    fake = torch.tensor([-2.0, 0.0, 1.0]).view(1, 1, 1, 3)  # relu(1 + x): 0, 1, 2
+    total, loss_real, loss_fake = discriminator_loss(real, fake, "hinge")
+    assert loss_real.item() == pytest.approx(2.5 / 3) and loss_fake.item() == pytest.approx(1.0)
+    assert total.item() == pytest.approx(0.5 * (2.5 / 3 + 1.0))
+    assert generator_loss(fake, "hinge").item() == pytest.approx(1 / 3)  # -mean(D(fake))
+    # two scales: the mean of each scale's loss (the second scale's: 0, 0, 3 and 0, 1, 3)
+    total2, _, _ = discriminator_loss([real, real * 2], [fake, fake * 2], "hinge")
+    assert total2.item() == pytest.approx(0.5 * ((2.5 / 3 + 1.0) / 2 + (1.0 + 4 / 3) / 2))
+
+
 def test_hinge_loss_trains_and_resumes(aligned_data: Path, tmp_path: Path) -> None:
     cfg = tiny_config(aligned_data, train={"gan_loss": "hinge", "lr_d": 4e-4, "max_steps": 2})
     fit(cfg, tmp_path / "run")
@@ -276,7 +290,12 @@ def test_hinge_loss_trains_and_resumes(aligned_data: Path, tmp_path: Path) -> No
     assert progress.step == 4 and saved.train.gan_loss == "hinge" and saved.train.lr_d == 4e-4
     losses = read_log(tmp_path / "run" / "log.jsonl")
     assert [r["step"] for r in losses] == [1, 2, 3, 4]
-    assert all(r["loss_d"] >= 0 for r in losses)  # hinge D loss is a mean of relus
+    # step 1 scores the same D outputs (same seed, weights and batch) as a vanilla run,
+    # with another formula: the run used the hinge loss
+    fit(cfg.replace(train={"gan_loss": "vanilla", "max_steps": 1}), tmp_path / "vanilla")
+    vanilla = read_log(tmp_path / "vanilla" / "log.jsonl")[0]
+    for key in ("loss_d_real", "loss_d_fake"):
+        assert abs(losses[0][key] - vanilla[key]) > 0.01, key
 
 
 def test_spectral_norm_trains_saves_and_resumes(aligned_data: Path, tmp_path: Path) -> None:
