@@ -226,9 +226,34 @@ OPTIONS = {
 }
 
 
+def _after_one_step(cfg: RunConfig) -> dict[str, torch.Tensor]:
+    """G's and D's weights after one training step from the same seed on the same batch."""
+    from pix2pix.training.step import Pix2PixTrainer
+
+    torch.manual_seed(0)
+    trainer = Pix2PixTrainer(cfg.replace(model={"in_channels": 3, "out_channels": 3}),
+                             torch.device("cpu"))  # fmt: skip
+    batch = torch.Generator().manual_seed(1)
+    a, b = (torch.rand(2, 3, 32, 32, generator=batch) * 2 - 1 for _ in "ab")
+    torch.manual_seed(2)  # the same dropout masks
+    trainer.step(a, b)
+    nets = {"g": trainer.g, "d": trainer.d}
+    return {f"{n}.{k}": v for n, net in nets.items() for k, v in net.state_dict().items()}
+
+
 @pytest.mark.parametrize("name", OPTIONS)
 def test_option_resumes_exactly(name: str, aligned_data: Path, tmp_path: Path) -> None:
     cfg = tiny_config(aligned_data, **OPTIONS[name]).replace(train={"epochs": 1, "decay_epochs": 1})
+    # the option changes the step (an option wired to nothing would resume exactly too):
+    # against the same config without it (a train option keeps its model settings)
+    option = OPTIONS[name]
+    kept = {"model": option.get("model", {})} if "train" in option else {}
+    base = tiny_config(aligned_data, **kept).replace(train={"epochs": 1, "decay_epochs": 1})
+    assert base != cfg
+    mine, theirs = _after_one_step(cfg), _after_one_step(base)
+    assert mine.keys() != theirs.keys() or any(
+        mine[k].shape != theirs[k].shape or not torch.equal(mine[k], theirs[k]) for k in mine
+    )
     fit(cfg, tmp_path / "whole")
     fit(cfg.replace(train={"max_steps": 3}), tmp_path / "split")
     fit(cfg, tmp_path / "split", resume=True)
