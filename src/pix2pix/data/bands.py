@@ -103,33 +103,46 @@ class TiffBands:
         self.across = -(-self.width // self.seg_w)
         self._cache: dict[int, np.ndarray] = {}
 
-    def _segment_row(self, r: int) -> np.ndarray:
-        if r not in self._cache:
-            top = r * self.seg_h
-            rows = min(self.seg_h, self.height - top)
-            out = np.zeros((rows, self.width, self.channels), self.dtype)
-            fh, page = self._file.filehandle, self.page
-            for j in range(self.across):
-                i = r * self.across + j
-                if not page.databytecounts[i]:
-                    continue  # a sparse segment: zeros
-                fh.seek(page.dataoffsets[i])
-                data = fh.read(page.databytecounts[i])
-                seg, _, _ = page.decode(data, i, jpegtables=page.jpegtables)
-                seg = np.asarray(seg).reshape(-1, seg.shape[-3], seg.shape[-2], seg.shape[-1])[0]
-                x0 = j * self.seg_w
-                cols = min(self.seg_w, self.width - x0)
-                out[:, x0 : x0 + cols] = seg[:rows, :cols]
-            self._cache[r] = out
-        return self._cache[r]
+    def _segment_row(self, r: int, out: np.ndarray, skip: int = 0) -> None:
+        """Segment row r decoded into `out`: its rows from `skip` on, as many as fit."""
+        top = r * self.seg_h
+        take = min(min(self.seg_h, self.height - top) - skip, len(out))
+        fh, page = self._file.filehandle, self.page
+        for j in range(self.across):
+            i = r * self.across + j
+            x0 = j * self.seg_w
+            cols = min(self.seg_w, self.width - x0)
+            if not page.databytecounts[i]:
+                out[:take, x0 : x0 + cols] = 0  # a sparse segment: zeros
+                continue
+            fh.seek(page.dataoffsets[i])
+            data = fh.read(page.databytecounts[i])
+            seg, _, _ = page.decode(data, i, jpegtables=page.jpegtables)
+            seg = np.asarray(seg).reshape(-1, seg.shape[-3], seg.shape[-2], seg.shape[-1])[0]
+            out[:take, x0 : x0 + cols] = seg[skip : skip + take, :cols]
 
     def read(self, y0: int, y1: int) -> np.ndarray:
+        """Rows [y0, y1) decoded into one new band. Only a segment row the band ends
+        inside is kept (the next band starts in it); no copy of the band is."""
+        out = np.empty((y1 - y0, self.width, self.channels), self.dtype)
         first, last = y0 // self.seg_h, (y1 - 1) // self.seg_h
-        for r in [r for r in self._cache if not first <= r <= last]:
-            del self._cache[r]
-        rows = np.concatenate([self._segment_row(r) for r in range(first, last + 1)])
-        top = first * self.seg_h
-        return rows[y0 - top : y1 - top]
+        cache, self._cache = self._cache, {}
+        for r in range(first, last + 1):
+            top = r * self.seg_h
+            n = min(self.seg_h, self.height - top)
+            lo, end = max(y0, top), min(y1, top + n)
+            keep = r == last and y1 < top + n
+            if r in cache or keep:
+                whole = cache.get(r)
+                if whole is None:
+                    whole = np.empty((n, self.width, self.channels), self.dtype)
+                    self._segment_row(r, whole)
+                out[lo - y0 : end - y0] = whole[lo - top : end - top]
+                if keep:
+                    self._cache[r] = whole
+            else:
+                self._segment_row(r, out[lo - y0 : end - y0], lo - top)
+        return out
 
     def close(self) -> None:
         self._file.close()
@@ -264,10 +277,12 @@ def write_bands(
 def _tiles(
     rows: Iterable[np.ndarray], size: tuple[int, int], channels: int
 ) -> Iterator[np.ndarray]:
-    """TIFF tiles in file order (tile rows top to bottom, each left to right), padded."""
+    """TIFF tiles in file order (tile rows top to bottom, each left to right), padded.
+    Cut from each band where it holds whole tile rows; only the rows left over at its
+    end are copied (to join the next band's), and no band is held past its tiles."""
     width, height = size
-    pending: list[np.ndarray] = []
-    held = total = 0
+    pending: np.ndarray | None = None  # rows short of a tile row, copied from the last band
+    total = 0
 
     def cut(block: np.ndarray) -> Iterator[np.ndarray]:
         for x0 in range(0, width, TIFF_TILE):
@@ -277,17 +292,24 @@ def _tiles(
             yield tile
 
     for band in rows:
-        pending.append(band)
-        held += len(band)
         total += len(band)
-        while held >= TIFF_TILE:
-            block = np.concatenate(pending)
-            yield from cut(block[:TIFF_TILE])
-            pending, held = [block[TIFF_TILE:]], held - TIFF_TILE
+        at = 0
+        if pending is not None:  # fill the pending tile row from the top of this band
+            at = min(TIFF_TILE - len(pending), len(band))
+            pending = np.concatenate([pending, band[:at]])
+            if len(pending) == TIFF_TILE:
+                yield from cut(pending)
+                pending = None
+        for top in range(at, len(band) - TIFF_TILE + 1, TIFF_TILE):
+            yield from cut(band[top : top + TIFF_TILE])
+            at = top + TIFF_TILE
+        if at < len(band) and pending is None:
+            pending = band[at:].copy()
+        del band
     if total != height:
         raise ValueError(f"got {total} rows for an image {height} high")
-    if held:
-        yield from cut(np.concatenate(pending))
+    if pending is not None:
+        yield from cut(pending)
 
 
 def _write_tiff(

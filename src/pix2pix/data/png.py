@@ -21,6 +21,7 @@ import struct
 import zlib
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import numpy as np
 from PIL import Image
@@ -159,14 +160,26 @@ class PngRows:
         if y0 < self._lo:
             self._restart()
         have = self._lo + len(self._rows)
-        pieces = [self._rows[max(0, y0 - self._lo) :]]
         per_piece = max(1, PIECE_BYTES // (self.rowbytes + 1))
-        while have < y1:
-            n = min(per_piece, self.height - have)
-            part = self._convert(self._unfilter(n))
-            pieces.append(part[max(0, y0 - have) :])
-            have += n
-        self._rows = np.concatenate(pieces)
+        end = have
+        while end < y1:
+            end = min(end + per_piece, self.height)
+        # one band filled in place: no concatenation, nor the band before it kept alongside
+        kept = self._rows[y0 - self._lo :]
+        if end > have:
+            kept = kept.copy()  # the rows shared with the band before, let go (a view keeps it)
+            self._rows = np.zeros((0, self.width, self.channels), self.dtype)
+            rows = np.empty((end - y0, self.width, self.channels), self.dtype)
+            rows[: len(kept)] = kept
+            del kept
+            while have < end:
+                n = min(per_piece, self.height - have)
+                part = self._convert(self._unfilter(n))[max(0, y0 - have) :]
+                rows[max(0, have - y0) : max(0, have + n - y0)] = part
+                have += n
+            self._rows = rows
+        else:
+            self._rows = kept
         self._lo = have - len(self._rows)
         return self._rows[y0 - self._lo : y1 - self._lo]
 
@@ -187,18 +200,29 @@ def write_png(
     with open(path, "wb") as f:
         f.write(PNG_SIGNATURE + _ihdr(width, height, 8 * dtype.itemsize, 0 if channels == 1 else 2))
         for band in rows:
-            for top in range(0, len(band), 64):  # 64 rows at a time: small temporaries
-                raw = np.ascontiguousarray(band[top : top + 64], dtype.newbyteorder(">"))
-                raw = raw.reshape(len(raw), -1).view(np.uint8)
-                above = np.concatenate([previous[None], raw[:-1]])
-                filtered = np.empty((len(raw), raw.shape[1] + 1), np.uint8)
-                filtered[:, 0] = 2  # Up: each byte minus the byte above it, mod 256
-                np.subtract(raw, above, out=filtered[:, 1:])
-                previous = raw[-1].copy()
-                written += len(raw)
-                data = squeeze.compress(filtered.tobytes())
-                if data:
-                    f.write(chunk(b"IDAT", data))
+            previous = _write_band(f, squeeze, band, previous, dtype)
+            written += len(band)
+            del band  # not held while the next band is made
         if written != height:
             raise ValueError(f"{path}: got {written} rows for an image {height} high")
         f.write(chunk(b"IDAT", squeeze.flush()) + chunk(b"IEND", b""))
+
+
+def _write_band(
+    f: BinaryIO, squeeze: Any, band: np.ndarray, previous: np.ndarray, dtype: np.dtype
+) -> np.ndarray:
+    """One band's rows filtered (Up) and compressed into IDAT chunks, 64 rows at a time
+    (small temporaries, none of them kept: a row's bytes may be a view of the band);
+    returns the last row's bytes, the row above the next band's first."""
+    for top in range(0, len(band), 64):
+        raw = np.ascontiguousarray(band[top : top + 64], dtype.newbyteorder(">"))
+        raw = raw.reshape(len(raw), -1).view(np.uint8)
+        above = np.concatenate([previous[None], raw[:-1]])
+        filtered = np.empty((len(raw), raw.shape[1] + 1), np.uint8)
+        filtered[:, 0] = 2  # Up: each byte minus the byte above it, mod 256
+        np.subtract(raw, above, out=filtered[:, 1:])
+        previous = raw[-1].copy()
+        data = squeeze.compress(filtered.tobytes())
+        if data:
+            f.write(chunk(b"IDAT", data))
+    return previous

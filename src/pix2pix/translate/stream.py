@@ -88,6 +88,7 @@ def translate_streamed(
                 band[:, x0:x1] = output_array(y[0], x, cfg)
                 if x1 == bands.width:
                     yield band
+                    band = np.zeros((0, 0, 0), depth)  # let go before the next is made
 
         size = (bands.width, bands.height)
         write_bands(target, outputs(), size, channels, depth, bands.tags)
