@@ -41,7 +41,7 @@ from benchmarks.baseline import PlainPix2Pix
 from benchmarks.throughput import peak_memory_mb, sync
 from pix2pix.config import ModelConfig, RunConfig, TrainConfig
 from pix2pix.runtime import Speed, configure_backends, cpu_model, resolve_speed
-from pix2pix.training.step import Pix2PixTrainer
+from pix2pix.training.trainer import Trainer
 from pix2pix.translate import Pix2Pix
 
 
@@ -88,7 +88,7 @@ def training_speed(args: argparse.Namespace, device: torch.device) -> dict[str, 
         variants = [("auto", "off")] + ([("auto_compiled", "on")] if args.compile else [])
         for name, compile_ in variants:
             speed = resolve_speed(device, "train", "auto", "auto", compile_)
-            trainer = Pix2PixTrainer(_config(args, "auto", compile_, batch), device, speed)
+            trainer = Trainer(_config(args, "auto", compile_, batch), device, speed)
             step = functools.partial(trainer.step, trainer.to_device(a), trainer.to_device(b))
             row[name] = {"speed": str(speed), **_measure(step, args, device)}
             row[name]["speedup"] = row[name]["it_s"] / row["plain_fp32_eager"]["it_s"]
@@ -119,7 +119,7 @@ def precision_tracking(args: argparse.Namespace, device: torch.device) -> dict[s
     for precision in precisions:
         torch.manual_seed(0)
         cfg = _config(args, precision, "off", 1)
-        trainer = Pix2PixTrainer(cfg, device, Speed(precision))
+        trainer = Trainer(cfg, device, Speed(precision))
         losses = []
         for i in range(args.track_steps):
             a, b = batches[i % len(batches)]

@@ -2,7 +2,7 @@
 
     python -m benchmarks.iteration_time [--size 256] [--batch-size 1] [--iters 10]
 
-Times `training.step.Pix2PixTrainer.step` on random tensors already on the device (data loading is
+Times `training.trainer.Trainer.step` on random tensors already on the device (data loading is
 measured separately), after warm-up iterations, and reports the median and spread.
 """
 
@@ -18,7 +18,7 @@ import torch
 
 from pix2pix.config import ModelConfig, RunConfig, TrainConfig
 from pix2pix.runtime import resolve_device
-from pix2pix.training.step import Pix2PixTrainer
+from pix2pix.training.trainer import Trainer
 
 
 def sync(device: torch.device) -> None:
@@ -34,7 +34,7 @@ def time_iterations(
         train=TrainConfig(batch_size=batch_size, precision=precision, device=str(device)),
     )
     torch.manual_seed(0)
-    trainer = Pix2PixTrainer(config, device)
+    trainer = Trainer(config, device)
     a = torch.rand(batch_size, 3, size, size, device=device) * 2 - 1
     b = torch.rand(batch_size, 3, size, size, device=device) * 2 - 1
     times = []

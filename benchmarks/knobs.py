@@ -24,7 +24,7 @@ from benchmarks.baseline import PlainPix2Pix
 from benchmarks.throughput import interleaved
 from pix2pix.config import ModelConfig, RunConfig, TrainConfig
 from pix2pix.runtime import Speed, configure_backends, native_bf16, resolve_device
-from pix2pix.training.step import Pix2PixTrainer
+from pix2pix.training.trainer import Trainer
 from pix2pix.translate import Pix2Pix
 
 
@@ -72,7 +72,7 @@ def run(args: argparse.Namespace) -> dict:
 
     train: dict[str, Callable[[], object]] = {"plain fp32 eager": lambda: plain.train_step(a, b)}
     for name, speed in train_variants(device, skip).items():
-        trainer = Pix2PixTrainer(config, device, speed)
+        trainer = Trainer(config, device, speed)
         ta, tb = trainer.to_device(a), trainer.to_device(b)
         train[name] = lambda trainer=trainer, ta=ta, tb=tb: trainer.step(ta, tb)
     infer: dict[str, Callable[[], object]] = {"plain fp32 eager": lambda: plain.infer(a)}

@@ -59,7 +59,7 @@ def write_checkpoint(path: Path, generator: str = "unet_256", ngf: int = 64) -> 
     model = ModelConfig(generator=generator, in_channels=3, out_channels=3, ngf=ngf)
     cfg = RunConfig(model=model)
     torch.manual_seed(0)
-    save_checkpoint(path, cfg, Progress(), build_generator(cfg.model))
+    save_checkpoint(path, cfg, Progress(), {"generator": build_generator(cfg.model)})
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:

@@ -38,7 +38,7 @@ from pix2pix.evaluation.evaluate import evaluate
 from pix2pix.runtime import resolve_device
 from pix2pix.segmentation import SegmenterConfig, train_segmenter
 from pix2pix.training.loop import fit
-from pix2pix.training.step import Pix2PixTrainer
+from pix2pix.training.trainer import Trainer
 
 log = logging.getLogger("benchmarks.quality")
 
@@ -52,7 +52,7 @@ def seconds_per_step(size: int, ngf: int, device: str, steps: int = 8, warmup: i
     config = RunConfig(model=model, train=TrainConfig(device=str(dev)))
     with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
         torch.manual_seed(0)
-        trainer = Pix2PixTrainer(config, dev)
+        trainer = Trainer(config, dev)
         a, b = (torch.rand(2, 1, 3, size, size, device=dev) * 2 - 1).unbind(0)
         times = []
         for i in range(warmup + steps):

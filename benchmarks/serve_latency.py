@@ -47,7 +47,9 @@ def measure(generator: str, ngf: int, size: int, requests: int, warmup: int, mod
     )
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
-        save_checkpoint(Path(tmp) / "ck", config, Progress(), build_generator(config.model))
+        save_checkpoint(
+            Path(tmp) / "ck", config, Progress(), {"generator": build_generator(config.model)}
+        )
         model = Pix2Pix.load(Path(tmp) / "ck", device="cpu")
     pixels = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
     buf = io.BytesIO()

@@ -34,7 +34,7 @@ from pix2pix.data.sampler import EpochBatchSampler
 from pix2pix.data.synthetic import make_pair
 from pix2pix.runtime import Speed, configure_backends, resolve_device, resolve_speed
 from pix2pix.training.loop import _workers
-from pix2pix.training.step import Pix2PixTrainer
+from pix2pix.training.trainer import Trainer
 from pix2pix.translate import Pix2Pix
 
 
@@ -128,7 +128,7 @@ def data_pipeline_ips(root: Path, cache: str, batch_size: int, epochs: int = 2) 
 def _timings(
     args: argparse.Namespace,
     plain: PlainPix2Pix,
-    fast: Pix2PixTrainer,
+    fast: Trainer,
     translator: Pix2Pix,
     single: Pix2Pix,
     a: torch.Tensor,
@@ -176,7 +176,7 @@ def run(args: argparse.Namespace) -> dict:
 
     plain = PlainPix2Pix(model, device)
     config = RunConfig(model=model, train=TrainConfig(batch_size=batch, device=str(device)))
-    fast = Pix2PixTrainer(config, device)
+    fast = Trainer(config, device)
     # inference as `translate` runs it for a folder (bulk: compiled where that pays off)
     # and for a single call from Python
     bulk_speed = resolve_speed(device, "infer", compile=args.compile, images=10**6)
@@ -214,7 +214,7 @@ def run(args: argparse.Namespace) -> dict:
 def _result(
     args: argparse.Namespace,
     device: torch.device,
-    fast: Pix2PixTrainer,
+    fast: Trainer,
     bulk_speed: Speed,
     single_speed: Speed,
     train: dict[str, float],

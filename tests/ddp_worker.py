@@ -20,13 +20,13 @@ from safetensors.torch import save_file
 
 import pix2pix.training.loop
 from pix2pix.cli import main
-from pix2pix.training.step import Pix2PixTrainer
+from pix2pix.training.trainer import Trainer
 
 DUMP = Path(sys.argv[1])
 RUN = 0
 
 
-class RecordingTrainer(Pix2PixTrainer):
+class RecordingTrainer(Trainer):
     saves = 0
 
     def state_dict(self) -> dict:
@@ -34,7 +34,7 @@ class RecordingTrainer(Pix2PixTrainer):
         RecordingTrainer.saves += 1
         tensors = {
             **{f"g.{k}": v for k, v in self.g.state_dict().items()},
-            **{f"d.{k}": v for k, v in self.d.state_dict().items()},
+            **{f"d.{k}": v for k, v in self.method.d.state_dict().items()},
         }
         if self.ema is not None:
             tensors |= {f"ema.{k}": v for k, v in self.ema.module.state_dict().items()}
@@ -48,7 +48,7 @@ class RecordingTrainer(Pix2PixTrainer):
 
 if __name__ == "__main__":
     DUMP.mkdir(parents=True, exist_ok=True)
-    pix2pix.training.loop.Pix2PixTrainer = RecordingTrainer
+    pix2pix.training.loop.Trainer = RecordingTrainer
     dist.init_process_group("gloo")
     runs, current = [], []
     for arg in sys.argv[2:]:

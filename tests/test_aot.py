@@ -246,6 +246,7 @@ def test_a_package_is_fsynced_before_its_rename_and_the_folder_after(
     real = os.replace
     monkeypatch.setattr(aotcache, "fsync_file", lambda p: events.append(("fsync", Path(p))))
     monkeypatch.setattr(aotcache, "fsync_dir", lambda p: events.append(("dir", Path(p))))
+
     def rename(a, b):
         events.append(("rename", Path(a), Path(b)))
         real(a, b)
@@ -284,7 +285,8 @@ def test_the_cache_keeps_to_its_cap_evicting_the_least_recently_used(
     c = fake_package(folder, "c" * 32, 1000)
     aotcache.tidy(keep=c)
     assert sorted(p.name for p in folder.iterdir()) == sorted(
-        [a.name, aotcache.sidecar_of(a).name, c.name, aotcache.sidecar_of(c).name, "notes.txt"])
+        [a.name, aotcache.sidecar_of(a).name, c.name, aotcache.sidecar_of(c).name, "notes.txt"]
+    )
     monkeypatch.setenv("PIX2PIX_CACHE_MAX", "10")
     aotcache.tidy(keep=c)  # over the cap on its own: the newest is kept
     assert packages() == {c}

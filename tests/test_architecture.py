@@ -20,6 +20,7 @@ LAYERS: list[set[str]] = [
     {"fileio", "lock", "runtime", "nets", "palette", "hub"},
     {"config"},
     {"data", "losses", "checkpoint", "html", "modelcard"},
+    {"methods"},
     {"translate", "export", "segmentation", "interop"},
     {"evaluation"},
     {"training"},

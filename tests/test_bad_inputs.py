@@ -71,7 +71,7 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Shared:
         root / "seg",
     )
     cfg = tiny_config(data, model={"in_channels": 3, "out_channels": 4})
-    save_checkpoint(root / "four", cfg, Progress(), build_generator(cfg.model))
+    save_checkpoint(root / "four", cfg, Progress(), {"generator": build_generator(cfg.model)})
     return Shared(root, data, run, seg, root / "four")
 
 

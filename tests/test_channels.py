@@ -136,7 +136,9 @@ def test_16bit_grayscale_outputs_are_written_in_16_bits(tmp_path: Path) -> None:
     resolved = resolve_format(tiny_config(tmp_path / "d"))
     assert resolved.data.output_depth == "uint16"
     assert (resolved.model.in_channels, resolved.model.out_channels) == (1, 1)
-    save_checkpoint(tmp_path / "ck", resolved, Progress(), build_generator(resolved.model))
+    save_checkpoint(
+        tmp_path / "ck", resolved, Progress(), {"generator": build_generator(resolved.model)}
+    )
     model = pix2pix.load(tmp_path / "ck", device="cpu")
     outs = translate_files(model, [str(tmp_path / "d" / "A")], tmp_path / "o", progress=False)
     info = image_info(outs[0])

@@ -21,7 +21,7 @@ from pix2pix.checkpoint import (
 )
 from pix2pix.errors import UserError
 from pix2pix.nets import build_discriminator, build_generator
-from pix2pix.training.step import Pix2PixTrainer
+from pix2pix.training.trainer import Trainer
 
 
 def config(root: Path = Path("data")):
@@ -31,8 +31,9 @@ def config(root: Path = Path("data")):
 def save(path: Path, step: int = 1, generator: torch.nn.Module | None = None) -> torch.nn.Module:
     cfg = config()
     g = build_generator(cfg.model) if generator is None else generator
-    trainer = Pix2PixTrainer(cfg, torch.device("cpu"))
-    save_checkpoint(path, cfg, Progress(step, 0, step), g, trainer.d, trainer.state_dict())
+    trainer = Trainer(cfg, torch.device("cpu"))
+    modules = {"generator": g, "discriminator": trainer.method.d}
+    save_checkpoint(path, cfg, Progress(step, 0, step), modules, trainer.state_dict())
     return g
 
 
@@ -160,7 +161,8 @@ def test_not_a_checkpoint(tmp_path: Path) -> None:
 def test_discriminator_round_trip(tmp_path: Path) -> None:
     cfg = config()
     d = build_discriminator(cfg.model)
-    save_checkpoint(tmp_path / "ck", cfg, Progress(), build_generator(cfg.model), d)
+    modules = {"generator": build_generator(cfg.model), "discriminator": d}
+    save_checkpoint(tmp_path / "ck", cfg, Progress(), modules)
     d2 = load_weights(
         build_discriminator(cfg.model, init=False), tmp_path / "ck" / "discriminator.safetensors"
     )
@@ -173,11 +175,11 @@ def test_a_resnet_saved_before_its_dropout_was_built_loads_as_trained(tmp_path: 
     cfg = tiny_config("data", model={"generator": "resnet_6blocks", "ngf": 2, "dropout": 0.5,
                                      "in_channels": 3, "out_channels": 3})  # fmt: skip
     trained = build_generator(cfg.model.__class__(**{**cfg.model.__dict__, "dropout": 0.0}))
-    save_checkpoint(tmp_path / "old", cfg, Progress(), trained)
+    save_checkpoint(tmp_path / "old", cfg, Progress(), {"generator": trained})
     loaded, _ = read_meta(tmp_path / "old")
     assert loaded.model.dropout == 0.0
     g = load_weights(build_generator(loaded.model, init=False), tmp_path / "old" / GENERATOR_FILE)
     x = torch.randn(1, 3, 16, 16)
     assert torch.equal(g.train()(x), trained.train()(x))  # paper mode: no dropout noise
-    save_checkpoint(tmp_path / "new", cfg, Progress(), build_generator(cfg.model))
+    save_checkpoint(tmp_path / "new", cfg, Progress(), {"generator": build_generator(cfg.model)})
     assert read_meta(tmp_path / "new")[0].model.dropout == 0.5  # built with it: kept

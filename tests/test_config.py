@@ -109,7 +109,9 @@ def test_label_palette_round_trips_through_config_and_checkpoint(tmp_path) -> No
     # a file's palette is stored inline: the checkpoint does not need the file again
     (tmp_path / "labels.json").write_text('{"colors": [[0, 0, 0], [9, 8, 7]], "names": ["a", "b"]}')
     from_file = cfg.replace(data={"palette": str(tmp_path / "labels.json")})
-    save_checkpoint(tmp_path / "ck", from_file, Progress(), build_generator(from_file.model))
+    save_checkpoint(
+        tmp_path / "ck", from_file, Progress(), {"generator": build_generator(from_file.model)}
+    )
     (tmp_path / "labels.json").unlink()
     saved = read_meta(tmp_path / "ck")[0].data.palette
     assert parse_palette(saved).colors == ((0, 0, 0), (9, 8, 7))

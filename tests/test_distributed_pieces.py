@@ -52,7 +52,7 @@ def test_device_per_rank() -> None:
 def test_diffaugment_draws_per_rank_and_each_rank_resumes_its_own(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import pix2pix.training.step as step
+    import pix2pix.training.trainer as step
     from pix2pix.runtime import Speed
 
     monkeypatch.setattr(step, "wrap_ddp", lambda module, ctx, device: module)  # no group
@@ -60,8 +60,8 @@ def test_diffaugment_draws_per_rank_and_each_rank_resumes_its_own(
     cfg = tiny_config("unused", model=model, train={"augment": "translation,cutout,color"})
     cpu = torch.device("cpu")
 
-    def trainer(rank: int, world: int = 2) -> step.Pix2PixTrainer:
-        return step.Pix2PixTrainer(cfg, cpu, Speed(), DistContext(rank, world, rank))
+    def trainer(rank: int, world: int = 2) -> step.Trainer:
+        return step.Trainer(cfg, cpu, Speed(), DistContext(rank, world, rank))
 
     x = torch.rand(2, 6, 32, 32)
     ranks = [trainer(0), trainer(1)]

@@ -36,7 +36,7 @@ def make_checkpoint(path: Path, generator: str = "unet_32", c_in: int = 1, c_out
     side = max(64, g.stride)
     with torch.no_grad():
         g(torch.randn(4, c_in, side, side) * 3 + 1)  # running stats far from N(0, 1)
-    save_checkpoint(path, cfg, Progress(), g)
+    save_checkpoint(path, cfg, Progress(), {"generator": g})
     return path
 
 

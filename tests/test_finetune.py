@@ -14,7 +14,7 @@ from pix2pix.checkpoint import read_meta
 from pix2pix.interop import import_official
 from pix2pix.training.finetune import start_from, with_architecture
 from pix2pix.training.loop import fit
-from pix2pix.training.step import Pix2PixTrainer
+from pix2pix.training.trainer import Trainer
 
 FIXTURES = Path(__file__).parent / "fixtures" / "official"
 
@@ -29,14 +29,16 @@ def test_a_fine_tuned_run_starts_from_exactly_the_checkpoints_weights(
     base = fit(tiny_config(aligned_data, train={"max_steps": 3}), tmp_path / "base")
     cfg = tiny_config(aligned_data, train={"init_from": str(base), "seed": 5, "ema_decay": 0.9})
     cfg = with_architecture(cfg, {})  # the channels too, resolved in the checkpoint
-    trainer = Pix2PixTrainer(cfg, torch.device("cpu"))
-    saved = Pix2PixTrainer(read_meta(base)[0], torch.device("cpu"))
+    trainer = Trainer(cfg, torch.device("cpu"))
+    saved = Trainer(read_meta(base)[0], torch.device("cpu"))
     assert not _same(trainer.g, saved.g)  # freshly initialised (another seed) ...
     start_from(trainer, base)
     saved.load_checkpoint(base, 3)
-    assert _same(trainer.g, saved.g) and _same(trainer.d, saved.d)  # ... now the checkpoint's
+    assert _same(trainer.g, saved.g) and _same(
+        trainer.method.d, saved.method.d
+    )  # ... now the checkpoint's
     assert _same(trainer.ema.module, saved.g)  # the average starts at G
-    assert trainer.steps == 0 and not trainer.opt_g.state  # new optimiser state
+    assert trainer.steps == 0 and not trainer.method.optimizers["g"][0].state  # new optimiser state
 
 
 def test_init_from_cli_takes_the_architecture_and_refuses_conflicts(
@@ -71,7 +73,7 @@ def test_an_imported_generator_fine_tunes_with_a_fresh_discriminator(
     with caplog.at_level(logging.INFO, logger="pix2pix"):
         fit(cfg, tmp_path / "tuned")
     assert "a new discriminator" in caplog.text
-    trainer = Pix2PixTrainer(cfg, torch.device("cpu"))
+    trainer = Trainer(cfg, torch.device("cpu"))
     start_from(trainer, ck)
     from pix2pix.translate import Pix2Pix
 

@@ -135,7 +135,7 @@ def test_r1_under_fp16_is_the_penalty_of_the_unscaled_gradient() -> None:
     # a D whose input gradient is ~1e-8 per pixel: below fp16's smallest number, so it
     # survives backward only through the loss scale (the GradScaler's, under fp16)
     from pix2pix.runtime import Speed
-    from pix2pix.training.step import Pix2PixTrainer
+    from pix2pix.training.trainer import Trainer
 
     model = {"in_channels": 3, "out_channels": 3, "norm": "none", "dropout": 0.0}
     cfg = tiny_config("unused", model=model, train={"r1_gamma": 1.0, "r1_every": 1})
@@ -144,9 +144,9 @@ def test_r1_under_fp16_is_the_penalty_of_the_unscaled_gradient() -> None:
     r1 = {}
     for precision in ("fp32", "fp16"):
         torch.manual_seed(0)
-        trainer = Pix2PixTrainer(cfg, torch.device("cpu"), Speed(precision=precision))
+        trainer = Trainer(cfg, torch.device("cpu"), Speed(precision=precision))
         with torch.no_grad():
-            for m in trainer.d.modules():
+            for m in trainer.method.d.modules():
                 if isinstance(m, nn.Conv2d):
                     m.weight.mul_(2**-2.5)
         r1[precision] = trainer.step(a, b)[0]["r1"].item()
@@ -228,16 +228,16 @@ OPTIONS = {
 
 def _after_one_step(cfg: RunConfig) -> dict[str, torch.Tensor]:
     """G's and D's weights after one training step from the same seed on the same batch."""
-    from pix2pix.training.step import Pix2PixTrainer
+    from pix2pix.training.trainer import Trainer
 
     torch.manual_seed(0)
-    trainer = Pix2PixTrainer(cfg.replace(model={"in_channels": 3, "out_channels": 3}),
+    trainer = Trainer(cfg.replace(model={"in_channels": 3, "out_channels": 3}),
                              torch.device("cpu"))  # fmt: skip
     batch = torch.Generator().manual_seed(1)
     a, b = (torch.rand(2, 3, 32, 32, generator=batch) * 2 - 1 for _ in "ab")
     torch.manual_seed(2)  # the same dropout masks
     trainer.step(a, b)
-    nets = {"g": trainer.g, "d": trainer.d}
+    nets = {"g": trainer.g, "d": trainer.method.d}
     return {f"{n}.{k}": v for n, net in nets.items() for k, v in net.state_dict().items()}
 
 

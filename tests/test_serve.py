@@ -44,7 +44,7 @@ def make_model(
     g = build_generator(cfg.model).train()
     with torch.no_grad():
         g(torch.randn(4, c_in, g.stride, g.stride))
-    save_checkpoint(path, cfg, Progress(), g)
+    save_checkpoint(path, cfg, Progress(), {"generator": g})
     return Pix2Pix.load(path, device="cpu", precision="fp32", compile="off")
 
 
@@ -307,7 +307,7 @@ def test_lab_colorization_model_is_served_in_rgb(tmp_path: Path) -> None:
     cfg = tiny_config("data", model={"generator": "unet_32", "in_channels": 1,
                                      "out_channels": 2}, data={"color_space": "lab"})  # fmt: skip
     torch.manual_seed(0)
-    save_checkpoint(tmp_path / "ck", cfg, Progress(), build_generator(cfg.model))
+    save_checkpoint(tmp_path / "ck", cfg, Progress(), {"generator": build_generator(cfg.model)})
     model = Pix2Pix.load(tmp_path / "ck", device="cpu", precision="fp32", compile="off")
     client = TestClient(create_app(model))
     photo = random_image(np.random.default_rng(2), 40, 48)

@@ -12,7 +12,7 @@ from conftest import tiny_config
 from pix2pix.checkpoint import GENERATOR_FILE, Progress, load_weights, save_checkpoint
 from pix2pix.nets import build_generator
 from pix2pix.runtime import Speed, compiled, default_speed, resolve_speed
-from pix2pix.training.step import Pix2PixTrainer
+from pix2pix.training.trainer import Trainer
 from pix2pix.translate import Pix2Pix
 
 CPU = torch.device("cpu")
@@ -29,7 +29,7 @@ def trained_generator(generator: str = "unet_32") -> torch.nn.Module:
     """A generator after a few training steps (so outputs and BN statistics are not trivial)."""
     cfg = config(generator=generator)
     torch.manual_seed(0)
-    trainer = Pix2PixTrainer(cfg, CPU, Speed())
+    trainer = Trainer(cfg, CPU, Speed())
     a = torch.rand(4, 3, 32, 32) * 2 - 1
     for _ in range(5):
         trainer.step(a, -a)
@@ -76,7 +76,7 @@ def test_bf16_training_tracks_fp32() -> None:
     losses = {}
     for precision in ("fp32", "bf16"):
         torch.manual_seed(1)
-        trainer = Pix2PixTrainer(cfg, CPU, Speed(precision))
+        trainer = Trainer(cfg, CPU, Speed(precision))
         losses[precision] = [trainer.step(a, -a)[0] for _ in range(6)]
     for fp32, bf16 in zip(losses["fp32"], losses["bf16"]):
         assert bf16["loss_g_l1"].item() == pytest.approx(fp32["loss_g_l1"].item(), rel=0.05)
@@ -86,13 +86,15 @@ def test_bf16_training_tracks_fp32() -> None:
 def test_channels_last_compile_wrapped_checkpoint_loads_plainly(tmp_path: Path) -> None:
     cfg = config()
     torch.manual_seed(0)
-    trainer = Pix2PixTrainer(cfg, CPU, Speed("fp32", channels_last=True))
+    trainer = Trainer(cfg, CPU, Speed("fp32", channels_last=True))
     a = torch.rand(2, 3, 32, 32) * 2 - 1
     trainer.step(trainer.to_device(a), trainer.to_device(-a))
     assert next(trainer.g.parameters()).is_contiguous(memory_format=torch.channels_last)
     # saved through the torch.compile wrapper the trainer would run with --compile on
     wrapped = torch.compile(trainer.g)
-    save_checkpoint(tmp_path / "ck", cfg, Progress(), wrapped, trainer.d)
+    save_checkpoint(
+        tmp_path / "ck", cfg, Progress(), {"generator": wrapped, "discriminator": trainer.method.d}
+    )
     plain = load_weights(build_generator(cfg.model, init=False), tmp_path / "ck" / GENERATOR_FILE)
     reference = copy.deepcopy(trainer.g).to(memory_format=torch.contiguous_format).eval()
     with torch.no_grad():

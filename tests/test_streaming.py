@@ -209,7 +209,7 @@ def _model(tmp_path: Path, **model: object) -> Pix2Pix:
             if isinstance(m, torch.nn.BatchNorm2d):
                 m.running_mean.uniform_(-0.1, 0.1)
                 m.running_var.uniform_(0.5, 2.0)
-    save_checkpoint(tmp_path / "ck", cfg, Progress(), g)
+    save_checkpoint(tmp_path / "ck", cfg, Progress(), {"generator": g})
     return Pix2Pix.load(tmp_path / "ck", device="cpu", precision="fp32", compile="off")
 
 

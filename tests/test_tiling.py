@@ -103,7 +103,7 @@ def test_tiled_translation_in_both_modes(tmp_path: Path) -> None:
     assert (shared - reference).abs().mean() < (paper - reference).abs().mean()
     assert g.training  # the caller's module is left as it was
 
-    save_checkpoint(tmp_path / "ck", cfg, Progress(), g)
+    save_checkpoint(tmp_path / "ck", cfg, Progress(), {"generator": g})
     save_image(np.full((70, 90, 3), 100, np.uint8), tmp_path / "in" / "a.png")
     loaded = Pix2Pix.load(tmp_path / "ck", device="cpu", precision="fp32", compile="off")
     out = translate_files(loaded, [str(tmp_path / "in")], tmp_path / "out", tile=32,
@@ -118,7 +118,7 @@ def test_a_memory_budget_forces_tiles(tmp_path: Path, monkeypatch, caplog) -> No
 
     g = _generator()
     cfg = tiny_config("data", model={"generator": "unet_32", "in_channels": 3, "out_channels": 3})
-    save_checkpoint(tmp_path / "ck", cfg, Progress(), g)
+    save_checkpoint(tmp_path / "ck", cfg, Progress(), {"generator": g})
     model = Pix2Pix.load(tmp_path / "ck", device="cpu", precision="fp32", compile="off")
     assert model.tile_for(96, 96, budget=10**12) is None  # fits: not tiled
     per_pixel = model._per_pixel

@@ -23,7 +23,7 @@ from pix2pix.errors import ConfigError, UserError
 from pix2pix.lock import LOCK_NAME, FolderLocked
 from pix2pix.training.loop import fit
 from pix2pix.training.runlog import read_log
-from pix2pix.training.step import Pix2PixTrainer, lr_factor
+from pix2pix.training.trainer import Trainer, lr_factor
 
 
 def weights(ckpt: Path) -> dict[str, torch.Tensor]:
@@ -40,10 +40,10 @@ def assert_same_weights(a: Path, b: Path) -> None:
     assert not different, different[:5]
 
 
-def trainer(cfg: RunConfig) -> Pix2PixTrainer:
+def trainer(cfg: RunConfig) -> Trainer:
     cfg = cfg.replace(model={"in_channels": 3, "out_channels": 3})
     torch.manual_seed(0)
-    return Pix2PixTrainer(cfg, torch.device("cpu"))
+    return Trainer(cfg, torch.device("cpu"))
 
 
 def test_lr_is_constant_then_decays_linearly_to_zero() -> None:
@@ -65,19 +65,20 @@ def test_one_batch_overfits(aligned_data: Path) -> None:
 
 def test_generator_step_leaves_the_discriminator_untouched(aligned_data: Path) -> None:
     t = trainer(tiny_config(aligned_data))
+    m = t.method
     a, b = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
     with t.autocast():
-        fake = t.generate(a)
+        fake = m.generate(a)
     g_before = [p.detach().clone() for p in t.g.parameters()]
-    t.d_step(a, b, fake)
+    m.d_step(a, b, fake)
     assert all(torch.equal(p, q) for p, q in zip(g_before, t.g.parameters()))  # D step: G fixed
-    d_params = [p.detach().clone() for p in t.d.parameters()]
-    d_grads = [p.grad.clone() for p in t.d.parameters()]
-    t.g_step(a, b, fake)
-    assert all(torch.equal(p, q) for p, q in zip(d_params, t.d.parameters()))
-    assert all(torch.equal(g, p.grad) for g, p in zip(d_grads, t.d.parameters()))
+    d_params = [p.detach().clone() for p in m.d.parameters()]
+    d_grads = [p.grad.clone() for p in m.d.parameters()]
+    m.g_step(a, b, fake)
+    assert all(torch.equal(p, q) for p, q in zip(d_params, m.d.parameters()))
+    assert all(torch.equal(g, p.grad) for g, p in zip(d_grads, m.d.parameters()))
     assert not all(torch.equal(p, q) for p, q in zip(g_before, t.g.parameters()))
-    assert all(p.requires_grad for p in t.d.parameters())  # unfrozen for the next D step
+    assert all(p.requires_grad for p in m.d.parameters())  # unfrozen for the next D step
 
 
 def test_fit_writes_checkpoints_logs_and_samples(aligned_data: Path, tmp_path: Path) -> None:
@@ -85,7 +86,10 @@ def test_fit_writes_checkpoints_logs_and_samples(aligned_data: Path, tmp_path: P
     run = tmp_path / "run"
     final = fit(cfg, run)
     assert final == run / "latest"
-    assert sorted(p.name for p in final.iterdir()) == sorted([*TRAINING_FILES, "README.md"])
+    modules = ["generator.safetensors", "discriminator.safetensors"]
+    assert sorted(p.name for p in final.iterdir()) == sorted(
+        [*TRAINING_FILES, *modules, "README.md"]
+    )
     saved, progress = read_meta(final)
     assert saved.model.in_channels == 3  # resolved from the data
     assert (progress.step, progress.epoch, progress.batch_in_epoch) == (12, 4, 0)  # 6 imgs / 2
@@ -256,14 +260,18 @@ def test_sigkill_mid_run_then_resume_matches_uninterrupted(tmp_path: Path) -> No
 
 
 def test_d_has_its_own_learning_rate_on_the_same_schedule(aligned_data: Path) -> None:
-    t = trainer(tiny_config(aligned_data, train={"lr": 2e-4, "lr_d": 1e-3, "epochs": 2,
-                                                 "decay_epochs": 2}))  # fmt: skip
-    assert t.opt_g.param_groups[0]["lr"] == 2e-4 and t.opt_d.param_groups[0]["lr"] == 1e-3
+    lrs = {"lr": 2e-4, "lr_d": 1e-3, "epochs": 2, "decay_epochs": 2}
+    t = trainer(tiny_config(aligned_data, train=lrs))
+
+    def lr(t: Trainer, name: str) -> float:
+        return t.method.optimizers[name][0].param_groups[0]["lr"]
+
+    assert lr(t, "g") == 2e-4 and lr(t, "d") == 1e-3
     t.set_epoch(3)  # the last decay epoch: both scaled by the same factor (1/3)
-    assert t.opt_g.param_groups[0]["lr"] == pytest.approx(2e-4 * lr_factor(3, 2, 2))
-    assert t.opt_d.param_groups[0]["lr"] == pytest.approx(1e-3 * lr_factor(3, 2, 2))
+    assert lr(t, "g") == pytest.approx(2e-4 * lr_factor(3, 2, 2))
+    assert lr(t, "d") == pytest.approx(1e-3 * lr_factor(3, 2, 2))
     paper = trainer(tiny_config(aligned_data))
-    assert paper.opt_d.param_groups[0]["lr"] == paper.opt_g.param_groups[0]["lr"] == 2e-4
+    assert lr(paper, "d") == lr(paper, "g") == 2e-4
     with pytest.raises(ConfigError, match="lr_d -1.0 is out of range"):
         tiny_config(aligned_data, train={"lr_d": -1.0})
 

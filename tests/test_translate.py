@@ -31,7 +31,7 @@ def make_checkpoint(path: Path, generator: str = "unet_32", **data) -> Path:
     g.train()
     with torch.no_grad():
         g(torch.randn(4, 3, g.stride, g.stride))  # give BN running stats non-trivial values
-    save_checkpoint(path, cfg, Progress(), g)
+    save_checkpoint(path, cfg, Progress(), {"generator": g})
     return path
 
 
@@ -133,7 +133,7 @@ def test_bad_inputs_are_named_before_anything_is_written(checkpoint: Path, tmp_p
 
 def test_grayscale_model_takes_any_image(tmp_path: Path) -> None:
     cfg = tiny_config("data", model={"in_channels": 1, "out_channels": 1, "ngf": 4})
-    save_checkpoint(tmp_path / "ck", cfg, Progress(), build_generator(cfg.model))
+    save_checkpoint(tmp_path / "ck", cfg, Progress(), {"generator": build_generator(cfg.model)})
     model = pix2pix.load(tmp_path / "ck", device="cpu")
     out = model.translate(Image.new("RGB", (45, 20), (200, 10, 10)))
     assert out.mode == "L" and out.size == (45, 20)
@@ -198,7 +198,7 @@ def test_load_takes_the_files_weights_and_falls_back_for_buffers_it_lacks(
     cfg = tiny_config("data", model={"in_channels": 3, "out_channels": 3})
     torch.manual_seed(1)
     g = build_generator(cfg.model)
-    save_checkpoint(tmp_path / "ck", cfg, Progress(), g)
+    save_checkpoint(tmp_path / "ck", cfg, Progress(), {"generator": g})
     x = torch.rand(1, 3, 32, 32) * 2 - 1
     g.eval()
     with torch.no_grad():
@@ -209,14 +209,15 @@ def test_load_takes_the_files_weights_and_falls_back_for_buffers_it_lacks(
     assert torch.allclose(loaded.translate_tensor(x, eval_mode=True), expected, atol=1e-6)
 
     # a network with a buffer that is not saved (non-persistent) is built the usual way
-    import pix2pix.translate.model as model_module
+    from pix2pix.methods.pix2pix import Pix2PixMethod
 
     def with_extra_buffer(*args, **kwargs):
         net = build_generator(*args, **kwargs)
         net.register_buffer("scratch", torch.ones(3), persistent=False)
         return net
 
-    monkeypatch.setattr(model_module, "build_generator", with_extra_buffer)
+    build = classmethod(lambda cls, config, init=True: with_extra_buffer(config.model, init=init))
+    monkeypatch.setattr(Pix2PixMethod, "inference_module", build)
     again = Pix2Pix.load(tmp_path / "ck", device="cpu", precision="fp32", compile="off")
     assert torch.equal(again.generator.scratch, torch.ones(3))
     assert torch.allclose(again.translate_tensor(x, eval_mode=True), expected, atol=1e-6)

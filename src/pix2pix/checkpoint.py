@@ -2,9 +2,10 @@
 
 A checkpoint is a folder:
 
-    config.json                 format version, the RunConfig, progress (step, epoch, batch)
-    generator.safetensors       unwrapped generator weights and buffers
-    discriminator.safetensors   the same for the discriminator (training checkpoints)
+    config.json                 format version, the RunConfig (its method), progress
+    <name>.safetensors          one per module the method names, unwrapped weights and
+                                buffers: pix2pix's generator.safetensors and (training
+                                checkpoints) discriminator.safetensors
     README.md                   the model card (`pix2pix.modelcard`)
     generator_ema.safetensors   the average of G's weights (runs with --ema-decay); the
                                 generator inference uses unless asked for the raw one
@@ -23,6 +24,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -44,13 +46,20 @@ from pix2pix.nets.resnet import blocks_have_dropout
 FORMAT = "pix2pix-checkpoint"
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
+WEIGHTS_SUFFIX = ".safetensors"
 GENERATOR_FILE = "generator.safetensors"
 DISCRIMINATOR_FILE = "discriminator.safetensors"
 EMA_FILE = "generator_ema.safetensors"
 WEIGHTS = ("auto", "ema", "raw")  # which generator inference loads (`generator_file`)
 STATE_FILE = "training_state.pt"
-TRAINING_FILES = (CONFIG_FILE, GENERATOR_FILE, DISCRIMINATOR_FILE, STATE_FILE)
+# what resume needs beside the modules the method names (`module_file`)
+TRAINING_FILES = (CONFIG_FILE, STATE_FILE)
 INFERENCE_FILES = (CONFIG_FILE, GENERATOR_FILE)
+
+
+def module_file(ckpt: Path, name: str) -> Path:
+    """Where checkpoint folder `ckpt` keeps the module called `name`."""
+    return Path(ckpt) / f"{name}{WEIGHTS_SUFFIX}"
 
 
 @dataclass(frozen=True)
@@ -92,13 +101,14 @@ def save_checkpoint(
     path: Path,
     config: RunConfig,
     progress: Progress,
-    generator: nn.Module,
-    discriminator: nn.Module | None = None,
+    modules: Mapping[str, nn.Module],
     training_state: dict[str, Any] | None = None,
     metadata: dict[str, Any] | None = None,
-    ema: nn.Module | None = None,
 ) -> Path:
     """Write a checkpoint folder at `path`, replacing any previous one atomically.
+
+    `modules`: name -> module, each written as `<name>.safetensors` (pix2pix:
+    generator, discriminator, generator_ema).
 
     `metadata`: JSON-able state kept in config.json beside the progress (for example the
     best validation score so far), read back as `open_checkpoint(path).metadata`.
@@ -113,11 +123,8 @@ def save_checkpoint(
     if metadata:
         meta["metadata"] = metadata
     with staged_folder(Path(path)) as tmp:
-        atomic_write_bytes(tmp / GENERATOR_FILE, weights_bytes(generator))
-        if discriminator is not None:
-            atomic_write_bytes(tmp / DISCRIMINATOR_FILE, weights_bytes(discriminator))
-        if ema is not None:
-            atomic_write_bytes(tmp / EMA_FILE, weights_bytes(ema))
+        for name, module in modules.items():
+            atomic_write_bytes(module_file(tmp, name), weights_bytes(module))
         if training_state is not None:
             buf = io.BytesIO()
             torch.save(training_state, buf)
@@ -128,20 +135,21 @@ def save_checkpoint(
     return Path(path)
 
 
-def generator_file(ckpt: Path, weights: str = "auto") -> Path:
-    """The generator weights inference loads from checkpoint folder `ckpt`: the EMA
-    average when there is one (auto) or required (ema), else G's own (raw)."""
+def generator_file(ckpt: Path, weights: str = "auto", name: str = "generator") -> Path:
+    """The weights inference loads from checkpoint folder `ckpt` for module `name` (the
+    method's inference module): its average `<name>_ema` when there is one (auto) or
+    required (ema), else its own (raw)."""
     if weights not in WEIGHTS:
         raise UserError(f"--weights {weights!r}: use one of {', '.join(WEIGHTS)}")
-    ema = Path(ckpt) / EMA_FILE
+    ema = module_file(ckpt, f"{name}_ema")
     if weights == "ema" and not ema.exists():
         raise UserError(
-            f"{ckpt}: has no {EMA_FILE} (the run did not use --ema-decay); "
+            f"{ckpt}: has no {ema.name} (the run did not use --ema-decay); "
             "use --weights raw or auto"
         )
     if weights != "raw" and ema.exists():
         return ema
-    return Path(ckpt) / GENERATOR_FILE
+    return module_file(ckpt, name)
 
 
 def find_checkpoint(path: Path) -> Path:

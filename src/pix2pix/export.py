@@ -46,7 +46,7 @@ from pix2pix.checkpoint import find_checkpoint, generator_file, load_weights, re
 from pix2pix.config import RunConfig
 from pix2pix.errors import UserError
 from pix2pix.fileio import staged_file
-from pix2pix.nets import build_generator
+from pix2pix.methods import ExtraInput, method_of
 from pix2pix.nets.inference import inference_mode
 
 Format = Literal["onnx", "torchscript"]
@@ -152,8 +152,9 @@ def load_generator(checkpoint: str | Path, weights: str = "auto") -> tuple[nn.Mo
     (`weights`: auto takes the EMA average when there is one; ema; raw)."""
     ckpt = find_checkpoint(Path(checkpoint))
     config, _ = read_meta(ckpt)
-    generator = build_generator(config.model, init=False)
-    load_weights(generator, generator_file(ckpt, weights))
+    method = method_of(config)
+    generator = method.inference_module(config, init=False)
+    load_weights(generator, generator_file(ckpt, weights, method.inference))
     return generator.eval(), config
 
 
@@ -220,21 +221,24 @@ def export_generator(
         "value_range": "[-1, 1]",
         "layout": "NCHW",
     }
-    example = torch.rand(2, c_in, 2 * stride, 3 * stride) * 2 - 1  # see _write_onnx
+    specs = method_of(config).extra_inputs(config)  # inputs after the image, by name
+    if specs:
+        metadata["extra_inputs"] = ", ".join(f"{s.name} ({s.kind}, {s.channels})" for s in specs)
     rng = torch.Generator().manual_seed(0)
+    example = _inputs((2, c_in, 2 * stride, 3 * stride), specs, rng)  # see _write_onnx
     with staged_file(out) as tmp:
         if fmt == "onnx":
-            _write_onnx(net, example, tmp, stride, metadata)
+            _write_onnx(net, example, tmp, stride, metadata, [s.name for s in specs])
             run = _onnx_runner(tmp)
         else:
             _write_torchscript(net, example, tmp, metadata)
             run = _torchscript_runner(tmp)
         checks = []
         for shape in verification_shapes(stride, c_in):
-            x = torch.rand(shape, generator=rng) * 2 - 1
+            inputs = _inputs(shape, specs, rng)
             with torch.no_grad(), reference_mode(reference, eval_mode):
-                expected = reference(x)
-            got = run(x)
+                expected = reference(*inputs)
+            got = run(*inputs)
             if got.shape != expected.shape:
                 raise VerificationError(
                     f"{out}: the exported model gave shape {tuple(got.shape)} for input "
@@ -249,6 +253,15 @@ def export_generator(
                 "the file was not written"
             )
     return ExportResult(out, fmt, eval_mode, stride, tolerance, checks)
+
+
+def _inputs(
+    shape: tuple[int, ...], specs: tuple[ExtraInput, ...], rng: torch.Generator
+) -> tuple[torch.Tensor, ...]:
+    """Random inputs in [-1, 1]: the image of `shape`, then each extra input."""
+    b, _, h, w = shape
+    extra = [(b, s.channels, h, w) if s.kind == "spatial" else (b, s.channels) for s in specs]
+    return tuple(torch.rand(sh, generator=rng) * 2 - 1 for sh in [shape, *extra])
 
 
 # ---------------------------------------------------------------- ONNX
@@ -288,23 +301,29 @@ def _quiet_onnx_exporter() -> Iterator[None]:
 
 
 def _write_onnx(
-    net: nn.Module, example: torch.Tensor, path: Path, stride: int, metadata: dict[str, str]
+    net: nn.Module,
+    example: tuple[torch.Tensor, ...],
+    path: Path,
+    stride: int,
+    metadata: dict[str, str],
+    extra_names: list[str],
 ) -> None:
     import onnx
     from torch.export import Dim
 
     # Derived dims: the file's input shape reads (batch, C, stride*h, stride*w), stating
     # the constraint. An example with no dimension of size 1 keeps all three dynamic.
-    h, w = Dim("h", min=1), Dim("w", min=1)
-    dynamic = ({0: Dim("batch", min=1), 2: stride * h, 3: stride * w},)
+    h, w, batch = Dim("h", min=1), Dim("w", min=1), Dim("batch", min=1)
+    image = {0: batch, 2: stride * h, 3: stride * w}
+    dynamic = tuple(image if t.ndim == 4 else {0: batch} for t in example)
     with _quiet_onnx_exporter():
         program = torch.onnx.export(
             net,
-            (example,),
+            example,
             dynamo=True,
             verbose=False,
             dynamic_shapes=dynamic,
-            input_names=["input"],
+            input_names=["input", *extra_names],
             output_names=["output"],
         )
     proto = program.model_proto
@@ -312,13 +331,15 @@ def _write_onnx(
     onnx.save_model(proto, str(path))  # one file: 54M parameters are far below 2 GB
 
 
-def _onnx_runner(path: Path) -> Callable[[torch.Tensor], torch.Tensor]:
+def _onnx_runner(path: Path) -> Callable[..., torch.Tensor]:
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
-    def run(x: torch.Tensor) -> torch.Tensor:
-        (y,) = session.run(["output"], {"input": x.numpy()})
+    names = [i.name for i in session.get_inputs()]
+
+    def run(*inputs: torch.Tensor) -> torch.Tensor:
+        (y,) = session.run(["output"], {n: t.numpy() for n, t in zip(names, inputs)})
         return torch.from_numpy(y)
 
     return run
@@ -328,7 +349,7 @@ def _onnx_runner(path: Path) -> Callable[[torch.Tensor], torch.Tensor]:
 
 
 def _write_torchscript(
-    net: nn.Module, example: torch.Tensor, path: Path, metadata: dict[str, str]
+    net: nn.Module, example: tuple[torch.Tensor, ...], path: Path, metadata: dict[str, str]
 ) -> None:
     # Tracing records the convolutions and the batch-statistics reductions, all of which
     # are shape-agnostic, so the traced module takes any batch and any H, W multiple of
@@ -340,13 +361,13 @@ def _write_torchscript(
         torch.jit.save(traced, str(path), _extra_files=extra)
 
 
-def _torchscript_runner(path: Path) -> Callable[[torch.Tensor], torch.Tensor]:
+def _torchscript_runner(path: Path) -> Callable[..., torch.Tensor]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         module = torch.jit.load(str(path), map_location="cpu")
 
-    def run(x: torch.Tensor) -> torch.Tensor:
+    def run(*inputs: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            return module(x)
+            return module(*inputs)
 
     return run

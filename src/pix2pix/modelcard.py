@@ -73,6 +73,7 @@ def model_card(config: RunConfig, step: int, epoch: int, metadata: dict[str, Any
         "",
         "## Architecture",
         "",
+        f"- method: `{m.method}` (read back by every pix2pix command)",
         f"- generator: `{m.generator}`, ngf {m.ngf}, {m.norm} norm, dropout {m.dropout}, "
         f"upsampling `{m.upsample}`",
         f"- discriminator: `{m.discriminator}`, ndf {m.ndf}, "

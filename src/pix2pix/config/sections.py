@@ -6,44 +6,39 @@ Each field's docstring is its `--help` text; its flag is its name in kebab-case.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
+from pix2pix.config.choices import (
+    AUGMENTATIONS,
+    PREPROCESS_STEPS,
+    CacheMode,
+    ColorSpace,
+    CompileChoice,
+    Direction,
+    GanLoss,
+    Layout,
+    Norm,
+    OutputDepth,
+    Precision,
+    Preprocess,
+    Recipe,
+    Reconstruction,
+    Resize,
+    Switch,
+    Upsample,
+    ValMetric,
+)
 from pix2pix.config.fields import RUNTIME, at_least, check_fields, check_seed, choice, ref
 from pix2pix.errors import ConfigError
 from pix2pix.palette import palette_setting
-
-Direction = Literal["AtoB", "BtoA"]
-Layout = Literal["auto", "aligned", "paired"]
-Preprocess = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]
-Resize = Literal["square", "width"]
-# What each preprocess does, the one place it is decided: (resize to --load-size: square
-# or the width, keeping the aspect ratio; None: no resize), then a random crop or not.
-PREPROCESS_STEPS: dict[str, tuple[Resize | None, bool]] = {
-    "resize_and_crop": ("square", True),
-    "crop": (None, True),
-    "scale_width": ("width", False),
-    "scale_width_and_crop": ("width", True),
-    "none": (None, False),
-}
-CacheMode = Literal["auto", "on", "off"]
-ColorSpace = Literal["rgb", "lab"]
-OutputDepth = Literal["auto", "uint8", "uint16", "float32"]
-Norm = Literal["batch", "instance", "none"]
-GanLoss = Literal["vanilla", "lsgan", "hinge"]
-Precision = Literal["auto", "fp32", "bf16", "fp16"]
-Switch = Literal["auto", "on", "off"]
-CompileChoice = Literal["auto", "on", "off", "reduce-overhead", "max-autotune"]
-ValMetric = Literal["l1", "mse", "psnr", "ssim", "ms_ssim", "fid"]
-Upsample = Literal["transpose", "resize-conv", "resize-conv-head"]
-Reconstruction = Literal["l1", "l2"]
-Recipe = Literal["paper", "improved"]
-AUGMENTATIONS = ("translation", "cutout", "color")  # what --augment may name
 
 
 @dataclass(frozen=True)
 class ModelConfig:
     """The networks: what `pix2pix translate` needs to rebuild the generator."""
 
+    method: str = "pix2pix"
+    """Training method (`pix2pix.methods`): pix2pix (the paper's); recorded in the
+    checkpoint, where every command reads it."""
     generator: str = "unet_256"
     """Generator: unet_<S> (S = 32..1024, the paper's U-Net with log2(S) downsamplings),
     encdec_<S> (the same without skips), resnet_6blocks, resnet_9blocks."""

@@ -313,7 +313,10 @@ def _write(out: Path, config: RunConfig, g: torch.nn.Module, d: torch.nn.Module 
     leaves nothing behind: the staged folder goes, and the parents made for it."""
     missing = first_missing(out)
     try:
-        save_checkpoint(out.resolve(), config, Progress(), g, d, metadata=metadata)  # a link stays
+        modules = {"generator": g} if d is None else {"generator": g, "discriminator": d}
+        save_checkpoint(
+            out.resolve(), config, Progress(), modules, metadata=metadata
+        )  # a link stays
     except OSError as exc:
         if missing is not None and missing != out.absolute():
             remove_if_empty(out.parent, missing)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -44,13 +44,18 @@ def crop_box(x: torch.Tensor, box: Box) -> torch.Tensor:
     return x[..., top : top + h, left : left + w]
 
 
-def run_any_size(net: torch.nn.Module, x: torch.Tensor, multiple: int) -> torch.Tensor:
-    """net(x) for any H, W: pads when needed and crops the output back to x's size."""
+def run_any_size(
+    net: torch.nn.Module, x: torch.Tensor, multiple: int, extras: Sequence[torch.Tensor] = ()
+) -> torch.Tensor:
+    """net(x, *extras) for any H, W: pads when needed and crops the output back to x's
+    size. Spatial extras ((B, C, H, W) like x: a label map) are padded as x is; the others
+    (a latent code (B, nz)) are passed as they are."""
     h, w = x.shape[-2:]
     if h % multiple == 0 and w % multiple == 0:
-        return net(x)
+        return net(x, *extras)
     padded, box = pad_to_multiple(x, multiple)
-    return crop_box(net(padded), box)
+    extras = [pad_to_multiple(e, multiple)[0] if e.ndim == 4 else e for e in extras]
+    return crop_box(net(padded, *extras), box)
 
 
 @contextlib.contextmanager

@@ -2,9 +2,9 @@
 
 The architecture (the whole model section) comes from DIR; a flag or config-file setting
 that contradicts it is an error that names both values. G starts from DIR's own weights
-(not its moving average), D from DIR's when DIR has one (an imported generator alone
-gets a freshly initialised D), and everything else is new: optimisers, learning-rate
-schedule, step count, the EMA average (started from G).
+(not its moving average), each other module of the method from DIR's when DIR has
+it (an imported generator alone gets a freshly initialised D), and everything else
+is new: optimisers, learning-rate schedule, step count, the EMA average (from G).
 """
 
 from __future__ import annotations
@@ -14,13 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from pix2pix.checkpoint import (
-    DISCRIMINATOR_FILE,
-    GENERATOR_FILE,
-    find_checkpoint,
-    load_weights,
-    read_meta,
-)
+from pix2pix.checkpoint import find_checkpoint, load_weights, module_file, read_meta
 from pix2pix.config import ModelConfig, RunConfig
 from pix2pix.config.fields import flag_name
 from pix2pix.config.run import with_recipe
@@ -63,11 +57,15 @@ def start_from(trainer: Any, init_from: str | Path) -> None:
             f"--init-from {ckpt}: the run's model settings differ from the checkpoint's; "
             "take them from it (pix2pix train --init-from does)"
         )
-    load_weights(trainer.g, ckpt / GENERATOR_FILE)
-    if (ckpt / DISCRIMINATOR_FILE).exists():
-        load_weights(trainer.d, ckpt / DISCRIMINATOR_FILE)
-        log.info("starting from %s (generator and discriminator)", ckpt)
-    else:
-        log.info("starting from %s (generator; a new discriminator)", ckpt)
+    method = trainer.method
+    loaded, new = [], []
+    for name, module in method.modules.items():
+        file = module_file(ckpt, name)
+        if name == method.inference or file.exists():  # the inference module must be there
+            load_weights(module, file)
+            loaded.append(name)
+        else:
+            new.append(f"a new {name}")
+    log.info("starting from %s (%s)", ckpt, "; ".join([" and ".join(loaded), *new]))
     if trainer.ema is not None:
         trainer.ema.module.load_state_dict(trainer.g.state_dict())

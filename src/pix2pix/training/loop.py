@@ -1,6 +1,6 @@
 """The training loop (`fit`): data, checkpoints, logs and samples around the paper's step.
 
-The step itself (G forward, D step, G step) is `training.step.Pix2PixTrainer`. Under
+The step itself is the method's (`pix2pix.methods`, inside `training.trainer.Trainer`). Under
 torchrun every rank runs this loop on its share of each global batch
 (`training.distributed`); rank 0 alone writes the log, samples and checkpoints.
 """
@@ -8,7 +8,6 @@ torchrun every rank runs this loop on its share of each global batch
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from collections.abc import Callable
@@ -55,7 +54,7 @@ from pix2pix.training.finetune import start_from
 from pix2pix.training.health import Health
 from pix2pix.training.monitor import NullMonitor, RunMonitor
 from pix2pix.training.runlog import NullLog, RunLog
-from pix2pix.training.step import Pix2PixTrainer
+from pix2pix.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
 
@@ -184,7 +183,7 @@ def _fit(
     cuda_devices = [device] if device.type == "cuda" else []
     with process_group(ctx, device, t.dist_timeout), torch.random.fork_rng(devices=cuda_devices):
         torch.manual_seed(t.seed)  # the same initial weights on every rank
-        trainer = Pix2PixTrainer(config, device, speed, ctx)
+        trainer = Trainer(config, device, speed, ctx)
         if ctx.enabled:  # but each rank its own dropout noise
             torch.manual_seed(rank_seed(t.seed, ctx.rank, progress.step))
             log.info("%d processes, global batch %d", ctx.world_size, ctx.world_size * t.batch_size)
@@ -208,7 +207,7 @@ def _fit(
 
 
 def _loop(
-    trainer: Pix2PixTrainer,
+    trainer: Trainer,
     loader: DataLoader,
     sampler: EpochBatchSampler,
     config: RunConfig,
@@ -246,7 +245,7 @@ class _Run:
 
     def __init__(
         self,
-        trainer: Pix2PixTrainer,
+        trainer: Trainer,
         config: RunConfig,
         run_dir: Path,
         progress: Progress,
@@ -279,11 +278,10 @@ class _Run:
         """Called on every rank (gathering the RNG states is a collective); rank 0 writes."""
         trainer = self.trainer
         training_state = trainer.state_dict()
-        check_in_sync({"generator": trainer.g, "discriminator": trainer.d}, self.ctx)
+        check_in_sync(trainer.method.modules, self.ctx)
         if self.ctx.is_main:
-            ema = trainer.ema.module if trainer.ema is not None else None
-            save_checkpoint(path, self.config, self.progress(), trainer.g, trainer.d,
-                            training_state, self.monitor.metadata(), ema=ema)  # fmt: skip
+            save_checkpoint(path, self.config, self.progress(), trainer.modules,
+                            training_state, self.monitor.metadata())  # fmt: skip
         return path
 
     def open(self) -> None:
@@ -338,10 +336,7 @@ class _Run:
         self.running = running
         assert self.bar is not None
         self.bar.update(1)
-        nan = math.nan  # no D loss when --lambda-gan 0
-        self.bar.set_postfix(D=f"{running.get('loss_d', nan):.3f}",
-                             G=f"{running['loss_g_gan']:.3f}",
-                             L1=f"{running['loss_g_l1']:.4f}", refresh=False)  # fmt: skip
+        self.bar.set_postfix(_short(running), refresh=False)
 
     def end_epoch(self, seconds: float) -> None:
         """Checkpoint the epoch boundary (and keep epoch_NNNN/ when due) and log it."""
@@ -351,8 +346,17 @@ class _Run:
         self.save(self.latest)
         if t.keep_every and self.epoch % t.keep_every == 0:
             self.save(self.run_dir / f"epoch_{self.epoch:04d}")
-        r = self.running
-        log.info("epoch %d/%d: D %.3f  G_GAN %.3f  L1 %.4f  lr %.2e  (%.1f s)",
-                 self.epoch, t.total_epochs, r.get("loss_d", math.nan),
-                 r.get("loss_g_gan", math.nan), r.get("loss_g_l1", math.nan),
-                 self.trainer.lr, seconds)  # fmt: skip
+        shown = "  ".join(f"{k} {v}" for k, v in _short(self.running).items())
+        at = f"epoch {self.epoch}/{t.total_epochs}"
+        log.info("%s: %s  lr %.2e  (%.1f s)", at, shown, self.trainer.lr, seconds)
+
+
+# the progress bar's and the epoch line's names for the losses every method logs
+SHORT_NAMES = {"loss_d": "D", "loss_g_gan": "G_GAN", "loss_g_l1": "L1"}
+
+
+def _short(running: dict[str, float]) -> dict[str, str]:
+    """The running losses worth a glance: D, G's GAN term and L1 where the method logs
+    them, else every loss it logs (a method of its own)."""
+    named = {SHORT_NAMES[k]: f"{v:.4f}" for k, v in running.items() if k in SHORT_NAMES}
+    return named or {k: f"{v:.4f}" for k, v in running.items() if k.startswith("loss")}

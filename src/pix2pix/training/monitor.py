@@ -19,10 +19,10 @@ from pix2pix.checkpoint import Progress, save_checkpoint
 from pix2pix.config import RunConfig
 from pix2pix.data.folders import PairFiles
 from pix2pix.errors import ConfigError
-from pix2pix.nets import build_generator
+from pix2pix.methods import method_of
 from pix2pix.training.report import write_run_report
 from pix2pix.training.runlog import RunLog
-from pix2pix.training.step import Pix2PixTrainer
+from pix2pix.training.trainer import Trainer
 from pix2pix.training.validation import Validator
 from pix2pix.training.wandb_log import WandbLogger
 
@@ -85,9 +85,7 @@ class RunMonitor:
         if self.validator is not None:
             self.validator.load_state(metadata.get("validation", {}))
 
-    def after_step(
-        self, trainer: Pix2PixTrainer, progress: Progress, record: dict[str, float]
-    ) -> None:
+    def after_step(self, trainer: Trainer, progress: Progress, record: dict[str, float]) -> None:
         """Log the step's record; validate (and refresh best/) when due."""
         scalars = {f"train/{k}": v for k, v in record.items() if k not in ("step", "epoch")}
         if self.tb is not None:
@@ -102,19 +100,23 @@ class RunMonitor:
         start = time.perf_counter()
         g = trainer.g_infer  # the EMA average when there is one
         if self.config.train.sync_bn:  # SyncBatchNorm would wait for the other ranks
-            g = build_generator(self.config.model, init=False).to(trainer.device)
+            g = method_of(self.config).inference_module(self.config, init=False)
+            g = g.to(trainer.device)
             g.load_state_dict(trainer.g_infer.state_dict())
         metrics = v.evaluate(g, trainer.stride, trainer.device, trainer.speed.precision)
         best = v.improved(metrics)
         if best:
             v.best = {"metric": v.metric, "value": metrics[v.metric], "step": progress.step}
+            inference = trainer.method.inference  # with its average, not the other modules
+            kept = {
+                k: m for k, m in trainer.modules.items() if k in (inference, f"{inference}_ema")
+            }
             save_checkpoint(
                 self.run_dir / "best",
                 self.config,
                 progress,
-                trainer.g,
+                kept,
                 metadata={"validation": {"metrics": metrics, **v.state()}},
-                ema=trainer.ema.module if trainer.ema is not None else None,
             )
         seconds = time.perf_counter() - start
         assert self.vallog is not None
@@ -167,9 +169,7 @@ class NullMonitor:
     def load_state(self, metadata: dict[str, Any]) -> None:
         pass
 
-    def after_step(
-        self, trainer: Pix2PixTrainer, progress: Progress, record: dict[str, float]
-    ) -> None:
+    def after_step(self, trainer: Trainer, progress: Progress, record: dict[str, float]) -> None:
         pass
 
     def sample(self, path: Path, step: int) -> None:

@@ -7,7 +7,7 @@ import contextlib
 import copy
 import dataclasses
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,7 @@ from pix2pix.data.images import (
     pil_to_array,
     with_channels,
 )
-from pix2pix.nets import build_generator
+from pix2pix.methods import method_of
 from pix2pix.nets.inference import inference_mode, run_any_size
 from pix2pix.nets.tiling import (
     TILE_STATS,
@@ -78,8 +78,13 @@ class Pix2Pix:
             generator = generator.to(device, self.dtype, memory_format=fmt)
             owned = True
         self.generator = generator  # its mode is set per call and restored after
+        self.method = method_of(config)
+        # inputs beyond the image the method's generator takes (a latent code, a label map)
+        self.extra_inputs = self.method.extra_inputs(config)
         self._run = compiled(self.generator, self.speed, "infer")
-        if self.speed.aot != "off" and owned and device.type == "cpu":
+        # compiled packages take the image alone: a generator with extra inputs runs as
+        # torch.compile (or eager) has it
+        if self.speed.aot != "off" and owned and device.type == "cpu" and not self.extra_inputs:
             # compiled packages only for weights that are ours: a caller's module may
             # change after this (a trainer's generator between validations)
             net = dataclasses.asdict(config.model)
@@ -110,12 +115,13 @@ class Pix2Pix:
         """
         ckpt = find_checkpoint(Path(path))
         config, _ = read_meta(ckpt)
-        file = generator_file(ckpt, weights)
+        method = method_of(config)
+        file = generator_file(ckpt, weights, method.inference)
         with torch.device("meta"):  # the weights come from the file: skip the random init
-            generator = build_generator(config.model, init=False)
+            generator = method.inference_module(config, init=False)
         load_weights(generator, file, assign=True)
         if any(t.is_meta for t in generator.buffers()):  # a buffer the file does not hold
-            generator = load_weights(build_generator(config.model, init=False), file)
+            generator = load_weights(method.inference_module(config, init=False), file)
         generator.eval()  # ours: at rest in eval mode
         dev = resolve_device(device)
         speed = resolve_speed(dev, "infer", precision, channels_last, compile, images)
@@ -158,6 +164,7 @@ class Pix2Pix:
         overlap: int = 0,
         tile_stats: TileStats = "tile",
         on_tile: Callable[[int, int], None] | None = None,
+        extra: Mapping[str, torch.Tensor] | None = None,
     ) -> torch.Tensor:
         """(B, C_in, H, W) in [-1, 1], any H and W -> (B, C_out, H, W) in [-1, 1].
 
@@ -166,20 +173,48 @@ class Pix2Pix:
         blended over `overlap` pixels (`nets.tiling`); images no larger than a tile are
         not cut. `tile_stats="image"` normalises every tile with the whole image's batch
         statistics pooled over the tiles in paper mode (eval mode uses the running ones).
-        `on_tile(done, total)` follows the tiles (a progress bar).
+        `on_tile(done, total)` follows the tiles (a progress bar). `extra`: the method's
+        inputs beyond the image by name (`extra_inputs`; those not given take the method's
+        default), cut into tiles with the image where they are spatial.
         """
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"expected (B, {self.in_channels}, H, W), got {tuple(x.shape)}")
         with self._inference(eval_mode, seed):
             x = x.to(self.device, self.dtype, memory_format=memory_format(self.speed))
+            extras = self.method.default_extras(self.config, x, dict(extra or {}))
+            extras = [e.to(self.device, self.dtype) for e in extras]
+            call = self._caller(extras)
+            spatial = [e for e, s in zip(extras, self.extra_inputs) if s.kind == "spatial"]
+            x = torch.cat([x, *spatial], dim=1) if spatial else x  # tiled together
             if tile is None or max(x.shape[-2:]) <= tile:
-                y = run_any_size(self._run, x, self.stride)
+                y = call(self._run, x)
             else:
                 read = lambda y0, y1, x0, x1: x[:, :, y0:y1, x0:x1]  # noqa: E731
-                rows = self._tiled(read, (x.shape[0], *x.shape[2:]), eval_mode, tile, overlap,
-                                   tile_stats, on_tile)  # fmt: skip
+                shape = (x.shape[0], *x.shape[2:])
+                rows = self._tiled(read, shape, eval_mode, tile, overlap, tile_stats, on_tile,
+                                   call=call)  # fmt: skip
                 y = torch.cat([r for _, _, r in rows], dim=2)
         return y.float().cpu()
+
+    def _caller(
+        self, extras: Sequence[torch.Tensor]
+    ) -> Callable[[Callable[..., torch.Tensor], torch.Tensor], torch.Tensor]:
+        """How one forward pass runs on an input window (B', C_in + the spatial extras'
+        channels, h, w): the window's image and spatial extras, and the vector extras
+        repeated to the window's batch (B' = k x B when k tiles share a pass)."""
+        specs = self.extra_inputs
+
+        def call(net: Callable[..., torch.Tensor], t: torch.Tensor) -> torch.Tensor:
+            if not specs:
+                return run_any_size(net, t, self.stride)
+            sizes = [self.in_channels] + [s.channels for s in specs if s.kind == "spatial"]
+            image, *spatial = t.split(sizes, dim=1)
+            windows = iter(spatial)
+            args = [next(windows) if s.kind == "spatial" else e.repeat(len(t) // len(e), 1)
+                    for s, e in zip(specs, extras)]  # fmt: skip
+            return run_any_size(net, image, self.stride, args)
+
+        return call
 
     def translate_rows(
         self,
@@ -257,11 +292,15 @@ class Pix2Pix:
         stats: TileStats,
         on_tile: Callable[[int, int], None] | None,
         blocks: bool = False,
+        call: Callable[[Callable[..., torch.Tensor], torch.Tensor], torch.Tensor] | None = None,
     ) -> Iterator[tuple[Any, ...]]:
         check_tiling(tile, overlap, self.stride)
         if stats not in TILE_STATS:
             raise ValueError(f"tile_stats {stats!r} is not valid; choose one of: tile, image")
         shared = stats == "image" and not eval_mode
+        if shared and self.extra_inputs:
+            raise ValueError("tile_stats 'image' takes a generator of the image alone; use 'tile'")
+        call = call or self._caller(())
         # image statistics swap batch-norm buffers: run the module, not a frozen graph
         net = self.generator if shared else self._run
         scope = (
@@ -272,7 +311,7 @@ class Pix2Pix:
         # tiles share a forward pass only where normalisation is batch-independent
         batch = TILE_BATCH if (eval_mode or shared) else 1
         with scope:
-            run = lambda t: run_any_size(net, t, self.stride)  # noqa: E731
+            run = lambda t: call(net, t)  # noqa: E731
             tiled = tiled_blocks if blocks else tiled_rows
             yield from tiled(run, read, shape, tile, overlap, batch, on_tile)
 

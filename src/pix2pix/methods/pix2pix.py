@@ -1,0 +1,155 @@
+"""pix2pix (Isola et al. 2017): a U-Net G, a PatchGAN D, cGAN + lambda * L1, in the
+paper's order.
+
+Per batch (sec. 3.3): G translates the input; D takes one step on (input, target) as real
+and (input, G(input)) as fake, its loss halved; then G takes one step on the GAN loss
+plus lambda * L1, with D frozen. Adam(2e-4, 0.5, 0.999) for both (the schedule is the
+loop's). The improved recipe's options (hinge/lsgan, R1, feature matching, several D
+scales, DiffAugment) change only this step.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from pix2pix.config import RunConfig
+from pix2pix.losses import (
+    d_accuracy,
+    discriminator_loss,
+    feature_matching_loss,
+    generator_loss,
+    r1_penalty,
+    reconstruction_loss,
+)
+from pix2pix.methods.base import Kit, Method
+from pix2pix.nets import build_discriminator, build_generator
+from pix2pix.nets.inference import run_any_size
+
+
+class DiscriminatorPair(nn.Module):
+    """D on the fake pairs, then on the real pairs, in one call.
+
+    Two forward passes, so that batch norm sees each batch on its own as in the paper;
+    one call, so that DistributedDataParallel sees one forward per backward.
+    """
+
+    def __init__(self, d: nn.Module) -> None:
+        super().__init__()
+        self.d = d
+
+    def forward(self, fake: torch.Tensor, real: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.d(fake), self.d(real)
+
+
+class Pix2PixMethod(Method):
+    """G and D, their optimisers, and the paper's step."""
+
+    def __init__(self, config: RunConfig, kit: Kit) -> None:
+        super().__init__(config, kit)
+        m, t = config.model, config.train
+        self.g = kit.place(build_generator(m))  # (built in this order: the seed's weights)
+        self.d = kit.place(build_discriminator(m))
+        self.modules = {"generator": self.g, "discriminator": self.d}
+        # What runs: g_run, G inside DDP (several ranks) inside torch.compile (if on);
+        # d_pair, D's own step likewise; d_frozen, D in G's step, outside DDP: frozen
+        # there, it has no gradients to average, and a DDP forward with no matching
+        # gradients would leave DDP waiting for them.
+        self.g_run = kit.runner(self.g)
+        self.d_pair = kit.runner(DiscriminatorPair(self.d))
+        self.d_frozen = kit.runner(self.d, ddp=False)
+        lr_d = t.lr if t.lr_d is None else t.lr_d  # --lr-d: two time-scale update rule
+        self.optimizers = {"g": (kit.adam(self.g.parameters(), t.lr), t.lr),
+                           "d": (kit.adam(self.d.parameters(), lr_d), lr_d)}  # fmt: skip
+
+    @classmethod
+    def inference_module(cls, config: RunConfig, init: bool = True) -> nn.Module:
+        return build_generator(config.model, init=init)
+
+    def generate(self, real_a: torch.Tensor) -> torch.Tensor:
+        """G(input) for (B, C_in, H, W) of any H, W -> (B, C_out, H, W)."""
+        return run_any_size(self.g_run, real_a, self.g.stride)
+
+    def d_input(self, real_a: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
+        """What D judges: an output `image` (B, C_out, H, W), beside its input if conditional."""
+        return torch.cat([real_a, image], dim=1) if self.config.model.conditional else image
+
+    def step(
+        self, real_a: torch.Tensor, real_b: torch.Tensor
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """G forward, D step, G step. Returns detached losses and G(input)."""
+        with self.kit.autocast():
+            fake = self.generate(real_a)
+        losses = {}
+        if self.config.train.lambda_gan > 0:
+            losses = self.d_step(real_a, real_b, fake)
+        losses |= self.g_step(real_a, real_b, fake)
+        return {k: v.detach() for k, v in losses.items()}, fake.detach()
+
+    def d_step(
+        self, real_a: torch.Tensor, real_b: torch.Tensor, fake: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """One D update: (input, target) is real, (input, fake) is fake; plus the lazy R1
+        penalty on the real pairs every --r1-every steps."""
+        t, kit = self.config.train, self.kit
+        opt, _ = self.optimizers["d"]
+        self.d.requires_grad_(True)
+        opt.zero_grad(set_to_none=True)
+        r1_now = t.r1_gamma > 0 and kit.steps % t.r1_every == 0
+        real_in = self.d_input(real_a, real_b)
+        if r1_now:
+            real_in = real_in.detach().requires_grad_(True)
+        with kit.autocast():
+            fake_in, real_seen = kit.augment(self.d_input(real_a, fake.detach()), real_in)
+            fake_logits, real_logits = self.d_pair(fake_in, real_seen)
+        loss, loss_real, loss_fake = discriminator_loss(real_logits, fake_logits, t.gan_loss)
+        out = {"loss_d": loss, "loss_d_real": loss_real, "loss_d_fake": loss_fake}
+        out["d_acc"] = d_accuracy(real_logits, fake_logits).detach()
+        if r1_now:
+            scale = kit.scaler.get_scale() if kit.scaler.is_enabled() else 1.0  # fp16
+            r1 = r1_penalty(real_logits, real_in, scale)
+            loss = loss + 0.5 * t.r1_gamma * t.r1_every * r1
+            out["r1"] = r1.detach()
+        kit.scaler.scale(loss).backward()
+        kit.scaler.step(opt)
+        return out
+
+    def g_step(
+        self, real_a: torch.Tensor, real_b: torch.Tensor, fake: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        """One G update on GAN + lambda * reconstruction (+ feature matching); D is frozen
+        (no gradient reaches its weights)."""
+        t, kit = self.config.train, self.kit
+        opt, _ = self.optimizers["g"]
+        self.d.requires_grad_(False)
+        opt.zero_grad(set_to_none=True)
+        out = {}
+        loss_gan = torch.zeros((), device=fake.device)  # "L1 only": D plays no part
+        if t.lambda_gan > 0 and t.feature_matching > 0:
+            with kit.autocast():
+                fake_in, real_in = kit.augment(
+                    self.d_input(real_a, fake), self.d_input(real_a, real_b)
+                )
+                fake_feats = self._features(fake_in)
+                with torch.no_grad():
+                    real_feats = self._features(real_in)
+            loss_gan = generator_loss([f[-1] for f in fake_feats], t.gan_loss)
+            out["loss_g_fm"] = feature_matching_loss(fake_feats, real_feats)
+        elif t.lambda_gan > 0:
+            with kit.autocast():
+                (fake_in,) = kit.augment(self.d_input(real_a, fake))
+                fake_logits = self.d_frozen(fake_in)
+            loss_gan = generator_loss(fake_logits, t.gan_loss)
+        loss_l1 = reconstruction_loss(fake, real_b, t.reconstruction, t.reconstruction_scale)
+        loss = t.lambda_gan * loss_gan + t.lambda_l1 * loss_l1
+        if "loss_g_fm" in out:
+            loss = loss + t.feature_matching * out["loss_g_fm"]
+        kit.scaler.scale(loss).backward()
+        kit.scaler.step(opt)
+        self.d.requires_grad_(True)
+        return {"loss_g": loss, "loss_g_gan": loss_gan, "loss_g_l1": loss_l1, **out}
+
+    def _features(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
+        """D's activations per scale (a single PatchGAN is one scale)."""
+        feats = self.d.features(x)
+        return feats if isinstance(feats[0], list) else [feats]
