@@ -137,7 +137,7 @@ def table(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
 def picture(out: Path, names: list[str], path: Path, rows: int = 4) -> Path:
     """A grid whose rows are test pairs: input | each variant's output | target, from the
     variants' evaluation folders (the first ROWS pairs `evaluate` kept previews of)."""
-    from pix2pix.data.images import read_image, save_image
+    from pix2pix.data.files.images import read_image, save_image
     from pix2pix.html import image_grid
 
     first = out / names[0] / "eval" / "images"

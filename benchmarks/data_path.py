@@ -28,8 +28,8 @@ from torch.utils.data import DataLoader
 
 from benchmarks.throughput import write_facades_like
 from pix2pix.config import DataConfig
-from pix2pix.data.datasets import PairedDataset
-from pix2pix.data.sampler import EpochBatchSampler
+from pix2pix.data.pairs.datasets import PairedDataset
+from pix2pix.data.pairs.sampler import EpochBatchSampler
 from pix2pix.runtime import cpu_model
 from pix2pix.training.loop import _workers
 

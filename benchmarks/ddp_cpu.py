@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from pix2pix.data.synthetic import write_dataset
+from pix2pix.data.tools.synthetic import write_dataset
 from pix2pix.training.runlog import read_log
 
 

@@ -33,9 +33,9 @@ import torch
 
 from pix2pix.checkpoint import Progress, save_checkpoint
 from pix2pix.config import ModelConfig, RunConfig
-from pix2pix.data.bands import TIFF_TILE, TiffBands, tifffile, write_bands
 from pix2pix.nets import build_generator
 from pix2pix.runtime import cpu_model
+from pix2pix.translate.bands import TIFF_TILE, TiffBands, tifffile, write_bands
 
 GEO = [(33550, 12, 3, (0.5, 0.5, 0.0), True), (34737, 2, 7, "WGS 84", True)]
 

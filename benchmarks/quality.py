@@ -33,7 +33,7 @@ from typing import Any
 import torch
 
 from pix2pix.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from pix2pix.data.folders import find_pairs
+from pix2pix.data.pairs.folders import find_pairs
 from pix2pix.evaluation.evaluate import evaluate
 from pix2pix.runtime import resolve_device
 from pix2pix.segmentation import SegmenterConfig, train_segmenter

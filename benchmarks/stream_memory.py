@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 
 from benchmarks.large_image import GEO, write_checkpoint
-from pix2pix.data.bands import TIFF_TILE, write_bands
 from pix2pix.runtime import cpu_model
+from pix2pix.translate.bands import TIFF_TILE, write_bands
 
 MEASURE = (
     "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); "

@@ -28,10 +28,10 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from benchmarks.baseline import PlainPix2Pix
 from pix2pix.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from pix2pix.data.datasets import PairedDataset
-from pix2pix.data.images import save_image
-from pix2pix.data.sampler import EpochBatchSampler
-from pix2pix.data.synthetic import make_pair
+from pix2pix.data.files.images import save_image
+from pix2pix.data.pairs.datasets import PairedDataset
+from pix2pix.data.pairs.sampler import EpochBatchSampler
+from pix2pix.data.tools.synthetic import make_pair
 from pix2pix.runtime import Speed, configure_backends, resolve_device, resolve_speed
 from pix2pix.training.loop import _workers
 from pix2pix.training.trainer import Trainer

@@ -30,11 +30,11 @@ import numpy as np
 import torch
 
 from pix2pix.config import ModelConfig, RunConfig
-from pix2pix.data.images import read_image, to_tensor
+from pix2pix.data.files.images import read_image, to_tensor
 from pix2pix.nets import build_generator
-from pix2pix.nets.tiling import tile_starts
 from pix2pix.runtime import Speed, configure_backends
 from pix2pix.translate import Pix2Pix
+from pix2pix.translate.tiling import tile_starts
 
 
 def mosaic(size: int, data: Path | None, seed: int = 0, cell: int = 256) -> torch.Tensor:
@@ -66,7 +66,7 @@ def _label_map(path: Path, cell: int) -> np.ndarray:
 def picture(x: torch.Tensor, model: Pix2Pix, tile: int, overlap: int, path: Path) -> None:
     """input | whole image | hard tiles, each on its own batch statistics (what tiling by
     hand gives) | ours (blended, the image's statistics): the paper's mode, seed 0."""
-    from pix2pix.data.images import save_image, to_uint8
+    from pix2pix.data.files.images import save_image, to_uint8
 
     naive = model.translate_tensor(x, seed=0, tile=tile, overlap=0)
     ours = model.translate_tensor(x, seed=0, tile=tile, overlap=overlap, tile_stats="image")

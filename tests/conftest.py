@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from pix2pix.config import DataConfig, ModelConfig, MonitorConfig, RunConfig, TrainConfig
-from pix2pix.data.images import save_image
+from pix2pix.data.files.images import save_image
 
 torch.set_num_threads(2)
 # compiled generators (pix2pix.translate.aot) go to a cache of this run, never the user's;
@@ -83,7 +83,7 @@ def _process_state(monkeypatch: pytest.MonkeyPatch) -> None:
     """Undo what an in-process `pix2pix` command sets for its process (the pixel limit)."""
     from PIL import Image
 
-    from pix2pix.data.limits import PIXEL_LIMIT_ENV
+    from pix2pix.data.files.limits import PIXEL_LIMIT_ENV
 
     monkeypatch.delenv(PIXEL_LIMIT_ENV, raising=False)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", Image.MAX_IMAGE_PIXELS)

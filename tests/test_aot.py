@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from conftest import random_image, run_cli, tiny_config
-from pix2pix.data.images import save_image
+from pix2pix.data.files.images import save_image
 from pix2pix.errors import ConfigError
 from pix2pix.nets import build_generator
 from pix2pix.runtime import Speed, default_speed, resolve_speed

@@ -29,7 +29,7 @@ import torch
 
 from conftest import run_cli, tiny_config, write_aligned, write_paired
 from pix2pix.checkpoint import Progress, save_checkpoint
-from pix2pix.data.images import save_image
+from pix2pix.data.files.images import save_image
 from pix2pix.nets import build_generator
 from pix2pix.segmentation import SegmenterConfig, train_segmenter
 from pix2pix.training.loop import fit

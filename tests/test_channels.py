@@ -14,10 +14,10 @@ import pix2pix
 from conftest import random_image, tiny_config
 from pix2pix.checkpoint import Progress, save_checkpoint
 from pix2pix.cli import main
-from pix2pix.data.colour import rgb_to_lab
-from pix2pix.data.datasets import PairedDataset, resolve_format
-from pix2pix.data.derive import colorize
-from pix2pix.data.images import image_info, read_image, save_image
+from pix2pix.data.files.colour import rgb_to_lab
+from pix2pix.data.files.images import image_info, read_image, save_image
+from pix2pix.data.pairs.datasets import PairedDataset, resolve_format
+from pix2pix.data.tools.derive import colorize
 from pix2pix.errors import ConfigError, UserError
 from pix2pix.nets import build_generator
 from pix2pix.training.loop import fit

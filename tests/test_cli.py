@@ -16,8 +16,8 @@ import pytest
 from conftest import error_line, run_cli, write_aligned, write_paired
 from pix2pix.checkpoint import read_meta
 from pix2pix.config import SECTIONS, field_docs, flag_name
-from pix2pix.data.images import read_image, save_image
-from pix2pix.data.synthetic import LABEL_COLOURS
+from pix2pix.data.files.images import read_image, save_image
+from pix2pix.data.tools.synthetic import LABEL_COLOURS
 from pix2pix.serve.drawing import drawing_for
 
 TINY = [

@@ -10,11 +10,11 @@ import torch
 
 from conftest import random_image, write_aligned
 from pix2pix.config import DataConfig
-from pix2pix.data.datasets import PairedDataset, detect_format
-from pix2pix.data.folders import find_pairs, resolve_root
-from pix2pix.data.images import read_image, save_image
-from pix2pix.data.sampler import EpochBatchSampler
-from pix2pix.data.transforms import JointParams, apply_params
+from pix2pix.data.files.images import read_image, save_image
+from pix2pix.data.pairs.datasets import PairedDataset, detect_format
+from pix2pix.data.pairs.folders import find_pairs, resolve_root
+from pix2pix.data.pairs.sampler import EpochBatchSampler
+from pix2pix.data.pairs.transforms import JointParams, apply_params
 from pix2pix.errors import UserError
 
 

@@ -24,8 +24,8 @@ from torch import nn
 from conftest import tiny_config, write_aligned
 from pix2pix.checkpoint import Progress, read_meta
 from pix2pix.config import RunConfig
-from pix2pix.data.folders import find_pairs
-from pix2pix.data.sampler import EpochBatchSampler
+from pix2pix.data.pairs.folders import find_pairs
+from pix2pix.data.pairs.sampler import EpochBatchSampler
 from pix2pix.nets import build_discriminator, build_generator
 from pix2pix.training.loop import fit
 from pix2pix.training.runlog import read_log

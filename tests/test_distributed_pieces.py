@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from conftest import tiny_config
-from pix2pix.data.sampler import EpochBatchSampler
+from pix2pix.data.pairs.sampler import EpochBatchSampler
 from pix2pix.errors import ConfigError, UserError
 from pix2pix.nets import build_generator
 from pix2pix.training.distributed import (

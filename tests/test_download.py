@@ -13,7 +13,7 @@ from typing import ClassVar
 
 import pytest
 
-from pix2pix.data.download import DATASETS, download_dataset, file_sha256
+from pix2pix.data.tools.download import DATASETS, download_dataset, file_sha256
 from pix2pix.errors import UserError
 
 

@@ -15,9 +15,9 @@ from PIL import Image
 
 from conftest import random_image, tiny_config
 from pix2pix.checkpoint import read_meta
-from pix2pix.data.derive import colorize
-from pix2pix.data.folders import find_pairs
-from pix2pix.data.images import read_image, save_image, to_tensor
+from pix2pix.data.files.images import read_image, save_image, to_tensor
+from pix2pix.data.pairs.folders import find_pairs
+from pix2pix.data.tools.derive import colorize
 from pix2pix.errors import ConfigError
 from pix2pix.evaluation.evaluate import evaluate
 from pix2pix.evaluation.metrics import image_metrics, quantize

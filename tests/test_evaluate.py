@@ -13,8 +13,8 @@ import torch
 
 from conftest import error_line, run_cli, tiny_config
 from pix2pix.checkpoint import find_checkpoint, read_meta
-from pix2pix.data.folders import find_pairs
-from pix2pix.data.images import read_image, to_tensor
+from pix2pix.data.files.images import read_image, to_tensor
+from pix2pix.data.pairs.folders import find_pairs
 from pix2pix.errors import UserError
 from pix2pix.evaluation.evaluate import evaluate
 from pix2pix.evaluation.fid import fid as fid_score

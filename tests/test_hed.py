@@ -11,7 +11,7 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from conftest import run_cli
-from pix2pix.data.edges import hed, load_hed
+from pix2pix.data.tools.edges import hed, load_hed
 from pix2pix.errors import UserError
 from pix2pix.nets.hed import HED
 

@@ -10,8 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from pix2pix.data.colour import decode_lab, encode_lab, lab_to_rgb, rgb_to_lab
-from pix2pix.data.images import (
+from pix2pix.data.files.colour import decode_lab, encode_lab, lab_to_rgb, rgb_to_lab
+from pix2pix.data.files.images import (
     from_tensor,
     image_info,
     read_image,
@@ -19,7 +19,7 @@ from pix2pix.data.images import (
     to_tensor,
     with_channels,
 )
-from pix2pix.data.transforms import resize_array
+from pix2pix.data.pairs.transforms import resize_array
 from pix2pix.errors import UserError
 from pix2pix.html import displayable, image_grid, save_preview, write_image_table
 
@@ -166,8 +166,8 @@ def test_local_images_over_the_pixel_limit_are_refused_from_the_header(
 ) -> None:
     from PIL import Image
 
-    import pix2pix.data.images as images
-    import pix2pix.data.limits as limits
+    import pix2pix.data.files.images as images
+    import pix2pix.data.files.limits as limits
 
     path = tmp_path / "big.png"
     save_image(np.zeros((60, 50, 3), np.uint8), path)

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import error_line, run_cli, tiny_config, write_aligned
 from safetensors.torch import load_file
 
+from conftest import error_line, run_cli, tiny_config, write_aligned
 from pix2pix import fit
 from pix2pix.config import RunConfig
 from pix2pix.errors import ConfigError
@@ -99,7 +99,7 @@ def test_a_new_method_translates_and_exports_without_a_method_flag(
     tiled = model.translate_tensor(x, eval_mode=True, tile=32, overlap=8)
     assert tiled.shape == y.shape
     pytest.importorskip("onnx")
-    code, out, err = run_cli(capsys, "export", "--checkpoint", ckpt, "--format", "onnx", "--out",
+    code, _, err = run_cli(capsys, "export", "--checkpoint", ckpt, "--format", "onnx", "--out",
                              tmp_path / "g.onnx", "--eval")  # fmt: skip
     assert code == 0, err
     assert (tmp_path / "g.onnx").is_file()
@@ -208,7 +208,7 @@ def test_extra_inputs_reach_the_generator_whole_tiled_and_exported(
     formats = ["torchscript"]
     try:
         import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
+        import onnxruntime
 
         formats.append("onnx")
     except ImportError:

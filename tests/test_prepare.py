@@ -10,14 +10,14 @@ import pytest
 import torch
 
 from conftest import random_image, run_cli, write_aligned, write_paired
-from pix2pix.data.check import check_dataset
-from pix2pix.data.colour import rgb_to_lab
-from pix2pix.data.derive import colorize, downscale, inpaint
-from pix2pix.data.edges import canny
-from pix2pix.data.folders import find_pairs
-from pix2pix.data.images import read_image, save_image
-from pix2pix.data.masks import hole_mask
-from pix2pix.data.prepare import combine, separate, split_dataset
+from pix2pix.data.files.colour import rgb_to_lab
+from pix2pix.data.files.images import read_image, save_image
+from pix2pix.data.pairs.folders import find_pairs
+from pix2pix.data.tools.check import check_dataset
+from pix2pix.data.tools.derive import colorize, downscale, inpaint
+from pix2pix.data.tools.edges import canny
+from pix2pix.data.tools.masks import hole_mask
+from pix2pix.data.tools.prepare import combine, separate, split_dataset
 from pix2pix.errors import UserError
 
 

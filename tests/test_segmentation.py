@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pix2pix.data.images import save_image
+from pix2pix.data.files.images import save_image
 from pix2pix.errors import ConfigError, UserError
 from pix2pix.segmentation import (
     IGNORE,

@@ -19,7 +19,7 @@ from PIL import Image
 from conftest import random_image, tiny_config
 from pix2pix.checkpoint import Progress, save_checkpoint
 from pix2pix.cli import main
-from pix2pix.data.images import to_tensor, to_uint8
+from pix2pix.data.files.images import to_tensor, to_uint8
 from pix2pix.errors import UserError
 from pix2pix.nets import build_generator
 from pix2pix.segmentation import parse_palette as parse_label_palette

@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pytest
 
-from pix2pix.data.images import save_image
-from pix2pix.data.synthetic import LABEL_COLOURS, draw_labels
+from pix2pix.data.files.images import save_image
+from pix2pix.data.tools.synthetic import LABEL_COLOURS, draw_labels
 from pix2pix.serve.app import create_app
 from pix2pix.serve.server import BackgroundServer
 from pix2pix.translate import Pix2Pix

@@ -12,12 +12,12 @@ from PIL import Image
 
 from conftest import error_line, run_cli, tiny_config
 from pix2pix.checkpoint import Progress, save_checkpoint
-from pix2pix.data import png as png_rows
-from pix2pix.data.bands import ArrayBands, TiffBands, open_bands, write_bands
-from pix2pix.data.images import read_image
-from pix2pix.data.png import PngRows, png_streamable
+from pix2pix.data.files.images import read_image
 from pix2pix.nets import build_generator
 from pix2pix.translate import Pix2Pix, translate_files
+from pix2pix.translate import png as png_rows
+from pix2pix.translate.bands import ArrayBands, TiffBands, open_bands, write_bands
+from pix2pix.translate.png import PngRows, png_streamable
 
 GEO = [(33550, 12, 3, (0.5, 0.5, 0.0), True), (34737, 2, 7, "WGS 84", True)]
 
@@ -345,8 +345,8 @@ def test_16_bit_outputs_stream_exactly(
 def test_a_streamed_png_is_never_decoded_whole(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import pix2pix.data.bands as bands
-    from pix2pix.data import limits
+    import pix2pix.translate.bands as bands
+    from pix2pix.data.files import limits
 
     model = _model(tmp_path)
     arr = np.random.default_rng(12).integers(0, 255, (90, 110, 3), dtype=np.uint8)
@@ -372,7 +372,7 @@ def test_the_pixel_limit_holds_for_images_decoded_whole_and_absurd_ones(
 ) -> None:
     import struct
 
-    from pix2pix.data import limits
+    from pix2pix.data.files import limits
     from pix2pix.errors import UserError
 
     model = _model(tmp_path)
@@ -395,7 +395,7 @@ def test_the_pixel_limit_holds_for_images_decoded_whole_and_absurd_ones(
 @pytest.mark.parametrize("suffix", [".jpg", ".webp"])
 def test_jpeg_and_webp_are_read_in_bands_by_pyvips(tmp_path: Path, suffix: str) -> None:
     pytest.importorskip("pyvips")
-    from pix2pix.data.bands import VipsBands
+    from pix2pix.translate.bands import VipsBands
 
     arr = np.random.default_rng(13).integers(0, 256, (203, 157, 3), dtype=np.uint8)
     Image.fromarray(arr).save(tmp_path / f"q{suffix}", quality=90)

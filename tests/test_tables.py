@@ -21,7 +21,7 @@ from pix2pix.config import (
     Preprocess,
     ValMetric,
 )
-from pix2pix.data.images import DEPTHS
+from pix2pix.data.files.images import DEPTHS
 from pix2pix.evaluation.metrics import HIGHER_IS_BETTER, METRICS
 from pix2pix.losses import GAN_LOSSES
 from pix2pix.nets.layers import NORMS

@@ -11,12 +11,12 @@ from torch import nn
 
 from conftest import tiny_config
 from pix2pix.checkpoint import Progress, save_checkpoint
-from pix2pix.data.images import read_image, save_image
+from pix2pix.data.files.images import read_image, save_image
 from pix2pix.nets import build_generator
 from pix2pix.nets.inference import inference_mode
-from pix2pix.nets.tiling import check_tiling, image_statistics, run_tiled, tile_starts
 from pix2pix.runtime import Speed
 from pix2pix.translate import Pix2Pix, translate_files
+from pix2pix.translate.tiling import check_tiling, image_statistics, run_tiled, tile_starts
 
 
 @pytest.mark.parametrize("size", [(37, 53), (64, 64), (100, 31), (129, 70)])
@@ -143,7 +143,7 @@ def test_a_memory_budget_forces_tiles(tmp_path: Path, monkeypatch, caplog) -> No
 
 
 def test_each_tile_reads_its_window_and_progress_is_reported() -> None:
-    from pix2pix.nets.tiling import tiled_blocks
+    from pix2pix.translate.tiling import tiled_blocks
 
     reads, progress = [], []
     x = torch.rand(1, 1, 200, 40)
@@ -167,7 +167,7 @@ def test_blocks_blend_as_the_weighted_sum_over_all_tiles(h: int, w: int, overlap
     pixel (rows covered by up to four tiles in the first case)."""
     import itertools
 
-    from pix2pix.nets.tiling import _window, tile_starts
+    from pix2pix.translate.tiling import _window, tile_starts
 
     calls = itertools.count(1)
     x = torch.rand(1, 2, h, w, dtype=torch.float64)

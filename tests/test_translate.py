@@ -12,7 +12,7 @@ from PIL import Image
 import pix2pix
 from conftest import random_image, tiny_config
 from pix2pix.checkpoint import Progress, save_checkpoint
-from pix2pix.data.images import read_image, save_image
+from pix2pix.data.files.images import read_image, save_image
 from pix2pix.errors import UserError
 from pix2pix.nets import build_generator
 from pix2pix.nets.inference import crop_box, pad_to_multiple

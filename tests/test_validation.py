@@ -13,9 +13,9 @@ import torch
 from conftest import tiny_config, write_aligned
 from pix2pix.checkpoint import GENERATOR_FILE, load_weights, open_checkpoint, read_meta
 from pix2pix.config import MonitorConfig, RunConfig
-from pix2pix.data.datasets import PairedDataset
-from pix2pix.data.folders import find_pairs
-from pix2pix.data.holdout import holdout_indices, split_holdout
+from pix2pix.data.pairs.datasets import PairedDataset
+from pix2pix.data.pairs.folders import find_pairs
+from pix2pix.data.pairs.holdout import holdout_indices, split_holdout
 from pix2pix.errors import ConfigError, UserError
 from pix2pix.evaluation.evaluate import evaluate
 from pix2pix.nets import build_generator

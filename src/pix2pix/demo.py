@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from pix2pix.config import DataConfig, ModelConfig, RunConfig, TrainConfig
-from pix2pix.data.datasets import load_pair
-from pix2pix.data.folders import find_pairs
-from pix2pix.data.images import save_image, to_tensor, to_uint8
-from pix2pix.data.synthetic import label_palette, write_dataset
+from pix2pix.data.files.images import save_image, to_tensor, to_uint8
+from pix2pix.data.pairs.datasets import load_pair
+from pix2pix.data.pairs.folders import find_pairs
+from pix2pix.data.tools.synthetic import label_palette, write_dataset
 from pix2pix.errors import ConfigError, UserError, setting
 from pix2pix.html import image_grid, write_image_table
 from pix2pix.training.loop import fit

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pix2pix.data.images import save_image, to_depth, to_uint8
+from pix2pix.data.files.images import save_image, to_depth, to_uint8
 from pix2pix.fileio import atomic_write_text
 
 _STYLE = """

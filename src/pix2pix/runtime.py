@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import platform
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -198,3 +199,20 @@ def compiled(module: nn.Module, speed: Speed, purpose: Purpose) -> Callable[...,
             return fn(*args)
 
     return frozen
+
+
+def available_memory(device: torch.device) -> int:
+    """Bytes free for a forward pass: CUDA's free memory, or the OS's available RAM."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        return 2 << 30

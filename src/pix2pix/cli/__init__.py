@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
         configure_backends()
     try:
         if hasattr(args, "max_image_pixels"):
-            from pix2pix.data.limits import set_max_image_pixels
+            from pix2pix.data.files.limits import set_max_image_pixels
 
             set_max_image_pixels(args.max_image_pixels)  # also for workers and ranks
         func(args)

@@ -180,20 +180,20 @@ def _wrote(count: int, what: str, out: str) -> None:
 
 
 def _combine(args: argparse.Namespace) -> None:
-    from pix2pix.data.prepare import combine
+    from pix2pix.data.tools.prepare import combine
 
     _wrote(len(combine(args.src, args.out, workers=args.workers)), "A|B file(s)", args.out)
 
 
 def _separate(args: argparse.Namespace) -> None:
-    from pix2pix.data.prepare import separate
+    from pix2pix.data.tools.prepare import separate
 
     written = separate(args.src, args.out, workers=args.workers)
     _wrote(len(written) // 2, "pair(s)", args.out)
 
 
 def _split(args: argparse.Namespace) -> None:
-    from pix2pix.data.prepare import split_dataset
+    from pix2pix.data.tools.prepare import split_dataset
 
     splits = split_dataset(
         args.src, args.out, val=args.val, test=args.test, seed=args.seed, link=args.link
@@ -202,7 +202,7 @@ def _split(args: argparse.Namespace) -> None:
 
 
 def _edges(args: argparse.Namespace) -> None:
-    from pix2pix.data.edges import edges
+    from pix2pix.data.tools.edges import edges
 
     made = edges(
         args.src,
@@ -219,14 +219,14 @@ def _edges(args: argparse.Namespace) -> None:
 
 
 def _colorize(args: argparse.Namespace) -> None:
-    from pix2pix.data.derive import colorize
+    from pix2pix.data.tools.derive import colorize
 
     made = colorize(args.src, args.out, layout=args.layout, workers=args.workers)
     _wrote(len(made), "pair(s)", args.out)
 
 
 def _inpaint(args: argparse.Namespace) -> None:
-    from pix2pix.data.derive import inpaint
+    from pix2pix.data.tools.derive import inpaint
 
     made = inpaint(
         args.src,
@@ -243,7 +243,7 @@ def _inpaint(args: argparse.Namespace) -> None:
 
 
 def _downscale(args: argparse.Namespace) -> None:
-    from pix2pix.data.derive import downscale
+    from pix2pix.data.tools.derive import downscale
 
     made = downscale(
         args.src, args.out, factor=args.factor, layout=args.layout, workers=args.workers
@@ -252,7 +252,7 @@ def _downscale(args: argparse.Namespace) -> None:
 
 
 def _check(args: argparse.Namespace) -> None:
-    from pix2pix.data.check import check_dataset
+    from pix2pix.data.tools.check import check_dataset
 
     report = check_dataset(args.src, workers=args.workers)
     print("\n".join(report.lines()))
@@ -268,7 +268,7 @@ def add_data(sub: Subparsers) -> None:
 
 
 def add_data_download(tools: Subparsers) -> None:
-    from pix2pix.data.download import DATASETS
+    from pix2pix.data.tools.download import DATASETS
 
     d = tools.add_parser(
         "download",
@@ -284,7 +284,7 @@ def add_data_download(tools: Subparsers) -> None:
 
 
 def _data_download(args: argparse.Namespace) -> None:
-    from pix2pix.data.download import download_dataset
+    from pix2pix.data.tools.download import download_dataset
 
     target = download_dataset(
         args.name, args.out, url=args.url, archive=args.archive, sha256=args.sha256

@@ -73,7 +73,7 @@ def _leaf_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentPars
 
 
 def add_pixel_limit(sub: Subparsers) -> None:
-    from pix2pix.data.limits import DEFAULT_MAX_PIXELS
+    from pix2pix.data.files.limits import DEFAULT_MAX_PIXELS
 
     for name in IMAGE_COMMANDS:
         for leaf in _leaf_parsers(sub.choices[name]):

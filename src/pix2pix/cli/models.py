@@ -12,7 +12,7 @@ from typing import get_args
 
 from pix2pix.config import CompileChoice, Precision, Switch
 from pix2pix.errors import UserError
-from pix2pix.nets.tiling import TileStats
+from pix2pix.translate.tiling import TileStats
 
 log = logging.getLogger("pix2pix")
 
@@ -114,7 +114,7 @@ def add_speed_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _translate(args: argparse.Namespace) -> None:
-    from pix2pix.data.images import expand_inputs
+    from pix2pix.data.files.images import expand_inputs
     from pix2pix.translate import Pix2Pix, translate_files
 
     # --paired takes dataset folders, whose input files translate_files finds

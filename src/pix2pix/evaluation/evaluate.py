@@ -36,10 +36,10 @@ from tqdm import tqdm
 
 from pix2pix.checkpoint import find_checkpoint, read_meta
 from pix2pix.config import check_seed
-from pix2pix.data import formats
-from pix2pix.data.encoding import output_array
-from pix2pix.data.folders import PairFiles, find_pairs
-from pix2pix.data.images import save_image
+from pix2pix.data.files import formats
+from pix2pix.data.files.encoding import output_array
+from pix2pix.data.files.images import save_image
+from pix2pix.data.pairs.folders import PairFiles, find_pairs
 from pix2pix.errors import UserError
 from pix2pix.evaluation.fcn import FcnScores
 from pix2pix.evaluation.fid import FeatureExtractor, find_inception, kid

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from pix2pix.data.datasets import oriented
-from pix2pix.data.folders import PairFiles
+from pix2pix.data.pairs.datasets import oriented
+from pix2pix.data.pairs.folders import PairFiles
 from pix2pix.evaluation.pairs import EvalPair
 from pix2pix.segmentation import Segmenter, confusion_matrix, fcn_scores
 from pix2pix.segmentation.data import read_labels

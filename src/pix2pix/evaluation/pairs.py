@@ -8,7 +8,7 @@ each file's size; an integer N resizes to N x N.
 Any data the training reads is evaluated the same way: 1, 3 or N channels (stacked
 A1/, A2/ folders too) at 8 or 16 bits or float, resized per channel without losing
 precision (`transforms.resize_array`), and turned into model tensors by
-`pix2pix.data.encoding`. In ``lab`` mode the model input is the L* of the target photo
+`pix2pix.data.files.encoding`. In ``lab`` mode the model input is the L* of the target photo
 (as in training) and outputs are compared, as RGB images of (input L*, predicted a*b*),
 with the RGB target photo.
 """
@@ -23,11 +23,11 @@ import numpy as np
 import torch
 
 from pix2pix.config import DataConfig, RunConfig
-from pix2pix.data.datasets import load_pair, oriented, side_header
-from pix2pix.data.encoding import decode_output, encode_input, image_channels
-from pix2pix.data.folders import PairFiles, pairs_folder
-from pix2pix.data.images import from_tensor, output_suffix, to_tensor, with_channels
-from pix2pix.data.transforms import resize_array
+from pix2pix.data.files.encoding import decode_output, encode_input, image_channels
+from pix2pix.data.files.images import from_tensor, output_suffix, to_tensor, with_channels
+from pix2pix.data.pairs.datasets import load_pair, oriented, side_header
+from pix2pix.data.pairs.folders import PairFiles, pairs_folder
+from pix2pix.data.pairs.transforms import resize_array
 from pix2pix.errors import UserError
 from pix2pix.evaluation.metrics import quantize
 

@@ -20,8 +20,8 @@ from typing import Any
 import numpy as np
 
 from pix2pix.config import RunConfig
-from pix2pix.data.folders import PairFiles
-from pix2pix.data.images import read_image
+from pix2pix.data.files.images import read_image
+from pix2pix.data.pairs.folders import PairFiles
 from pix2pix.evaluation.pairs import (
     SizeRule,
     input_preview,

@@ -6,7 +6,7 @@ last convolution of each of the five stages a 1x1 convolution gives a one-channe
 edge map. The five side maps are upsampled to the input size and fused by a learned 1x1
 convolution; a sigmoid makes the fused map an edge probability.
 
-No weights ship with pix2pix: `load_hed` (in `pix2pix.data.edges`) reads a local file.
+No weights ship with pix2pix: `load_hed` (in `pix2pix.data.tools.edges`) reads a local file.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Photo -> label-map pairs for training a segmenter, decoded once and kept in memory.
 
 Pairs come from the same layouts as pix2pix data (aligned A|B files or A/ and B/
-folders, `pix2pix.data.datasets.find_pairs`); `photo_side` says which side holds the
+folders, `pix2pix.data.pairs.datasets.find_pairs`); `photo_side` says which side holds the
 photo (facades: A). Label maps become class indices (`palette.py`). Every image is
 resized to `size` x `size` (photos bicubic, class maps nearest) for training; a batch
 is jittered by a random resize-and-crop and a horizontal flip drawn from
@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pix2pix.data.folders import PairFiles, find_pairs
-from pix2pix.data.images import read_image, to_tensor
-from pix2pix.data.limits import check_pixels
+from pix2pix.data.files.images import read_image, to_tensor
+from pix2pix.data.files.limits import check_pixels
+from pix2pix.data.pairs.folders import PairFiles, find_pairs
 from pix2pix.errors import UserError
 from pix2pix.palette import IGNORE, Palette, colors_to_classes
 

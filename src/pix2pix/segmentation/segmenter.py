@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 from pix2pix.checkpoint import load_weights, read_described, weights_bytes
 from pix2pix.config import DataConfig, Layout, at_least, check_fields, check_seed, ref
-from pix2pix.data.folders import resolve_root
+from pix2pix.data.pairs.folders import resolve_root
 from pix2pix.errors import ConfigError, UserError
 from pix2pix.fileio import check_replaceable, replace_folder
 from pix2pix.lock import folder_lock, sibling_lock

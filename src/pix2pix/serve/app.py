@@ -24,8 +24,8 @@ from starlette.concurrency import run_in_threadpool
 
 from pix2pix._version import __version__
 from pix2pix.config import SEED_MAX
-from pix2pix.data.encoding import image_channels
-from pix2pix.data.images import to_depth
+from pix2pix.data.files.encoding import image_channels
+from pix2pix.data.files.images import to_depth
 from pix2pix.palette import Palette
 from pix2pix.serve.drawing import RGB, Drawing, drawing_for
 from pix2pix.serve.upload import BodyLimit, Limits, UploadError, decode_upload, encode_png

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from pix2pix.data.images import array_to_pil, pil_to_array
+from pix2pix.data.files.images import array_to_pil, pil_to_array
 
 FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")
 # Multipart framing around the file (boundaries, part headers, the query-less form).

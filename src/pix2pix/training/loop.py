@@ -26,11 +26,11 @@ from pix2pix.checkpoint import (
     save_checkpoint,
 )
 from pix2pix.config import RunConfig
-from pix2pix.data.datasets import PairedDataset, resolve_format
-from pix2pix.data.encoding import display_batch
-from pix2pix.data.holdout import split_holdout
-from pix2pix.data.images import save_image
-from pix2pix.data.sampler import EpochBatchSampler
+from pix2pix.data.files.encoding import display_batch
+from pix2pix.data.files.images import save_image
+from pix2pix.data.pairs.datasets import PairedDataset, resolve_format
+from pix2pix.data.pairs.holdout import split_holdout
+from pix2pix.data.pairs.sampler import EpochBatchSampler
 from pix2pix.errors import ConfigError, UserError
 from pix2pix.fileio import first_missing, remove_if_empty
 from pix2pix.html import batch_grid
@@ -351,12 +351,10 @@ class _Run:
         log.info("%s: %s  lr %.2e  (%.1f s)", at, shown, self.trainer.lr, seconds)
 
 
-# the progress bar's and the epoch line's names for the losses every method logs
-SHORT_NAMES = {"loss_d": "D", "loss_g_gan": "G_GAN", "loss_g_l1": "L1"}
+SHORT_NAMES = {"loss_d": "D", "loss_g_gan": "G_GAN", "loss_g_l1": "L1"}  # for a glance
 
 
 def _short(running: dict[str, float]) -> dict[str, str]:
-    """The running losses worth a glance: D, G's GAN term and L1 where the method logs
-    them, else every loss it logs (a method of its own)."""
+    """The bar's losses: D, G_GAN and L1 where the method logs them, else all its losses."""
     named = {SHORT_NAMES[k]: f"{v:.4f}" for k, v in running.items() if k in SHORT_NAMES}
     return named or {k: f"{v:.4f}" for k, v in running.items() if k.startswith("loss")}

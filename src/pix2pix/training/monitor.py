@@ -17,7 +17,7 @@ from typing import Any
 
 from pix2pix.checkpoint import Progress, save_checkpoint
 from pix2pix.config import RunConfig
-from pix2pix.data.folders import PairFiles
+from pix2pix.data.pairs.folders import PairFiles
 from pix2pix.errors import ConfigError
 from pix2pix.methods import method_of
 from pix2pix.training.report import write_run_report

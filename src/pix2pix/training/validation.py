@@ -23,7 +23,7 @@ from torch import nn
 
 from pix2pix.checkpoint import unwrap
 from pix2pix.config import RunConfig
-from pix2pix.data.folders import PairFiles
+from pix2pix.data.pairs.folders import PairFiles
 from pix2pix.errors import ConfigError, setting
 from pix2pix.evaluation.fid import (
     INSTALL,

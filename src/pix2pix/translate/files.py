@@ -16,24 +16,24 @@ import torch
 from tqdm import tqdm
 
 from pix2pix.config import check_seed
-from pix2pix.data import formats
-from pix2pix.data.bands import TIFF_SUFFIXES, reads_in_bands
-from pix2pix.data.datasets import oriented, read_side, side_header, split_aligned
-from pix2pix.data.encoding import encode_input, image_channels, output_array
-from pix2pix.data.folders import find_pairs
-from pix2pix.data.images import (
+from pix2pix.data.files import formats
+from pix2pix.data.files.encoding import encode_input, image_channels, output_array
+from pix2pix.data.files.images import (
     expand_inputs,
     image_info,
     output_suffix,
     read_image,
     save_image,
 )
-from pix2pix.data.limits import check_pixels
+from pix2pix.data.files.limits import check_pixels
+from pix2pix.data.pairs.datasets import oriented, read_side, side_header, split_aligned
+from pix2pix.data.pairs.folders import find_pairs
 from pix2pix.errors import UserError
 from pix2pix.fileio import check_outputs, first_missing, remove_if_empty
-from pix2pix.nets.tiling import TileStats, check_tiling
+from pix2pix.translate.bands import TIFF_SUFFIXES, reads_in_bands
 from pix2pix.translate.model import Pix2Pix
 from pix2pix.translate.stream import streamable, translate_streamed, write_whole
+from pix2pix.translate.tiling import TileStats, check_tiling, needs_tiles
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def _header(
     tile = tiling["tile"]
     if tile == "auto":
         tile = model.tile_for(info.height, info.width, tiling["budget"])
-    if tile is None or max(info.height, info.width) <= tile:  # decoded in one piece
+    if not needs_tiles(info.height, info.width, tile):  # decoded in one piece
         check_pixels(files[0], info.width, info.height)
     return info.width, info.height, info.channels
 
@@ -277,7 +277,7 @@ def _tiling_for(
     needs; None where the images are no larger than the tile."""
     tile, overlap = tiling["tile"], tiling["overlap"]
     b, h, w = shape
-    if isinstance(tile, int) and max(h, w) <= tile:
+    if isinstance(tile, int) and not needs_tiles(h, w, tile):
         tile = None
     if tile == "auto":
         budget = tiling["budget"] // b if tiling["budget"] else None

@@ -18,36 +18,37 @@ from torch import nn
 
 from pix2pix.checkpoint import find_checkpoint, generator_file, load_weights, read_meta
 from pix2pix.config import RunConfig
-from pix2pix.data.encoding import encode_input, output_array
-from pix2pix.data.images import (
+from pix2pix.data.files.encoding import encode_input, output_array
+from pix2pix.data.files.images import (
     array_to_pil,
     pil_to_array,
     with_channels,
 )
 from pix2pix.methods import method_of
 from pix2pix.nets.inference import inference_mode, run_any_size
-from pix2pix.nets.tiling import (
-    TILE_STATS,
-    ReadRows,
-    TileStats,
-    auto_tile,
-    available_memory,
-    bytes_per_pixel,
-    check_tiling,
-    image_statistics,
-    tiled_blocks,
-    tiled_rows,
-)
 from pix2pix.runtime import (
     COMPILE_MIN_IMAGES,
     DTYPES,
     Speed,
+    available_memory,
     compiled,
     memory_format,
     resolve_device,
     resolve_speed,
 )
 from pix2pix.translate.aot import AotGenerator
+from pix2pix.translate.tiling import (
+    TILE_STATS,
+    ReadRows,
+    TileStats,
+    bytes_per_pixel,
+    check_tiling,
+    image_statistics,
+    memory_tile,
+    needs_tiles,
+    tiled_blocks,
+    tiled_rows,
+)
 
 TILE_BATCH = 4  # tiles per forward pass where that cannot change the result
 MEMORY_FRACTION = 0.5  # of the available memory a forward pass may take by default
@@ -186,7 +187,7 @@ class Pix2Pix:
             call = self._caller(extras)
             spatial = [e for e, s in zip(extras, self.extra_inputs) if s.kind == "spatial"]
             x = torch.cat([x, *spatial], dim=1) if spatial else x  # tiled together
-            if tile is None or max(x.shape[-2:]) <= tile:
+            if not needs_tiles(*x.shape[-2:], tile):
                 y = call(self._run, x)
             else:
                 read = lambda y0, y1, x0, x1: x[:, :, y0:y1, x0:x1]  # noqa: E731
@@ -240,7 +241,7 @@ class Pix2Pix:
         fmt = memory_format(self.speed)
         on_device = lambda *box: read(*box).to(self.device, self.dtype, memory_format=fmt)  # noqa: E731
         with self._inference(eval_mode, seed):
-            if max(shape[1:]) <= tile:
+            if not needs_tiles(*shape[1:], tile):
                 y = run_any_size(self._run, on_device(0, shape[1], 0, shape[2]), self.stride)
                 y = y.float().cpu()
                 yield (0, shape[1], 0, shape[2], y) if blocks else (0, shape[1], y)
@@ -265,10 +266,7 @@ class Pix2Pix:
     def tile_for(self, height: int, width: int, budget: int | None = None) -> int | None:
         """The tile that keeps one forward pass of a `height` x `width` image within
         `budget` bytes (default: half the memory available now); None when it fits whole.
-
-        The cost per pixel is an upper bound measured on the generator itself
-        (`nets.tiling.bytes_per_pixel`), for the padded size the network really sees.
-        """
+        The cost per pixel is an upper bound measured on the generator itself, once."""
         if self._per_pixel is None:
             with self._lock:
                 self._per_pixel = bytes_per_pixel(
@@ -276,11 +274,7 @@ class Pix2Pix:
                 )
         if budget is None:
             budget = int(available_memory(self.device) * MEMORY_FRACTION)
-        s = self.stride
-        padded = -(-height // s) * s * (-(-width // s) * s)
-        if padded * self._per_pixel <= budget:
-            return None
-        return auto_tile(budget, self._per_pixel, s)
+        return memory_tile(height, width, self.stride, self._per_pixel, budget)
 
     def _tiled(
         self,

@@ -17,11 +17,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pix2pix.data.bands import TIFF_SUFFIXES, Bands, TiffBands, open_bands, write_bands
-from pix2pix.data.encoding import encode_input, image_channels, output_array
-from pix2pix.data.images import with_channels
-from pix2pix.nets.tiling import TileStats
+from pix2pix.data.files.encoding import encode_input, image_channels, output_array
+from pix2pix.data.files.images import with_channels
+from pix2pix.translate.bands import TIFF_SUFFIXES, Bands, TiffBands, open_bands, write_bands
 from pix2pix.translate.model import Pix2Pix
+from pix2pix.translate.tiling import TileStats
 
 
 def has_tifffile() -> bool:

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from pix2pix.config import DataConfig
-from pix2pix.data.colour import decode_lab, encode_lab
-from pix2pix.data.images import from_tensor, to_tensor, with_channels
+from pix2pix.data.files.colour import decode_lab, encode_lab
+from pix2pix.data.files.images import from_tensor, to_tensor, with_channels
 
 LAB_CHANNELS = (1, 2)  # (input L*, output a*b*)
 

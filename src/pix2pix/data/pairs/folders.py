@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pix2pix.config import DataConfig
-from pix2pix.data.images import list_images
+from pix2pix.data.files.images import list_images
 from pix2pix.errors import UserError
 
 

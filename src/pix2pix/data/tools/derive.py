@@ -16,8 +16,8 @@ from typing import Literal
 import numpy as np
 import torch
 
-from pix2pix.data.colour import luminance_gray
-from pix2pix.data.images import (
+from pix2pix.data.files.colour import luminance_gray
+from pix2pix.data.files.images import (
     PEAK,
     depth_of,
     expand_inputs,
@@ -27,9 +27,9 @@ from pix2pix.data.images import (
     save_image,
     to_depth,
 )
-from pix2pix.data.masks import hole_mask
-from pix2pix.data.prepare import fresh_output, join_halves, parallel_map
-from pix2pix.data.transforms import resize_array
+from pix2pix.data.pairs.transforms import resize_array
+from pix2pix.data.tools.masks import hole_mask
+from pix2pix.data.tools.prepare import fresh_output, join_halves, parallel_map
 from pix2pix.errors import UserError
 from pix2pix.fileio import atomic_write_bytes
 

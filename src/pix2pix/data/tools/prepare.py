@@ -16,9 +16,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from pix2pix.data.datasets import read_side, side_header
-from pix2pix.data.folders import PairFiles, detect_layout, find_pairs, side_folders
-from pix2pix.data.images import (
+from pix2pix.data.files.images import (
     depth_of,
     image_info,
     list_images,
@@ -28,6 +26,8 @@ from pix2pix.data.images import (
     to_depth,
     widest,
 )
+from pix2pix.data.pairs.datasets import read_side, side_header
+from pix2pix.data.pairs.folders import PairFiles, detect_layout, find_pairs, side_folders
 from pix2pix.errors import UserError
 from pix2pix.fileio import atomic_write_bytes
 

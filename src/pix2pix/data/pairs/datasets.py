@@ -22,9 +22,8 @@ import torch
 from torch.utils.data import Dataset
 
 from pix2pix.config import DataConfig, RunConfig
-from pix2pix.data.encoding import LAB_CHANNELS, encode_pair
-from pix2pix.data.folders import PairFiles, find_pairs, resolve_root
-from pix2pix.data.images import (
+from pix2pix.data.files.encoding import LAB_CHANNELS, encode_pair
+from pix2pix.data.files.images import (
     Depth,
     ImageInfo,
     image_info,
@@ -33,7 +32,8 @@ from pix2pix.data.images import (
     widest,
     with_channels,
 )
-from pix2pix.data.transforms import JointParams, apply_params, output_size, sample_params
+from pix2pix.data.pairs.folders import PairFiles, find_pairs, resolve_root
+from pix2pix.data.pairs.transforms import JointParams, apply_params, output_size, sample_params
 from pix2pix.errors import ConfigError, UserError, setting
 
 _SAMPLE_STREAM = 1  # distinguishes augmentation seeds from the sampler's permutation seeds

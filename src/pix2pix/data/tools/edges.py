@@ -20,9 +20,9 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from pix2pix.data import formats
-from pix2pix.data.derive import OutLayout, derive_pairs
-from pix2pix.data.images import luma, to_depth
+from pix2pix.data.files import formats
+from pix2pix.data.files.images import luma, to_depth
+from pix2pix.data.tools.derive import OutLayout, derive_pairs
 from pix2pix.errors import UserError
 from pix2pix.nets.hed import HED
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pix2pix.data.images import save_image
+from pix2pix.data.files.images import save_image
 
 SKY, GROUND, BUILDING, SUN, TREE = range(5)
 # label colour of each class (A side)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 from collections.abc import Callable, Iterator
 from typing import Literal
 
@@ -268,24 +267,25 @@ def bytes_per_pixel(net: nn.Module, in_channels: int, stride: int, dtype: torch.
     return (total + probe.numel()) * element / (stride * stride)
 
 
+def needs_tiles(height: int, width: int, tile: int | None) -> bool:
+    """Whether an image is cut into tiles: only when a tile is set and a side of the image
+    is longer than it (an image that fits one tile runs whole). Decided here alone."""
+    return tile is not None and max(height, width) > tile
+
+
+def memory_tile(
+    height: int, width: int, stride: int, per_pixel: float, budget: float
+) -> int | None:
+    """The tile that keeps one forward pass of a `height` x `width` image (padded to the
+    stride, as the network sees it) within `budget` bytes at `per_pixel` bytes per
+    input pixel (`bytes_per_pixel`); None when the image fits whole."""
+    padded = -(-height // stride) * stride * (-(-width // stride) * stride)
+    if padded * per_pixel <= budget:
+        return None
+    return auto_tile(budget, per_pixel, stride)
+
+
 def auto_tile(budget_bytes: float, per_pixel: float, stride: int) -> int:
     """The largest tile (a multiple of `stride`) whose forward pass fits the budget."""
     side = int(math.sqrt(max(budget_bytes, 0.0) / per_pixel)) // stride * stride
     return max(stride, side)
-
-
-def available_memory(device: torch.device) -> int:
-    """Bytes free for a forward pass: CUDA's free memory, or the OS's available RAM."""
-    if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0])
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
-    except (AttributeError, ValueError, OSError):
-        return 2 << 30

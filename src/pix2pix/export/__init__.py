@@ -31,10 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import json
-import logging
-import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, get_args
@@ -45,6 +42,13 @@ from torch import nn
 from pix2pix.checkpoint import find_checkpoint, generator_file, load_weights, read_meta
 from pix2pix.config import RunConfig
 from pix2pix.errors import UserError
+from pix2pix.export.runtimes import (
+    onnx_runner,
+    require_onnx,
+    torchscript_runner,
+    write_onnx,
+    write_torchscript,
+)
 from pix2pix.fileio import staged_file
 from pix2pix.methods import ExtraInput, method_of
 from pix2pix.nets.inference import inference_mode
@@ -206,7 +210,7 @@ def export_generator(
     if not tolerance >= 0:
         raise UserError(f"--tolerance {tolerance} is out of range; use a value >= 0")
     if fmt == "onnx":
-        _require_onnx()
+        require_onnx()
     out = Path(out)
     _check_out(out, overwrite)
     stride = int(generator.stride)
@@ -225,14 +229,14 @@ def export_generator(
     if specs:
         metadata["extra_inputs"] = ", ".join(f"{s.name} ({s.kind}, {s.channels})" for s in specs)
     rng = torch.Generator().manual_seed(0)
-    example = _inputs((2, c_in, 2 * stride, 3 * stride), specs, rng)  # see _write_onnx
+    example = _inputs((2, c_in, 2 * stride, 3 * stride), specs, rng)  # see write_onnx
     with staged_file(out) as tmp:
         if fmt == "onnx":
-            _write_onnx(net, example, tmp, stride, metadata, [s.name for s in specs])
-            run = _onnx_runner(tmp)
+            write_onnx(net, example, tmp, stride, metadata, [s.name for s in specs])
+            run = onnx_runner(tmp)
         else:
-            _write_torchscript(net, example, tmp, metadata)
-            run = _torchscript_runner(tmp)
+            write_torchscript(net, example, tmp, metadata)
+            run = torchscript_runner(tmp)
         checks = []
         for shape in verification_shapes(stride, c_in):
             inputs = _inputs(shape, specs, rng)
@@ -262,112 +266,3 @@ def _inputs(
     b, _, h, w = shape
     extra = [(b, s.channels, h, w) if s.kind == "spatial" else (b, s.channels) for s in specs]
     return tuple(torch.rand(sh, generator=rng) * 2 - 1 for sh in [shape, *extra])
-
-
-# ---------------------------------------------------------------- ONNX
-
-
-def _require_onnx() -> None:
-    missing = []
-    for module in ("onnx", "onnxscript", "onnxruntime"):
-        try:
-            __import__(module)
-        except ImportError:
-            missing.append(module)
-    if missing:
-        raise UserError(
-            f"ONNX export needs {', '.join(missing)}; install them with "
-            "pip install 'pix2pix[export]'"
-        )
-
-
-@contextlib.contextmanager
-def _quiet_onnx_exporter() -> Iterator[None]:
-    """Hide the exporter's progress lines, its notes about torchvision ops we lack and the
-    optimizer's per-pass messages (all logged at INFO/WARNING by torch and onnxscript)."""
-    names = ("torch.onnx", "torch.export", "torch._export", "onnxscript", "onnx_ir")
-    loggers = [logging.getLogger(n) for n in names]
-    levels = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.ERROR)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
-            warnings.simplefilter("ignore", DeprecationWarning)
-            yield
-    finally:
-        for lg, level in zip(loggers, levels):
-            lg.setLevel(level)
-
-
-def _write_onnx(
-    net: nn.Module,
-    example: tuple[torch.Tensor, ...],
-    path: Path,
-    stride: int,
-    metadata: dict[str, str],
-    extra_names: list[str],
-) -> None:
-    import onnx
-    from torch.export import Dim
-
-    # Derived dims: the file's input shape reads (batch, C, stride*h, stride*w), stating
-    # the constraint. An example with no dimension of size 1 keeps all three dynamic.
-    h, w, batch = Dim("h", min=1), Dim("w", min=1), Dim("batch", min=1)
-    image = {0: batch, 2: stride * h, 3: stride * w}
-    dynamic = tuple(image if t.ndim == 4 else {0: batch} for t in example)
-    with _quiet_onnx_exporter():
-        program = torch.onnx.export(
-            net,
-            example,
-            dynamo=True,
-            verbose=False,
-            dynamic_shapes=dynamic,
-            input_names=["input", *extra_names],
-            output_names=["output"],
-        )
-    proto = program.model_proto
-    onnx.helper.set_model_props(proto, metadata)
-    onnx.save_model(proto, str(path))  # one file: 54M parameters are far below 2 GB
-
-
-def _onnx_runner(path: Path) -> Callable[..., torch.Tensor]:
-    import onnxruntime
-
-    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-
-    names = [i.name for i in session.get_inputs()]
-
-    def run(*inputs: torch.Tensor) -> torch.Tensor:
-        (y,) = session.run(["output"], {n: t.numpy() for n, t in zip(names, inputs)})
-        return torch.from_numpy(y)
-
-    return run
-
-
-# ---------------------------------------------------------------- TorchScript
-
-
-def _write_torchscript(
-    net: nn.Module, example: tuple[torch.Tensor, ...], path: Path, metadata: dict[str, str]
-) -> None:
-    # Tracing records the convolutions and the batch-statistics reductions, all of which
-    # are shape-agnostic, so the traced module takes any batch and any H, W multiple of
-    # the stride. (torch.jit is deprecated in PyTorch but still the format C++ loads.)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        traced = torch.jit.trace(net, example, check_trace=False)
-        extra = {"pix2pix.json": json.dumps(metadata, indent=2)}
-        torch.jit.save(traced, str(path), _extra_files=extra)
-
-
-def _torchscript_runner(path: Path) -> Callable[..., torch.Tensor]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        module = torch.jit.load(str(path), map_location="cpu")
-
-    def run(*inputs: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            return module(*inputs)
-
-    return run

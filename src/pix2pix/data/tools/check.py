@@ -13,9 +13,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pix2pix.data.folders import side_folders
-from pix2pix.data.images import ImageInfo, image_info, is_image, list_images, read_image
-from pix2pix.data.prepare import parallel_map
+from pix2pix.data.files.images import ImageInfo, image_info, is_image, list_images, read_image
+from pix2pix.data.pairs.folders import side_folders
+from pix2pix.data.tools.prepare import parallel_map
 from pix2pix.errors import UserError
 
 

@@ -8,8 +8,8 @@ import torch
 from torch.utils.data import Dataset
 
 from pix2pix.config import RunConfig
-from pix2pix.data.datasets import PairedDataset
-from pix2pix.data.folders import PairFiles, find_pairs, pairs_folder
+from pix2pix.data.pairs.datasets import PairedDataset
+from pix2pix.data.pairs.folders import PairFiles, find_pairs, pairs_folder
 from pix2pix.errors import UserError
 
 _HOLDOUT_STREAM = 3  # distinguishes the hold-out draw from the other seeded streams

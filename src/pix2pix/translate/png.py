@@ -26,7 +26,7 @@ from typing import Any, BinaryIO
 import numpy as np
 from PIL import Image
 
-from pix2pix.data.images import pil_to_array, with_channels
+from pix2pix.data.files.images import pil_to_array, with_channels
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 SAMPLES = {0: 1, 2: 3, 3: 1, 4: 2, 6: 4}  # colour type -> samples per pixel

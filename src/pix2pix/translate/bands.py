@@ -28,10 +28,10 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from pix2pix.data.formats import plain_tiff, require_module
-from pix2pix.data.images import read_image, with_channels
-from pix2pix.data.png import PngRows, png_streamable, write_png
+from pix2pix.data.files.formats import plain_tiff, require_module
+from pix2pix.data.files.images import read_image, with_channels
 from pix2pix.fileio import staged_file
+from pix2pix.translate.png import PngRows, png_streamable, write_png
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 # GeoTIFF (OGC 19-008) and GDAL's georeferencing tags: copied from input to output.

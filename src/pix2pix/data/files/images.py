@@ -23,9 +23,9 @@ import numpy as np
 import torch
 from PIL import Image
 
-from pix2pix.data import formats
-from pix2pix.data.formats import GRAY_MODES
-from pix2pix.data.limits import check_pixels
+from pix2pix.data.files import formats
+from pix2pix.data.files.formats import GRAY_MODES
+from pix2pix.data.files.limits import check_pixels
 from pix2pix.errors import UserError
 from pix2pix.fileio import atomic_write_bytes
 

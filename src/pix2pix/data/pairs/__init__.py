@@ -1,0 +1,2 @@
+"""Paired data: discovering pairs on disk, the dataset, joint transforms, batch order,
+the held-out split."""
