@@ -8,6 +8,7 @@ inside functions and under TYPE_CHECKING alike). Importing `a.b.c` runs `a/__ini
 from __future__ import annotations
 
 import ast
+import itertools
 from pathlib import Path
 
 import pytest
@@ -160,3 +161,75 @@ def test_the_public_load_takes_every_option_of_pix2pix_load() -> None:
     # one signature, the same defaults: pix2pix.load(path, precision="fp32", compile="off")
     assert inspect.signature(pix2pix.load) == inspect.signature(pix2pix.Pix2Pix.load)
     assert "precision" in inspect.signature(pix2pix.load).parameters
+
+
+def test_at_most_twelve_modules_in_every_package() -> None:
+    for package in [SRC, *(p for p in SRC.rglob("*") if (p / "__init__.py").exists())]:
+        modules = [p.stem for p in package.glob("*.py") if not p.stem.startswith("_")]
+        assert len(modules) <= 12, (package.relative_to(SRC.parent), sorted(modules))
+
+
+# ------------------------------------------------------------ the reading path
+
+
+def config_walk(tmp_path: Path) -> tuple[list[str], list[str]]:
+    """Run one training step of the paper recipe, tracing pix2pix's Python calls.
+
+    Returns (the walk: the modules of the functions a RunConfig (or a section of it, or
+    an object holding it as `.config`) is handed to, in the order each is first called,
+    from `fit` to the first optimiser step, runs of one module collapsed; the modules
+    every call from `Trainer.step` to that optimiser step runs in)."""
+    import os
+    import sys
+
+    from conftest import tiny_config, write_aligned
+    from pix2pix import fit
+    from pix2pix.config import SECTIONS, RunConfig
+
+    kinds = (RunConfig, *SECTIONS.values())
+    walk: list[str] = []
+    step: list[str] = []
+    seen: set[object] = set()
+    state = {"done": False, "in_step": False}
+
+    def profile(frame, event, arg) -> None:
+        code = frame.f_code
+        if state["done"] or event != "call":
+            return
+        if code.co_filename.endswith(os.path.join("torch", "optim", "adam.py")):
+            state["done"] = code.co_name == "step"
+            return
+        if not code.co_filename.startswith(str(SRC)):
+            return
+        name = module_name(Path(code.co_filename))
+        if name == "pix2pix.training.trainer" and code.co_name == "step":
+            state["in_step"] = True
+        if state["in_step"] and name not in step:
+            step.append(name)
+        args = code.co_varnames[: code.co_argcount + code.co_kwonlyargcount]
+        values = [frame.f_locals.get(a) for a in args]
+        values += [getattr(v, "config", None) for v in values]
+        if code in seen or not any(isinstance(v, kinds) for v in values):
+            return
+        seen.add(code)
+        if not walk or walk[-1] != name:
+            walk.append(name)
+
+    cfg = tiny_config(write_aligned(tmp_path / "data"), train={"max_steps": 1})
+    sys.setprofile(profile)
+    try:
+        fit(cfg, tmp_path / "run")
+    finally:
+        sys.setprofile(None)
+    assert state["done"], "the walk never reached an optimiser step"
+    return walk, step
+
+
+def test_one_training_step_reads_in_few_files_and_few_climbs(tmp_path: Path) -> None:
+    walk, step = config_walk(tmp_path)
+    climbs = [(a, b) for a, b in itertools.pairwise(walk) if layer_of(b) > layer_of(a)]
+    assert len(climbs) <= 10, climbs
+    entries = {m: walk.count(m) for m in walk}
+    assert max(entries.values()) <= 4, entries  # the loop: set-up, data, method, step
+    assert len(step) <= 8, step  # Trainer.step to the optimiser: the files a reader opens
+    assert step[:2] == ["pix2pix.training.trainer", "pix2pix.methods.pix2pix"]

@@ -65,22 +65,22 @@ def test_diffaugment_draws_per_rank_and_each_rank_resumes_its_own(
 
     x = torch.rand(2, 6, 32, 32)
     ranks = [trainer(0), trainer(1)]
-    first = [t.augment(x)[0] for t in ranks]
+    first = [t.method.augment(x)[0] for t in ranks]
     assert not torch.equal(first[0], first[1])  # each rank's share augmented its own way
-    assert torch.equal(trainer(0, world=1).augment(x)[0], first[0])  # rank 0: one process's
+    assert torch.equal(trainer(0, world=1).method.augment(x)[0], first[0])  # rank 0: one process's
     # a checkpoint holds every rank's stream; each rank continues its own
     state = trainer(0, world=1).state_dict()
     state["augment_rng_ranks"] = torch.stack([t.augment_rng.get_state() for t in ranks])
     resumed = trainer(1)
     resumed.load_state_dict(state)
-    assert torch.equal(resumed.augment(x)[0], ranks[1].augment(x)[0])
+    assert torch.equal(resumed.method.augment(x)[0], ranks[1].method.augment(x)[0])
     # with another process count, rank 1 takes a stream for the step: not rank 0's, and
     # not its own from step 0 again
     del state["augment_rng_ranks"]
     others = [trainer(0), trainer(1)]
     for t in others:
         t.load_state_dict({**state, "steps": 4})
-    draws = [t.augment(x)[0] for t in others]
+    draws = [t.method.augment(x)[0] for t in others]
     assert not torch.equal(draws[0], draws[1]) and not torch.equal(draws[1], first[1])
 
 

@@ -22,8 +22,8 @@ from pix2pix.losses import (
     r1_penalty,
     reconstruction_loss,
 )
+from pix2pix.methods.augment import augment_pairs
 from pix2pix.nets import MultiScaleDiscriminator, PatchDiscriminator, UNet, build_discriminator
-from pix2pix.training.augment import augment_pairs
 from pix2pix.training.ema import WeightAverage, ema_decay_at
 from pix2pix.training.health import Health
 from pix2pix.training.loop import fit

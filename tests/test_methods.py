@@ -18,7 +18,7 @@ from conftest import error_line, run_cli, tiny_config, write_aligned
 from pix2pix import fit
 from pix2pix.config import RunConfig
 from pix2pix.errors import ConfigError
-from pix2pix.methods import METHODS, ExtraInput, Kit, Method, method_class
+from pix2pix.methods import METHODS, ExtraInput, Method, method_class
 from pix2pix.nets import build_generator
 from pix2pix.nets.inference import run_any_size
 from pix2pix.translate import Pix2Pix
@@ -27,13 +27,10 @@ from pix2pix.translate import Pix2Pix
 class L1Only(Method):
     """G alone, one Adam, |G(a) - b|: the smallest method there is."""
 
-    def __init__(self, config: RunConfig, kit: Kit) -> None:
-        super().__init__(config, kit)
-        self.g = kit.place(build_generator(config.model))
-        self.modules = {"generator": self.g}
-        self.g_run = kit.runner(self.g)
-        lr = config.train.lr
-        self.optimizers = {"g": (kit.adam(self.g.parameters(), lr), lr)}
+    def __init__(self, config: RunConfig) -> None:
+        super().__init__(config)
+        self.modules = {"generator": self.inference_module(config)}
+        self.param_groups = {"g": ("generator", config.train.lr)}
 
     @classmethod
     def inference_module(cls, config: RunConfig, init: bool = True) -> torch.nn.Module:
@@ -42,8 +39,9 @@ class L1Only(Method):
     def step(self, real_a: torch.Tensor, real_b: torch.Tensor):
         opt, _ = self.optimizers["g"]
         opt.zero_grad(set_to_none=True)
+        g = self.modules["generator"]
         with self.kit.autocast():
-            fake = run_any_size(self.g_run, real_a, self.g.stride)
+            fake = run_any_size(self.run["generator"], real_a, g.stride)
         loss = (fake.float() - real_b).abs().mean()
         self.kit.scaler.scale(loss).backward()
         self.kit.scaler.step(opt)
@@ -153,12 +151,6 @@ class PointwiseCoded(torch.nn.Module):
 class CodedMethod(L1Only):
     """The L1 method on a generator that takes a code z (8) and a label map (5 classes)."""
 
-    def __init__(self, config: RunConfig, kit: Kit) -> None:
-        Method.__init__(self, config, kit)
-        self.g = kit.place(self.inference_module(config))
-        self.modules = {"generator": self.g}
-        self.optimizers = {"g": (kit.adam(self.g.parameters(), 1e-3), 1e-3)}
-
     @classmethod
     def inference_module(cls, config: RunConfig, init: bool = True) -> torch.nn.Module:
         m = config.model
@@ -172,7 +164,7 @@ class CodedMethod(L1Only):
         opt, _ = self.optimizers["g"]
         opt.zero_grad(set_to_none=True)
         z, labels = self.default_extras(self.config, real_a, None)
-        fake = self.g(real_a, z, labels)
+        fake = self.run["generator"](real_a, z, labels)
         loss = (fake - real_b).abs().mean()
         loss.backward()
         opt.step()

@@ -201,6 +201,23 @@ def compiled(module: nn.Module, speed: Speed, purpose: Purpose) -> Callable[...,
     return frozen
 
 
+@dataclass
+class Kit:
+    """What the training loop lends a method's step (`pix2pix.methods`): the device and
+    precision, the grad scaler, the step count and the augmentation stream (all saved and
+    resumed by the loop)."""
+
+    device: torch.device
+    speed: Speed
+    scaler: torch.amp.GradScaler
+    augment_rng: torch.Generator
+    steps: int = 0  # optimiser steps taken before this one
+
+    def autocast(self) -> contextlib.AbstractContextManager:
+        """The run's mixed precision for forward passes."""
+        return autocast(self.speed.precision, self.device)
+
+
 def available_memory(device: torch.device) -> int:
     """Bytes free for a forward pass: CUDA's free memory, or the OS's available RAM."""
     if device.type == "cuda":

@@ -1,11 +1,14 @@
 """What a training method is (`Method`), and what the shared loop lends it (`Kit`).
 
 A method owns its networks, its objective and its step: it builds its modules from the
-config, names them (each is checkpointed as `<name>.safetensors`), makes one optimiser
-per group of them, and takes one optimiser step per batch. Everything around that is
-shared and lives in `training/`: the data, the loop, checkpoints and exact resume,
-DistributedDataParallel, precision, the learning-rate schedule, the weight average,
-DiffAugment, validation and logging. The loop hands the method those services as a `Kit`.
+config and names them (each is checkpointed as `<name>.safetensors`), says which of them
+run in the step and whether inside DistributedDataParallel (`runs`), which are optimised
+at which base rate (`param_groups`), and takes one optimiser step per batch. The loop
+(`training.Trainer`) does the rest before the first step and around every one: device,
+memory layout, SyncBatchNorm, DDP and torch.compile wrapping, one fused Adam per group,
+checkpoints and exact resume, the learning-rate schedule, the weight average,
+validation and logging. It never calls back into the loop: what its step needs at run
+time (precision, the grad scaler, the step count, DiffAugment's stream) is the `Kit`.
 
 At inference a method names the module that runs (`inference`), builds it alone
 (`inference_module`) and says which inputs beyond the image it takes (`extra_inputs`:
@@ -15,44 +18,15 @@ serve and export run every method the same way.
 
 from __future__ import annotations
 
-import contextlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal, Protocol
+from typing import Any, ClassVar, Literal
 
 import torch
 from torch import nn
 
 from pix2pix.config import RunConfig
-from pix2pix.runtime import Speed
-
-
-class Kit(Protocol):
-    """The shared services a method's step uses (implemented by `training.Trainer`)."""
-
-    config: RunConfig
-    device: torch.device
-    speed: Speed
-    scaler: torch.amp.GradScaler
-    steps: int  # optimiser steps taken before this one
-
-    def place(self, module: nn.Module) -> nn.Module:
-        """A new module on the training device, in the training memory layout, with
-        SyncBatchNorm under torchrun when --sync-bn asks for it."""
-
-    def runner(self, module: nn.Module, *, ddp: bool = True) -> nn.Module:
-        """What runs `module` in the step: inside DistributedDataParallel (several ranks;
-        `ddp=False` for a module that takes no gradient there), inside torch.compile."""
-
-    def adam(self, params: Iterable[nn.Parameter], lr: float) -> torch.optim.Optimizer:
-        """The run's Adam (betas from the config, fused where the device has it)."""
-
-    def augment(self, *images: torch.Tensor) -> list[torch.Tensor]:
-        """Discriminator inputs under --augment's transform, one draw for all of them."""
-
-    def autocast(self) -> contextlib.AbstractContextManager:
-        """The run's mixed precision for forward passes."""
+from pix2pix.runtime import Kit
 
 
 @dataclass(frozen=True)
@@ -71,14 +45,26 @@ class Method(ABC):
     # the module inference runs; its weight average (--ema-decay) is `<name>_ema`
     inference: ClassVar[str] = "generator"
 
-    def __init__(self, config: RunConfig, kit: Kit) -> None:
+    def __init__(self, config: RunConfig) -> None:
+        """Build the modules (in a fixed order: the seed decides their weights)."""
         self.config = config
-        self.kit = kit
-        # name -> module: each is checkpointed as <name>.safetensors and resumed from it
+        # name -> module: each is checkpointed as <name>.safetensors and resumed from it;
+        # the loop replaces each by its placed copy (device, layout, SyncBatchNorm)
         self.modules: dict[str, nn.Module] = {}
-        # name -> (optimiser, base learning rate): the schedule scales every base rate;
-        # the training state keeps each as optimizer_<name>
+        # optimiser name -> (module name, base learning rate): the loop makes the Adam,
+        # the schedule scales the rate, the training state keeps it as optimizer_<name>
+        self.param_groups: dict[str, tuple[str, float]] = {}
+        # set by the loop before the first step
+        self.run: dict[str, nn.Module] = {}  # what `runs` names, wrapped for the step
         self.optimizers: dict[str, tuple[torch.optim.Optimizer, float]] = {}
+        self.kit: Kit
+
+    def runs(self) -> dict[str, tuple[nn.Module, bool]]:
+        """What the step runs, by name: (module, inside DDP). A module that takes no
+        gradient where it runs (D in G's step) stays outside DDP, which would wait for
+        gradients that never come. Called once the modules are placed. Default: every
+        module as it is, inside DDP."""
+        return {name: (module, True) for name, module in self.modules.items()}
 
     @classmethod
     @abstractmethod

@@ -22,7 +22,8 @@ from pix2pix.losses import (
     r1_penalty,
     reconstruction_loss,
 )
-from pix2pix.methods.base import Kit, Method
+from pix2pix.methods.augment import augment_pairs
+from pix2pix.methods.base import Method
 from pix2pix.nets import build_discriminator, build_generator
 from pix2pix.nets.inference import run_any_size
 
@@ -45,22 +46,27 @@ class DiscriminatorPair(nn.Module):
 class Pix2PixMethod(Method):
     """G and D, their optimisers, and the paper's step."""
 
-    def __init__(self, config: RunConfig, kit: Kit) -> None:
-        super().__init__(config, kit)
+    def __init__(self, config: RunConfig) -> None:
+        super().__init__(config)
         m, t = config.model, config.train
-        self.g = kit.place(build_generator(m))  # (built in this order: the seed's weights)
-        self.d = kit.place(build_discriminator(m))
-        self.modules = {"generator": self.g, "discriminator": self.d}
-        # What runs: g_run, G inside DDP (several ranks) inside torch.compile (if on);
-        # d_pair, D's own step likewise; d_frozen, D in G's step, outside DDP: frozen
-        # there, it has no gradients to average, and a DDP forward with no matching
-        # gradients would leave DDP waiting for them.
-        self.g_run = kit.runner(self.g)
-        self.d_pair = kit.runner(DiscriminatorPair(self.d))
-        self.d_frozen = kit.runner(self.d, ddp=False)
+        # built in this order: the seed's weights
+        self.modules = {"generator": build_generator(m), "discriminator": build_discriminator(m)}
         lr_d = t.lr if t.lr_d is None else t.lr_d  # --lr-d: two time-scale update rule
-        self.optimizers = {"g": (kit.adam(self.g.parameters(), t.lr), t.lr),
-                           "d": (kit.adam(self.d.parameters(), lr_d), lr_d)}  # fmt: skip
+        self.param_groups = {"g": ("generator", t.lr), "d": ("discriminator", lr_d)}
+
+    @property
+    def g(self) -> nn.Module:
+        return self.modules["generator"]
+
+    @property
+    def d(self) -> nn.Module:
+        return self.modules["discriminator"]
+
+    def runs(self) -> dict[str, tuple[nn.Module, bool]]:
+        """G in DDP; D's own step (fake and real pairs in one call) in DDP; D in G's
+        step outside it: frozen there, it has no gradients to average."""
+        pair = DiscriminatorPair(self.d)
+        return {"g": (self.g, True), "d_pair": (pair, True), "d_frozen": (self.d, False)}
 
     @classmethod
     def inference_module(cls, config: RunConfig, init: bool = True) -> nn.Module:
@@ -68,7 +74,15 @@ class Pix2PixMethod(Method):
 
     def generate(self, real_a: torch.Tensor) -> torch.Tensor:
         """G(input) for (B, C_in, H, W) of any H, W -> (B, C_out, H, W)."""
-        return run_any_size(self.g_run, real_a, self.g.stride)
+        return run_any_size(self.run["g"], real_a, self.g.stride)
+
+    def augment(self, *pairs: torch.Tensor) -> list[torch.Tensor]:
+        """D's inputs with --augment's transform (one draw for all of them)."""
+        policy = self.config.train.augment_policy
+        if not policy:
+            return list(pairs)
+        split = self.config.model.in_channels if self.config.model.conditional else 0
+        return augment_pairs(pairs, policy, self.kit.augment_rng, int(split or 0))
 
     def d_input(self, real_a: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         """What D judges: an output `image` (B, C_out, H, W), beside its input if conditional."""
@@ -100,8 +114,8 @@ class Pix2PixMethod(Method):
         if r1_now:
             real_in = real_in.detach().requires_grad_(True)
         with kit.autocast():
-            fake_in, real_seen = kit.augment(self.d_input(real_a, fake.detach()), real_in)
-            fake_logits, real_logits = self.d_pair(fake_in, real_seen)
+            fake_in, real_seen = self.augment(self.d_input(real_a, fake.detach()), real_in)
+            fake_logits, real_logits = self.run["d_pair"](fake_in, real_seen)
         loss, loss_real, loss_fake = discriminator_loss(real_logits, fake_logits, t.gan_loss)
         out = {"loss_d": loss, "loss_d_real": loss_real, "loss_d_fake": loss_fake}
         out["d_acc"] = d_accuracy(real_logits, fake_logits).detach()
@@ -127,7 +141,7 @@ class Pix2PixMethod(Method):
         loss_gan = torch.zeros((), device=fake.device)  # "L1 only": D plays no part
         if t.lambda_gan > 0 and t.feature_matching > 0:
             with kit.autocast():
-                fake_in, real_in = kit.augment(
+                fake_in, real_in = self.augment(
                     self.d_input(real_a, fake), self.d_input(real_a, real_b)
                 )
                 fake_feats = self._features(fake_in)
@@ -137,8 +151,8 @@ class Pix2PixMethod(Method):
             out["loss_g_fm"] = feature_matching_loss(fake_feats, real_feats)
         elif t.lambda_gan > 0:
             with kit.autocast():
-                (fake_in,) = kit.augment(self.d_input(real_a, fake))
-                fake_logits = self.d_frozen(fake_in)
+                (fake_in,) = self.augment(self.d_input(real_a, fake))
+                fake_logits = self.run["d_frozen"](fake_in)
             loss_gan = generator_loss(fake_logits, t.gan_loss)
         loss_l1 = reconstruction_loss(fake, real_b, t.reconstruction, t.reconstruction_scale)
         loss = t.lambda_gan * loss_gan + t.lambda_l1 * loss_l1

@@ -1,11 +1,12 @@
 """The shared half of a training step (`Trainer`): what every method's step runs inside.
 
-A method (`pix2pix.methods`) builds its networks and takes one optimiser step per batch;
-the trainer lends it the device, precision, DistributedDataParallel, torch.compile, the
-fused Adam, the grad scaler and DiffAugment (the `methods.Kit`), and keeps what every
-method has: the step count, the weight average of the inference module (--ema-decay),
-the learning-rate schedule and the training state that makes resume exact (optimisers,
-scaler, RNG streams). The LR is constant for `epochs` then decays linearly to zero over
+A method (`pix2pix.methods`) builds its networks and takes one optimiser step per batch.
+The trainer places its modules (device, memory layout, SyncBatchNorm), wraps what runs
+in the step (DistributedDataParallel, torch.compile), makes one fused Adam per group, and
+lends the step a `methods.Kit` (precision, grad scaler, step count, DiffAugment's
+stream); it keeps what every method has: the weight average of the inference module
+(--ema-decay), the learning-rate schedule and the training state that makes resume exact
+(optimisers, scaler, RNG streams). The LR is constant for `epochs` then decays linearly to zero over
 `decay_epochs`.
 
 Under torchrun (a `DistContext` with several ranks) the method's modules run inside
@@ -16,7 +17,6 @@ global batch, since every rank's losses are means over equal per-rank batches.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -25,9 +25,8 @@ from torch import nn
 from pix2pix.checkpoint import load_training_state, load_weights, module_file
 from pix2pix.config import RunConfig
 from pix2pix.errors import UserError
-from pix2pix.methods import Method, method_of
-from pix2pix.runtime import Speed, autocast, compiled, memory_format, resolve_speed
-from pix2pix.training.augment import augment_pairs
+from pix2pix.methods import method_of
+from pix2pix.runtime import Kit, Speed, compiled, memory_format, resolve_speed
 from pix2pix.training.distributed import (
     DistContext,
     augment_seed,
@@ -63,43 +62,53 @@ class Trainer:
         self.speed = speed or resolve_speed(
             device, "train", t.precision, t.channels_last, t.compile
         )
-        self.steps = 0  # optimiser steps taken (lazy R1 and the EMA warm-up count them)
-        self.scaler = torch.amp.GradScaler(device.type, enabled=self.speed.precision == "fp16")
-        self.method: Method = method_of(config)(config, self)  # builds its modules
-        inference = self.method.module_for_inference
-        self.ema = WeightAverage(inference, t.ema_decay) if t.ema_decay > 0 else None
+        scaler = torch.amp.GradScaler(device.type, enabled=self.speed.precision == "fp16")
         # augmentation draws from its own stream, so that it leaves dropout's unchanged,
         # and from each rank's own, so that the ranks' shares are augmented unalike
-        self.augment_rng = torch.Generator().manual_seed(augment_seed(t.seed, self.ctx.rank))
-
-    # ------------------------------------------------------------------ the Kit
-    def place(self, module: nn.Module) -> nn.Module:
-        module = module.to(self.device, memory_format=memory_format(self.speed))
-        if self.config.train.sync_bn:
-            module = sync_batch_norm(module, self.ctx, self.device)
-        return module
-
-    def runner(self, module: nn.Module, *, ddp: bool = True) -> nn.Module:
-        wrapped = wrap_ddp(module, self.ctx, self.device) if ddp else module
-        return compiled(wrapped, self.speed, "train")
-
-    def adam(self, params: Iterable[nn.Parameter], lr: float) -> torch.optim.Optimizer:
+        augment_rng = torch.Generator().manual_seed(augment_seed(t.seed, self.ctx.rank))
+        self.kit = Kit(device, self.speed, scaler, augment_rng)
+        self.method = method = method_of(config)(config)  # builds its modules
+        fmt = memory_format(self.speed)
+        for name, module in method.modules.items():
+            module = module.to(device, memory_format=fmt)
+            if t.sync_bn:
+                module = sync_batch_norm(module, self.ctx, device)
+            method.modules[name] = module
+        # what runs: inside DDP (several ranks, where the method asks) inside torch.compile
+        method.run = {
+            name: compiled(wrap_ddp(m, self.ctx, device) if ddp else m, self.speed, "train")
+            for name, (m, ddp) in method.runs().items()
+        }
         # The fused Adam kernel does the whole update in one pass over memory: 3x faster
         # than the per-tensor loop on this U-Net's 54M parameters (CPU and CUDA).
-        t = self.config.train
-        fused = self.device.type in ("cpu", "cuda")
-        return torch.optim.Adam(params, lr=lr, betas=(t.beta1, t.beta2), fused=fused)
+        fused = device.type in ("cpu", "cuda")
+        for name, (module, lr) in method.param_groups.items():
+            params = method.modules[module].parameters()
+            adam = torch.optim.Adam(params, lr=lr, betas=(t.beta1, t.beta2), fused=fused)
+            method.optimizers[name] = (adam, lr)
+        method.kit = self.kit
+        inference = method.module_for_inference
+        self.ema = WeightAverage(inference, t.ema_decay) if t.ema_decay > 0 else None
 
-    def augment(self, *pairs: torch.Tensor) -> list[torch.Tensor]:
-        """D's inputs with --augment's transform (one draw for all of them)."""
-        policy = self.config.train.augment_policy
-        if not policy:
-            return list(pairs)
-        split = self.config.model.in_channels if self.config.model.conditional else 0
-        return augment_pairs(pairs, policy, self.augment_rng, int(split or 0))
+    @property
+    def steps(self) -> int:
+        """Optimiser steps taken (lazy R1 and the EMA warm-up count them)."""
+        return self.kit.steps
+
+    @steps.setter
+    def steps(self, value: int) -> None:
+        self.kit.steps = value
+
+    @property
+    def scaler(self) -> torch.amp.GradScaler:
+        return self.kit.scaler
+
+    @property
+    def augment_rng(self) -> torch.Generator:
+        return self.kit.augment_rng
 
     def autocast(self) -> contextlib.AbstractContextManager:
-        return autocast(self.speed.precision, self.device)
+        return self.kit.autocast()
 
     # ------------------------------------------------------------------ the step
     @property
