@@ -244,3 +244,31 @@ def test_resume_reads_the_checkpoint_config_once(capsys, tmp_path: Path, monkeyp
     assert code == 0, err
     assert reads == [run_dir / "latest"]  # once, by the CLI; fit uses what it read
     assert read_meta(run_dir / "latest")[1].step == 2
+
+
+def test_a_command_declares_what_it_uses_where_it_is_registered(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """One registration: `uses` gives a new command the pixel guard and the backends."""
+    import pix2pix.cli as cli
+    from pix2pix.cli.flags import uses
+
+    def add_probe(sub) -> None:
+        p = sub.add_parser("probe")
+        uses(p, networks=True, images=True)
+        p.set_defaults(func=lambda args: None)
+
+    def add_plain(sub) -> None:
+        sub.add_parser("plain").set_defaults(func=lambda args: None)
+
+    monkeypatch.setattr(cli, "COMMANDS", [*cli.COMMANDS, add_probe, add_plain])
+    parser = cli.build_parser()
+    probe = parser.parse_args(["probe", "--max-image-pixels", "7"])
+    assert probe.max_image_pixels == 7 and probe.runs_networks
+    plain = parser.parse_args(["plain"])
+    assert not hasattr(plain, "max_image_pixels") and not getattr(plain, "runs_networks", False)
+    called = []
+    monkeypatch.setattr("pix2pix.runtime.configure_backends", lambda: called.append(1))
+    cli.main(["probe"])
+    cli.main(["plain"])
+    assert called == [1]  # the backends for the command that runs networks only

@@ -27,7 +27,7 @@ import pickle
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -36,7 +36,7 @@ from safetensors.torch import save as save_safetensors
 from torch import nn
 
 from pix2pix._version import __version__
-from pix2pix.config import RunConfig
+from pix2pix.config import RunConfig, Weights
 from pix2pix.errors import UserError
 from pix2pix.fileio import atomic_write_bytes, atomic_write_text, staged_folder
 from pix2pix.hub import download, is_hub_ref
@@ -50,7 +50,7 @@ WEIGHTS_SUFFIX = ".safetensors"
 GENERATOR_FILE = "generator.safetensors"
 DISCRIMINATOR_FILE = "discriminator.safetensors"
 EMA_FILE = "generator_ema.safetensors"
-WEIGHTS = ("auto", "ema", "raw")  # which generator inference loads (`generator_file`)
+WEIGHTS = get_args(Weights)  # which generator inference loads (`generator_file`)
 STATE_FILE = "training_state.pt"
 # what resume needs beside the modules the method names (`module_file`)
 TRAINING_FILES = (CONFIG_FILE, STATE_FILE)

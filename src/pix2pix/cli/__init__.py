@@ -41,10 +41,6 @@ COMMANDS: list[Callable[[Subparsers], None]] = [
 ]
 
 
-# commands that run networks, and so get the process-wide backend settings
-NETWORK_COMMANDS = {"train", "translate", "export", "serve", "demo", "evaluate", "segmenter"}
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(
         prog="pix2pix",
@@ -72,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
         stream=sys.stderr,
     )
     func: Callable[[argparse.Namespace], None] = args.func
-    if args.command in NETWORK_COMMANDS:
+    if getattr(args, "runs_networks", False):  # declared where it is registered
         from pix2pix.runtime import configure_backends
 
         configure_backends()

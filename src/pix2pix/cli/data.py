@@ -10,6 +10,8 @@ import argparse
 import sys
 from collections.abc import Callable
 
+from pix2pix.cli.flags import uses
+
 Subparsers = argparse._SubParsersAction
 
 
@@ -262,6 +264,7 @@ def _check(args: argparse.Namespace) -> None:
 
 def add_data(sub: Subparsers) -> None:
     p = sub.add_parser("data", help="dataset tools", description="Dataset tools.")
+    uses(p, images=True)
     tools = p.add_subparsers(dest="data_command", metavar="TOOL", required=True)
     add_data_download(tools)
     add_data_tools(tools)

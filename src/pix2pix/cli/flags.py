@@ -19,6 +19,7 @@ SECTION_TITLES = {
     "model": "networks",
     "train": "training",
     "monitor": "validation and logging",
+    "evaluate": "evaluation",
 }
 
 
@@ -34,7 +35,7 @@ def add_config_flags(parser: argparse.ArgumentParser, sections: dict[str, type] 
             kwargs: dict[str, Any] = {
                 "dest": f"{section}.{f.name}",
                 "default": argparse.SUPPRESS,
-                "help": f"{docs.get(f.name, '')} (default: {default})",
+                "help": docs.get(f.name, "") + _shown(default),
             }
             if get_origin(tp) in (typing.Union, types.UnionType):
                 tp = next(a for a in get_args(tp) if a is not type(None))  # X | None -> X
@@ -50,6 +51,11 @@ def add_config_flags(parser: argparse.ArgumentParser, sections: dict[str, type] 
             group.add_argument(flag_name(f.name, f), **kwargs)
 
 
+def _shown(default: object) -> str:
+    """` (default: X)` for --help, nothing where there is no default to show."""
+    return "" if default in (None, "") else f" (default: {default})"
+
+
 def config_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     """{'model': {...}, 'data': {...}, ...} of the config flags given."""
     sections: dict[str, dict[str, Any]] = {name: {} for name in SECTIONS}
@@ -60,8 +66,12 @@ def config_overrides(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     return sections
 
 
-# commands that read local image files, and so take --max-image-pixels
-IMAGE_COMMANDS = {"train", "translate", "evaluate", "segmenter", "data"}
+def uses(parser: argparse.ArgumentParser, *, networks: bool = False, images: bool = False) -> None:
+    """Say, where a command is registered, what it needs: `networks` (run networks: the
+    process-wide backend settings) and `images` (read local image files: every tool below
+    it takes --max-image-pixels, added by `add_pixel_limit`)."""
+    parser.set_defaults(runs_networks=networks)
+    parser.reads_images = images  # type: ignore[attr-defined]
 
 
 def _leaf_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
@@ -75,8 +85,10 @@ def _leaf_parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentPars
 def add_pixel_limit(sub: Subparsers) -> None:
     from pix2pix.data.files.limits import DEFAULT_MAX_PIXELS
 
-    for name in IMAGE_COMMANDS:
-        for leaf in _leaf_parsers(sub.choices[name]):
+    for command in sub.choices.values():
+        if not getattr(command, "reads_images", False):
+            continue
+        for leaf in _leaf_parsers(command):
             if leaf.prog.endswith(" download"):
                 continue
             leaf.add_argument(

@@ -10,7 +10,8 @@ import argparse
 import logging
 from typing import get_args
 
-from pix2pix.config import CompileChoice, Precision, Switch
+from pix2pix.cli.flags import uses
+from pix2pix.config import CompileChoice, Precision, Switch, Weights
 from pix2pix.errors import UserError
 from pix2pix.translate.tiling import TileStats
 
@@ -27,6 +28,7 @@ def add_translate(sub: Subparsers) -> None:
         "on and batch norm with the test batch's statistics; --eval uses the running "
         "statistics and no dropout (deterministic).",
     )
+    uses(p, networks=True, images=True)
     p.add_argument("--checkpoint", required=True, help="run folder or checkpoint folder")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files, folders or globs")
     p.add_argument("--out", required=True, metavar="OUT_DIR", help="folder for <stem>.png outputs")
@@ -86,7 +88,7 @@ def add_weights_flag(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--weights",
         default="auto",
-        choices=("auto", "ema", "raw"),
+        choices=get_args(Weights),
         help="which generator weights: auto (the moving average a run trained with "
         "--ema-decay saved, else G's own), ema, raw (G's own)",
     )
@@ -182,6 +184,7 @@ def add_serve(sub: Subparsers) -> None:
         "127.0.0.1 (this machine only) unless --host says otherwise; there is no "
         "authentication.",
     )
+    uses(p, networks=True)
     p.add_argument("--checkpoint", required=True, help="run folder or checkpoint folder")
     p.add_argument("--host", default="127.0.0.1", help="interface to bind (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
@@ -270,6 +273,7 @@ def add_export(sub: Subparsers) -> None:
         "run (onnxruntime or torch.jit.load) on two random input sizes and compared with "
         "PyTorch in the same mode; if it differs by more than --tolerance, nothing is written.",
     )
+    uses(p, networks=True)
     p.add_argument("--checkpoint", required=True, help="run folder or checkpoint folder")
     p.add_argument("--format", required=True, choices=FORMATS, help="onnx or torchscript")
     p.add_argument("--out", required=True, metavar="FILE", help="the exported file (e.g. g.onnx)")

@@ -7,7 +7,7 @@ import logging
 import signal
 from pathlib import Path
 
-from pix2pix.cli.flags import Subparsers, add_config_flags, config_overrides
+from pix2pix.cli.flags import Subparsers, add_config_flags, config_overrides, uses
 from pix2pix.config import read_config_file
 from pix2pix.config.recipes import describe_recipes
 from pix2pix.config.run import with_recipe
@@ -48,6 +48,7 @@ def add_train(sub: Subparsers) -> None:
         epilog=describe_recipes(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    uses(p, networks=True, images=True)
     p.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder (checkpoints, logs)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out")
     p.add_argument(
@@ -101,6 +102,7 @@ def add_demo(sub: Subparsers) -> None:
         description="Generate labels -> rendering pairs, train a small U-Net, translate "
         "held-out scenes and write an HTML page. Re-running resumes or reuses the run.",
     )
+    uses(p, networks=True)
     p.add_argument("--out", default="runs/demo", help="demo folder (default: runs/demo)")
     p.add_argument("--size", type=int, default=64, help="image size (default: 64)")
     p.add_argument("--steps", type=int, default=3000, help="training steps (default: 3000)")

@@ -3,7 +3,7 @@ the flags' `choices` and the code that acts on them."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 Direction = Literal["AtoB", "BtoA"]
 Layout = Literal["auto", "aligned", "paired"]
@@ -30,4 +30,6 @@ ValMetric = Literal["l1", "mse", "psnr", "ssim", "ms_ssim", "fid"]
 Upsample = Literal["transpose", "resize-conv", "resize-conv-head"]
 Reconstruction = Literal["l1", "l2"]
 Recipe = Literal["paper", "improved"]
-AUGMENTATIONS = ("translation", "cutout", "color")  # what --augment may name
+Weights = Literal["auto", "ema", "raw"]  # which generator weights inference loads
+Augmentation = Literal["translation", "cutout", "color"]  # what --augment may name
+AUGMENTATIONS: tuple[Augmentation, ...] = get_args(Augmentation)

@@ -25,7 +25,7 @@ RUNTIME = {"runtime": True}
 
 # Fields whose flag is not their name in kebab-case (`root` is given as `--data`): the one
 # place a flag is renamed, for every config class.
-FLAGS = {"root": "--data"}
+FLAGS = {"root": "--data", "eval_mode": "--eval"}
 
 
 def flag_name(name: str, f: dataclasses.Field | None = None) -> str:

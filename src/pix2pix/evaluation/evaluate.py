@@ -22,6 +22,7 @@ in `images/`).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import math
@@ -35,7 +36,7 @@ import torch
 from tqdm import tqdm
 
 from pix2pix.checkpoint import find_checkpoint, read_meta
-from pix2pix.config import check_seed
+from pix2pix.config import EvalConfig
 from pix2pix.data.files import formats
 from pix2pix.data.files.encoding import output_array
 from pix2pix.data.files.images import save_image
@@ -45,7 +46,6 @@ from pix2pix.evaluation.fcn import FcnScores
 from pix2pix.evaluation.fid import FeatureExtractor, find_inception, kid
 from pix2pix.evaluation.fid import fid as fid_score
 from pix2pix.evaluation.pairs import (
-    SizeRule,
     eval_shapes,
     load_eval_pair,
     output_channels,
@@ -115,58 +115,45 @@ def evaluate(
     checkpoint: str | Path,
     data: str | Path,
     out: str | Path | None = None,
+    config: EvalConfig | None = None,
     *,
-    split: str = "test",
-    size: SizeRule = "auto",
-    eval_mode: bool = False,
-    seed: int = 0,
-    fid: bool = False,
-    inception_weights: str | None = None,
-    segmenter: str | Path | None = None,
-    device: str = "auto",
-    precision: str = "auto",
-    samples: int = 4,
-    progress: bool = True,
     overwrite: bool = False,
-    weights: str = "auto",
+    **settings: Any,
 ) -> tuple[Path, dict[str, Any]]:
     """Evaluate a checkpoint on a split; returns (report folder, the metrics.json content).
 
+    config: the settings (`EvalConfig`: split, size, eval_mode, seed, fid, segmenter,
+    ...); its fields may be given as keywords instead (`evaluate(ck, data, fid=True)`).
     out: report folder (default: CHECKPOINT_PARENT/eval_<checkpoint>_<split>); it must be
     absent or empty, or hold an earlier report and `overwrite` be set. The report is
     written beside it and swapped in complete, so a failed run leaves `out` as it was.
-    fid: compute FID/KID (also implied by `inception_weights`). segmenter: a folder from
-    `pix2pix segmenter train`, for FCN-scores. Pair i is translated with seed `seed + i`
-    in the paper's mode (dropout on), or deterministically with `eval_mode`.
     """
     start = time.perf_counter()
-    if samples < 0:
-        raise UserError(f"--samples {samples} is out of range; use a value >= 0")
-    check_seed(seed)
+    c = dataclasses.replace(config or EvalConfig(), **settings)
     ckpt = find_checkpoint(Path(checkpoint))
     config, ckpt_progress = read_meta(ckpt)
-    root, scored_split = split_folder(data, split)
+    root, scored_split = split_folder(data, c.split)
     pairs = find_pairs(root, "auto")
     # fail fast on bad inputs, before any work
-    seg = Segmenter.load(segmenter, device) if segmenter else None
+    seg = Segmenter.load(c.segmenter, c.device) if c.segmenter else None
     channels, depth = output_channels(config), output_depth(config)
     if channels == 3 and depth == "uint16":
         formats.require_opencv("writing 16-bit colour outputs")
-    wants_fid = fid or inception_weights is not None
-    if wants_fid and channels not in (1, 3):
+    fid, inception_weights = c.fid, c.inception_weights
+    if c.wants_fid and channels not in (1, 3):
         log.warning("FID/KID skipped: Inception features need 1- or 3-channel images, "
                     "these outputs have %d", channels)  # fmt: skip
         fid, inception_weights = False, None
     extractor = find_inception(inception_weights, fid)
-    model = Pix2Pix.load(ckpt, device, precision=precision, weights=weights)
+    model = Pix2Pix.load(ckpt, c.device, precision=c.precision, weights=c.weights)
     if len(pairs) >= COMPILE_MIN_IMAGES:  # compile only the sizes many pairs share
-        model.plan_compile(eval_shapes(pairs, config.data, size))
+        model.plan_compile(eval_shapes(pairs, config.data, c.size_rule))
     if extractor is not None:
         extractor.net.to(model.device)
         extractor.device = model.device
     if seg is not None and seg.palette is not None and model.in_channels != 3:
         raise UserError(
-            f"{segmenter}: a colour-coded segmenter needs RGB label maps as the model's input, "
+            f"{c.segmenter}: a colour-coded segmenter needs RGB label maps as the model's input, "
             f"but {ckpt} reads {model.in_channels}-channel images"
         )
     out = Path(out) if out else ckpt.parent / f"eval_{ckpt.name}_{scored_split or root.name}"
@@ -175,7 +162,7 @@ def evaluate(
     target.parent.mkdir(parents=True, exist_ok=True)
     if scored_split is None:  # only now: every input is checked
         log.warning("%s has no %s/ subfolder: scoring its %d pairs, recorded as split null",
-                    root, split, len(pairs))  # fmt: skip
+                    root, c.split, len(pairs))  # fmt: skip
     header = {
         "checkpoint": str(ckpt),
         "step": ckpt_progress.step,
@@ -183,11 +170,7 @@ def evaluate(
         "split": scored_split,  # None: --data is a folder of pairs, not a split of one
     }
     with folder_lock(sibling_lock(target), f"report folder {out}"), staged_folder(target) as tmp:
-        summary = _score(
-            model, pairs, tmp, header, size=size, eval_mode=eval_mode, seed=seed,
-            extractor=extractor, seg=seg, segmenter=segmenter, samples=samples,
-            progress=progress, start=start,
-        )  # fmt: skip
+        summary = _score(model, pairs, tmp, header, c, extractor, seg, start)
         check_replaceable(out, "an evaluation report", is_report, overwrite=overwrite)
     append_evaluation(ckpt, summary, scored_split or root.name)  # on the model card
     return out, summary
@@ -207,15 +190,9 @@ def _score(
     pairs: list[PairFiles],
     out: Path,
     header: dict[str, Any],
-    *,
-    size: SizeRule,
-    eval_mode: bool,
-    seed: int,
+    c: EvalConfig,
     extractor: FeatureExtractor | None,
     seg: Segmenter | None,
-    segmenter: str | Path | None,
-    samples: int,
-    progress: bool,
     start: float,
 ) -> dict[str, Any]:
     """Translate and score every pair, writing the report into `out`; the summary."""
@@ -224,9 +201,10 @@ def _score(
     feats = _Features(extractor) if extractor is not None else None
     fcn = FcnScores(seg, model.config.data.direction) if seg is not None else None
     rows: list[dict[str, Any]] = []
+    size = c.size_rule
     loaded = (load_eval_pair(pair, model.config, size) for pair in pairs)  # one at a time
-    bar = tqdm(total=len(pairs), unit="img", disable=not progress or None)
-    for s in score_pairs(model, loaded, eval_mode=eval_mode, seed=seed):
+    bar = tqdm(total=len(pairs), unit="img", disable=not c.progress or None)
+    for s in score_pairs(model, loaded, eval_mode=c.eval_mode, seed=c.seed):
         p, x = s.pair, s.input
         written = output_array(s.raw[0], x[0], model.config.data)  # as `translate` writes it
         save_image(written, out / "outputs" / f"{p.name}{suffix}")
@@ -244,8 +222,8 @@ def _score(
         **header,
         "images": len(rows),
         "size": size,
-        "inference": "eval" if eval_mode else "paper",
-        "seed": seed,
+        "inference": "eval" if c.eval_mode else "paper",
+        "seed": c.seed,
         "outputs": {
             "channels": channels,
             "depth": depth,
@@ -257,9 +235,9 @@ def _score(
     if feats is not None:
         summary |= feats.scores()
     if fcn is not None:
-        summary["fcn"] = {"segmenter": str(segmenter), **fcn.scores()}
+        summary["fcn"] = {"segmenter": str(c.segmenter), **fcn.scores()}
     summary["seconds"] = round(time.perf_counter() - start, 2)
     summary = _clean(summary)
     write_report(out, summary, rows, pairs_by_name={pp.name: pp for pp in pairs},
-                 config=model.config, size=size, samples=samples, seed=seed)  # fmt: skip
+                 config=model.config, size=size, samples=c.samples, seed=c.seed)  # fmt: skip
     return summary

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pix2pix.config import DataConfig, RunConfig
+from pix2pix.config import DataConfig, RunConfig, SizeRule
 from pix2pix.data.files.encoding import decode_output, encode_input, image_channels
 from pix2pix.data.files.images import from_tensor, output_suffix, to_tensor, with_channels
 from pix2pix.data.pairs.datasets import load_pair, oriented, side_header
@@ -30,21 +30,6 @@ from pix2pix.data.pairs.folders import PairFiles, pairs_folder
 from pix2pix.data.pairs.transforms import resize_array
 from pix2pix.errors import UserError
 from pix2pix.evaluation.metrics import quantize
-
-SizeRule = str | int  # "auto", "native" or N
-
-
-def parse_size(value: str) -> SizeRule:
-    """'auto', 'native' or a positive integer (from the command line)."""
-    if value in ("auto", "native"):
-        return value
-    try:
-        size = int(value)
-    except ValueError:
-        size = 0
-    if size < 1:
-        raise UserError(f"--size {value!r} is not valid; use auto, native or a size in pixels")
-    return size
 
 
 def eval_size(
