@@ -193,7 +193,7 @@ def test_size_mismatch_is_named(paired_data: Path) -> None:
 
 
 def test_image_smaller_than_crop_is_named(aligned_data: Path) -> None:
-    with pytest.raises(UserError, match=r"1\.png: image 40x40 is smaller than --crop-size 48"):
+    with pytest.raises(UserError, match=r"1\.png: image 40x40 is smaller than crop_size 48"):
         dataset(aligned_data, preprocess="crop", crop_size=48)
 
 

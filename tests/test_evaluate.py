@@ -160,7 +160,7 @@ def test_an_earlier_report_is_replaced_only_when_asked(setup) -> None:
     evaluate(setup["run"], setup["data"], out, device="cpu", progress=False, eval_mode=True)
     first = (out / "metrics.json").read_text()
     (out / "outputs" / "0.png").write_bytes(b"edited")
-    with pytest.raises(UserError, match="already holds an evaluation report; pass --overwrite"):
+    with pytest.raises(UserError, match="already holds an evaluation report; pass overwrite"):
         evaluate(setup["run"], setup["data"], out, device="cpu", progress=False)
     assert (out / "outputs" / "0.png").read_bytes() == b"edited"
     _, summary = evaluate(setup["run"], setup["data"], out, device="cpu", progress=False,

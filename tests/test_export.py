@@ -111,7 +111,7 @@ def test_failed_verification_writes_nothing(tmp_path: Path, monkeypatch) -> None
     out.write_bytes(b"an earlier export")
     # a broken exporter: running statistics where the batch's statistics were asked for
     monkeypatch.setattr(export, "exportable_generator", lambda g, eval_mode: g.eval())
-    with pytest.raises(UserError, match="already exists; pass --overwrite"):
+    with pytest.raises(UserError, match="already exists; pass overwrite"):
         export_checkpoint(ckpt, "torchscript", out)  # never replaced unless asked
     with pytest.raises(VerificationError, match=r"differs from PyTorch by .* not written"):
         export_checkpoint(ckpt, "torchscript", out, overwrite=True)

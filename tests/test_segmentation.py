@@ -156,7 +156,7 @@ def test_segmenter_replaces_only_a_segmenter_and_only_when_asked(tmp_path: Path)
                              batch_size=2, device="cpu")  # fmt: skip
     out = train_segmenter(config, tmp_path / "seg")
     first = (out / "segmenter.safetensors").read_bytes()
-    with pytest.raises(UserError, match="already holds a segmenter; pass --overwrite"):
+    with pytest.raises(UserError, match="already holds a segmenter; pass overwrite"):
         train_segmenter(config, out)
     assert (out / "segmenter.safetensors").read_bytes() == first
     train_segmenter(replace(config, width=3), out, overwrite=True)

@@ -13,6 +13,7 @@ import pytest
 
 from pix2pix.config import (
     PREPROCESS_STEPS,
+    Augmentation,
     CompileChoice,
     GanLoss,
     Norm,
@@ -24,6 +25,7 @@ from pix2pix.config import (
 from pix2pix.data.files.images import DEPTHS
 from pix2pix.evaluation.metrics import HIGHER_IS_BETTER, METRICS
 from pix2pix.losses import GAN_LOSSES
+from pix2pix.methods.augment import AUGMENTS
 from pix2pix.nets.layers import NORMS
 from pix2pix.runtime import COMPILE_MODES, DTYPES
 
@@ -38,6 +40,7 @@ PAIRS = {
     "compile": (CompileChoice, lambda: set(COMPILE_MODES) | {"auto", "on", "off"}),
     "preprocess": (Preprocess, lambda: set(PREPROCESS_STEPS)),
     "output_depth": (OutputDepth, lambda: set(DEPTHS) | {"auto"}),
+    "augment": (Augmentation, lambda: set(AUGMENTS)),
 }
 
 

@@ -166,7 +166,7 @@ def test_existing_run_needs_resume_and_resume_needs_same_settings(
 ) -> None:
     cfg = tiny_config(aligned_data, train={"max_steps": 2})
     fit(cfg, tmp_path / "run")
-    with pytest.raises(UserError, match="already holds a checkpoint; pass --resume"):
+    with pytest.raises(UserError, match="already holds a checkpoint; pass resume"):
         fit(cfg, tmp_path / "run")
     with pytest.raises(ConfigError, match=r"ngf 16 \(checkpoint: 8\)"):
         fit(cfg.replace(model={"ngf": 16}), tmp_path / "run", resume=True)

@@ -156,7 +156,7 @@ def test_outputs_never_replace_inputs_and_others_only_with_overwrite(
     out = tmp_path / "out"
     first = translate_files(model, [str(photos)], out, eval_mode=True, progress=False)
     (out / "a.png").write_bytes(b"the user's edit")
-    with pytest.raises(UserError, match=r"a\.png and 1 more already exist\(s\); pass --overwrite"):
+    with pytest.raises(UserError, match=r"a\.png and 1 more already exist\(s\); pass overwrite"):
         translate_files(model, [str(photos)], out, eval_mode=True, progress=False)
     assert (out / "a.png").read_bytes() == b"the user's edit"
     again = translate_files(model, [str(photos)], out, eval_mode=True, progress=False,

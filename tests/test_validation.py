@@ -57,7 +57,7 @@ def test_monitor_config_checks_its_values() -> None:
 def test_missing_validation_folder_is_named_before_training(tmp_path: Path) -> None:
     data = write_aligned(tmp_path / "data", count=4)
     cfg = tiny_config(data, monitor={"val_data": str(tmp_path / "nope")})
-    with pytest.raises(UserError, match=r"nope: dataset folder not found; check --val-data"):
+    with pytest.raises(UserError, match=r"nope: dataset folder not found; check val_data"):
         fit(cfg, tmp_path / "run")
     assert not (tmp_path / "run").exists()
 

@@ -37,7 +37,7 @@ from torch import nn
 
 from pix2pix._version import __version__
 from pix2pix.config import RunConfig, Weights
-from pix2pix.errors import UserError
+from pix2pix.errors import UserError, setting
 from pix2pix.fileio import atomic_write_bytes, atomic_write_text, staged_folder
 from pix2pix.hub import download, is_hub_ref
 from pix2pix.modelcard import CARD_FILE, model_card
@@ -140,12 +140,12 @@ def generator_file(ckpt: Path, weights: str = "auto", name: str = "generator") -
     method's inference module): its average `<name>_ema` when there is one (auto) or
     required (ema), else its own (raw)."""
     if weights not in WEIGHTS:
-        raise UserError(f"--weights {weights!r}: use one of {', '.join(WEIGHTS)}")
+        raise UserError(f"{setting('--weights')} {weights!r}: use one of {', '.join(WEIGHTS)}")
     ema = module_file(ckpt, f"{name}_ema")
     if weights == "ema" and not ema.exists():
         raise UserError(
-            f"{ckpt}: has no {ema.name} (the run did not use --ema-decay); "
-            "use --weights raw or auto"
+            f"{ckpt}: has no {ema.name} (the run did not use {setting('--ema-decay')}); "
+            f"use {setting('--weights')} raw or auto"
         )
     if weights != "raw" and ema.exists():
         return ema

@@ -90,13 +90,13 @@ def run_demo(
     """
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise UserError(f"{out}: is a file; --out takes a folder for the demo")
+        raise UserError(f"{out}: is a file; {setting('--out')} takes a folder for the demo")
     entries = out.iterdir() if out.is_dir() else ()
     foreign = sorted(p.name for p in entries if p.name not in DEMO_ENTRIES)
     if foreign:
         raise UserError(
             f"{out}: is not empty and is not a demo folder (it holds {', '.join(foreign[:3])}); "
-            "nothing was changed. Choose a new or empty --out folder"
+            f"nothing was changed. Choose a new or empty {setting('--out')} folder"
         )
     data = write_dataset(out / "data", size, train_images, test_images, seed)
     config = demo_config(data, size, steps, train_images, batch_size, seed, device)

@@ -22,8 +22,13 @@ def field_ref(name: str, flag: str) -> str:
 
 
 def setting(flag: str) -> str:
-    """`field_ref` from a flag: `--val-metric` is the field `val_metric`."""
-    return field_ref(flag.removeprefix("--").replace("-", "_"), flag)
+    """A setting inside any UserError message, named by its flag: `--val-metric` is shown
+    as `val_metric` from Python, `--no-sync-bn` as `sync_bn=False`. Library errors name
+    every setting this way (or by `config.ref`), never by a bare flag."""
+    name = flag.removeprefix("--").replace("-", "_")
+    if name.startswith("no_"):
+        return field_ref(f"{name[3:]}=False", flag)
+    return field_ref(name, flag)
 
 
 def render(text: str, *, flags: bool) -> str:

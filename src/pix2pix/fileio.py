@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from pix2pix.errors import UserError
+from pix2pix.errors import UserError, setting
 
 
 def fsync_dir(path: Path) -> None:
@@ -121,17 +121,18 @@ def check_replaceable(
     if not path.exists():
         return
     if not path.is_dir():
-        raise UserError(f"{path}: is a file, not a folder; choose another --out")
+        raise UserError(f"{path}: is a file, not a folder; choose another {setting('--out')}")
     if not any(path.iterdir()):
         return
     if not is_ours(path):
         raise UserError(
             f"{path}: is not empty and does not hold {what}; nothing was changed. "
-            "Choose a new or empty --out folder"
+            f"Choose a new or empty {setting('--out')} folder"
         )
     if not overwrite:
         raise UserError(
-            f"{path}: already holds {what}; pass --overwrite to replace it, or choose another --out"
+            f"{path}: already holds {what}; pass {setting('--overwrite')} to replace it, or choose "
+            f"another {setting('--out')}"
         )
 
 
@@ -167,7 +168,7 @@ def check_outputs(
     would replace an input (always) or another existing file (unless `overwrite`), and an
     `out_dir` that is a file."""
     if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"{out_dir}: is a file; --out takes a folder for the outputs")
+        raise UserError(f"{out_dir}: is a file; {setting('--out')} takes a folder for the outputs")
     if not out_dir.is_dir():
         return
     inputs = {os.path.realpath(f) for _, files in targets for f in files}
@@ -178,13 +179,13 @@ def check_outputs(
         ):
             raise UserError(
                 f"{target}: the output would overwrite the input {files[0]}; "
-                "choose another --out folder"
+                f"choose another {setting('--out')} folder"
             )
         if target.exists():
             existing.append(target)
     if existing and not overwrite:
         more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
         raise UserError(
-            f"{existing[0]}{more} already exist(s); pass --overwrite to replace them, "
-            "or choose another --out folder"
+            f"{existing[0]}{more} already exist(s); pass {setting('--overwrite')} to replace them, "
+            f"or choose another {setting('--out')} folder"
         )

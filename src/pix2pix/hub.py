@@ -51,9 +51,12 @@ def download(ref: str) -> Path:
         ) from None
     try:
         folder = huggingface_hub.snapshot_download(
-            repo, revision=revision, allow_patterns=FILES, library_name="pix2pix",
+            repo,
+            revision=revision,
+            allow_patterns=FILES,
+            library_name="pix2pix",
             library_version=__version__,
-        )  # fmt: skip
+        )
     except errors.RepositoryNotFoundError:
         raise UserError(
             f"{ref}: no such model on the Hub (or it is private: set HF_TOKEN)"

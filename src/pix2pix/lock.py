@@ -72,8 +72,12 @@ def _holder(lock_file: Path) -> str:
 
 def _record() -> bytes:
     command = " ".join(["pix2pix", *sys.argv[1:3]]) if sys.argv else "python"
-    info = {"pid": os.getpid(), "host": socket.gethostname(), "command": command,
-            "started": time.time()}  # fmt: skip
+    info = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "command": command,
+        "started": time.time(),
+    }
     return (json.dumps(info) + "\n").encode()
 
 
@@ -89,8 +93,9 @@ def folder_lock(lock_file: Path, what: str) -> Iterator[None]:
     if key in _held:
         raise FolderLocked(f"{what} is already being written by this process")
     if fcntl is None:
-        log.warning("%s: no file locks on this platform; make sure no other process "
-                    "writes here", lock_file)  # fmt: skip
+        log.warning(
+            "%s: no file locks on this platform; make sure no other process writes here", lock_file
+        )
         yield
         return
     while True:
@@ -109,9 +114,12 @@ def folder_lock(lock_file: Path, what: str) -> Iterator[None]:
                 "stop it (a killed process holds no lock), or choose another --out"
             )
         if failure:
-            log.warning("%s: this filesystem cannot lock files (%s); running without a "
-                        "lock: make sure no other process writes here",
-                        lock_file, os.strerror(failure))  # fmt: skip
+            log.warning(
+                "%s: this filesystem cannot lock files (%s); running without a "
+                "lock: make sure no other process writes here",
+                lock_file,
+                os.strerror(failure),
+            )
             with contextlib.suppress(OSError):
                 lock_file.unlink()
             yield

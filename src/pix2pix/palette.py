@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pix2pix.errors import ConfigError
+from pix2pix.errors import ConfigError, setting
 
 IGNORE = 255
 
@@ -70,13 +70,14 @@ def _from_json(raw: object, source: str) -> Palette:
         for c in raw
     ):
         raise ConfigError(
-            f"--palette {source}: expected a JSON list of [R, G, B] triples with values 0-255"
+            f"{setting('--palette')} {source}: expected a JSON list of [R, G, B] triples with "
+            "values 0-255"
         )
     colors = tuple((c[0], c[1], c[2]) for c in raw)
     if names is None:
         names = [f"class_{i}" for i in range(len(colors))]
     if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise ConfigError(f"--palette {source}: 'names' must be a list of strings")
+        raise ConfigError(f"{setting('--palette')} {source}: 'names' must be a list of strings")
     return Palette(colors, tuple(names))
 
 
@@ -90,11 +91,12 @@ def parse_palette(value: str) -> Palette:
         try:
             return _from_json(json.loads(text), "(inline JSON)")
         except json.JSONDecodeError as exc:
-            raise ConfigError(f"--palette: not valid JSON ({exc})") from None
+            raise ConfigError(f"{setting('--palette')}: not valid JSON ({exc})") from None
     path = Path(text).expanduser()
     if not path.is_file():
         raise ConfigError(
-            f"--palette {value!r} is not a preset ({', '.join(PRESETS)}), JSON, or a file"
+            f"{setting('--palette')} {value!r} is not a preset ({', '.join(PRESETS)}), JSON, or a "
+            "file"
         )
     try:
         return _from_json(json.loads(path.read_text()), str(path))

@@ -42,5 +42,7 @@ def _cache(args: argparse.Namespace) -> None:
         used = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.last_used))
         print(f"{e.path.name}  {e.size / 2**20:8.1f} MB  last used {used}  {net} {shape} {mode}")
     total = sum(e.size for e in listed)
-    print(f"{len(listed)} package(s), {total / 2**20:.1f} MB of "
-          f"{aotcache.cache_max() / 2**20:.0f} MB (PIX2PIX_CACHE_MAX) in {folder}")  # fmt: skip
+    print(
+        f"{len(listed)} package(s), {total / 2**20:.1f} MB of "
+        f"{aotcache.cache_max() / 2**20:.0f} MB (PIX2PIX_CACHE_MAX) in {folder}"
+    )

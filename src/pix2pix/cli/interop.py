@@ -35,8 +35,12 @@ def add_import(sub: Subparsers) -> None:
         choices=("AtoB", "BtoA"),
         help="which side of a dataset the model reads, as trained (official facades: BtoA)",
     )
-    o.add_argument("--generator-name", dest="generator_name", metavar="NAME",
-                   help="override the inferred architecture (e.g. unet_256)")  # fmt: skip
+    o.add_argument(
+        "--generator-name",
+        dest="generator_name",
+        metavar="NAME",
+        help="override the inferred architecture (e.g. unet_256)",
+    )
     o.add_argument("--norm", choices=("batch", "instance", "none"), help="override the norm")
     o.add_argument("--in-channels", type=int, help="override the input channels")
     o.add_argument("--out-channels", type=int, help="override the output channels")
@@ -71,10 +75,15 @@ def _import_official(args: argparse.Namespace) -> None:
         }.items()
         if v is not None
     }
-    out, fields = import_official(args.generator, args.out, discriminator=args.discriminator,
-                                  direction=args.direction, overrides=overrides,
-                                  color_space=args.color_space,
-                                  overwrite=args.overwrite)  # fmt: skip
+    out, fields = import_official(
+        args.generator,
+        args.out,
+        discriminator=args.discriminator,
+        direction=args.direction,
+        overrides=overrides,
+        color_space=args.color_space,
+        overwrite=args.overwrite,
+    )
     given = {*overrides, *(["color_space"] if args.color_space else [])}
     for name, value in fields.items():
         print(f"  {name:<14} {value}{_note(name, value, fields, given)}")

@@ -88,4 +88,4 @@ __all__ = [
     "load_config_file",
     "read_config_file",
     "ref",
-]  # fmt: skip
+]

@@ -146,8 +146,10 @@ def with_recipe(
         log.warning(
             "%s turns off part of --recipe %s (%s): the run is recorded as --recipe paper "
             "plus the options of it that it keeps",
-            " ".join(undone), recipe, recipe_flags(recipe),
-        )  # fmt: skip
+            " ".join(undone),
+            recipe,
+            recipe_flags(recipe),
+        )
     return RunConfig().replace(**raw)
 
 

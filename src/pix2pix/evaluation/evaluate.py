@@ -141,8 +141,11 @@ def evaluate(
         formats.require_opencv("writing 16-bit colour outputs")
     fid, inception_weights = c.fid, c.inception_weights
     if c.wants_fid and channels not in (1, 3):
-        log.warning("FID/KID skipped: Inception features need 1- or 3-channel images, "
-                    "these outputs have %d", channels)  # fmt: skip
+        log.warning(
+            "FID/KID skipped: Inception features need 1- or 3-channel images, "
+            "these outputs have %d",
+            channels,
+        )
         fid, inception_weights = False, None
     extractor = find_inception(inception_weights, fid)
     model = Pix2Pix.load(ckpt, c.device, precision=c.precision, weights=c.weights)
@@ -161,8 +164,12 @@ def evaluate(
     target = out.resolve()  # a link to the folder stays a link: its target is replaced
     target.parent.mkdir(parents=True, exist_ok=True)
     if scored_split is None:  # only now: every input is checked
-        log.warning("%s has no %s/ subfolder: scoring its %d pairs, recorded as split null",
-                    root, c.split, len(pairs))  # fmt: skip
+        log.warning(
+            "%s has no %s/ subfolder: scoring its %d pairs, recorded as split null",
+            root,
+            c.split,
+            len(pairs),
+        )
     header = {
         "checkpoint": str(ckpt),
         "step": ckpt_progress.step,
@@ -238,6 +245,14 @@ def _score(
         summary["fcn"] = {"segmenter": str(c.segmenter), **fcn.scores()}
     summary["seconds"] = round(time.perf_counter() - start, 2)
     summary = _clean(summary)
-    write_report(out, summary, rows, pairs_by_name={pp.name: pp for pp in pairs},
-                 config=model.config, size=size, samples=c.samples, seed=c.seed)  # fmt: skip
+    write_report(
+        out,
+        summary,
+        rows,
+        pairs_by_name={pp.name: pp for pp in pairs},
+        config=model.config,
+        size=size,
+        samples=c.samples,
+        seed=c.seed,
+    )
     return summary

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pix2pix.errors import UserError
+from pix2pix.errors import UserError, setting
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,7 @@ def load_inception(path: str | Path | None = None, device: str | torch.device = 
     path = Path(path).expanduser()
     if not path.is_file():
         raise UserError(
-            f"{path}: Inception weights file not found; check --inception-weights "
+            f"{path}: Inception weights file not found; check {setting('--inception-weights')} "
             f"(or run: {INSTALL})"
         )
     try:

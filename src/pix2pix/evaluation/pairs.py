@@ -28,7 +28,7 @@ from pix2pix.data.files.images import from_tensor, output_suffix, to_tensor, wit
 from pix2pix.data.pairs.datasets import load_pair, oriented, side_header
 from pix2pix.data.pairs.folders import PairFiles, pairs_folder
 from pix2pix.data.pairs.transforms import resize_array
-from pix2pix.errors import UserError
+from pix2pix.errors import UserError, setting
 from pix2pix.evaluation.metrics import quantize
 
 
@@ -170,7 +170,7 @@ def split_folder(path: str | Path, split: str) -> tuple[Path, str | None]:
     if others:
         listed = ", ".join(f"{name}/" for name in others)
         raise UserError(
-            f"{root}: has no {split}/ subfolder (it has {listed}); pass --split "
-            f"{others[-1]} or point --data at the folder of pairs to score"
+            f"{root}: has no {split}/ subfolder (it has {listed}); pass {setting('--split')} "
+            f"{others[-1]} or point {setting('--data')} at the folder of pairs to score"
         )
     return root, None

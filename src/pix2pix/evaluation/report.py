@@ -145,8 +145,11 @@ def write_report(
     viewable = suffix == ".png" and output_depth(config) == "uint8"  # link the output itself
     for label, row in pick_rows(rows, samples, seed):
         pair = load_eval_pair(pairs_by_name[row["name"]], config, size)
-        paths = [f"images/{pair.name}_input.png", f"outputs/{pair.name}.png",
-                 f"images/{pair.name}_target.png"]  # fmt: skip
+        paths = [
+            f"images/{pair.name}_input.png",
+            f"outputs/{pair.name}.png",
+            f"images/{pair.name}_target.png",
+        ]
         if not viewable:
             paths[1] = f"images/{pair.name}_output.png"
             save_preview(read_image(out / "outputs" / f"{pair.name}{suffix}"), out / paths[1])

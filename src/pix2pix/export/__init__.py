@@ -41,7 +41,7 @@ from torch import nn
 
 from pix2pix.checkpoint import find_checkpoint, generator_file, load_weights, read_meta
 from pix2pix.config import RunConfig
-from pix2pix.errors import UserError
+from pix2pix.errors import UserError, setting
 from pix2pix.export.runtimes import (
     onnx_runner,
     require_onnx,
@@ -182,10 +182,13 @@ def export_checkpoint(
 
 def _check_out(out: Path, overwrite: bool) -> None:
     if out.is_dir():
-        raise UserError(f"--out {out} is a folder; give a file name such as {out / 'model'}")
+        raise UserError(
+            f"{setting('--out')} {out} is a folder; give a file name such as {out / 'model'}"
+        )
     if out.exists() and not overwrite:
         raise UserError(
-            f"{out}: already exists; pass --overwrite to replace it, or choose another --out"
+            f"{out}: already exists; pass {setting('--overwrite')} to replace it, or choose "
+            f"another {setting('--out')}"
         )
 
 
@@ -206,9 +209,11 @@ def export_generator(
     with `overwrite`.
     """
     if fmt not in FORMATS:
-        raise UserError(f"--format {fmt!r} is not valid; choose one of: {', '.join(FORMATS)}")
+        raise UserError(
+            f"{setting('--format')} {fmt!r} is not valid; choose one of: {', '.join(FORMATS)}"
+        )
     if not tolerance >= 0:
-        raise UserError(f"--tolerance {tolerance} is out of range; use a value >= 0")
+        raise UserError(f"{setting('--tolerance')} {tolerance} is out of range; use a value >= 0")
     if fmt == "onnx":
         require_onnx()
     out = Path(out)
@@ -253,7 +258,7 @@ def export_generator(
         if not worst.max_abs_diff <= tolerance:
             raise VerificationError(
                 f"{out}: the exported model differs from PyTorch by {worst.max_abs_diff:.3g} "
-                f"(input {worst.shape}), more than --tolerance {tolerance:g}; "
+                f"(input {worst.shape}), more than {setting('--tolerance')} {tolerance:g}; "
                 "the file was not written"
             )
     return ExportResult(out, fmt, eval_mode, stride, tolerance, checks)

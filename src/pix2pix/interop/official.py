@@ -34,7 +34,7 @@ import torch
 from pix2pix.checkpoint import CONFIG_FILE, FORMAT, Progress, load_tensors, save_checkpoint
 from pix2pix.config import DataConfig, ModelConfig, RunConfig
 from pix2pix.config.sections import ColorSpace
-from pix2pix.errors import ConfigError, UserError
+from pix2pix.errors import ConfigError, UserError, setting
 from pix2pix.fileio import check_replaceable, first_missing, remove_if_empty
 from pix2pix.nets import DISCRIMINATOR_LAYERS, build_discriminator, build_generator
 from pix2pix.nets.resnet import blocks_have_dropout
@@ -92,11 +92,18 @@ def unet_keys(depth: int) -> dict[str, str]:
     for i in range(1, depth):
         p = _unet_prefix(i)
         if i < depth - 1:
-            keys.update({f"encoder.{i}.1": p + "1", f"encoder.{i}.2": p + "2",
-                         f"decoder.{i}.1": p + "5", f"decoder.{i}.2": p + "6"})  # fmt: skip
+            keys.update(
+                {
+                    f"encoder.{i}.1": p + "1",
+                    f"encoder.{i}.2": p + "2",
+                    f"decoder.{i}.1": p + "5",
+                    f"decoder.{i}.2": p + "6",
+                }
+            )
         else:  # innermost: no norm after its down conv, no submodule
-            keys.update({f"encoder.{i}.1": p + "1", f"decoder.{i}.1": p + "3",
-                         f"decoder.{i}.2": p + "4"})  # fmt: skip
+            keys.update(
+                {f"encoder.{i}.1": p + "1", f"decoder.{i}.1": p + "3", f"decoder.{i}.2": p + "4"}
+            )
     return keys
 
 
@@ -246,7 +253,8 @@ def import_official(
     color_space = color_space or infer_color_space(fields)
     if color_space == "lab" and infer_color_space(fields) != "lab":
         raise UserError(
-            f"{generator}: --color-space lab needs a 1 -> 2 channel generator (L* -> a*b*), "
+            f"{generator}: {setting('--color-space')} lab needs a 1 -> 2 channel generator (L* -> "
+            "a*b*), "
             f"this one maps {fields['in_channels']} -> {fields['out_channels']}; use rgb"
         )
     if discriminator is not None:
@@ -264,12 +272,17 @@ def import_official(
                 f"{discriminator}: sees {d['channels']} channels, but the generator maps "
                 f"{fields['in_channels']} to {fields['out_channels']}; not its discriminator"
             )
-        fields = {**fields, "discriminator": names[d["layers"]], "ndf": d["ndf"],
-                  "conditional": d["channels"] == both}  # fmt: skip
+        fields = {
+            **fields,
+            "discriminator": names[d["layers"]],
+            "ndf": d["ndf"],
+            "conditional": d["channels"] == both,
+        }
     try:
         model = ModelConfig(**fields)
-        config = RunConfig(model=model, data=DataConfig(direction=direction,
-                                                        color_space=color_space))  # fmt: skip
+        config = RunConfig(
+            model=model, data=DataConfig(direction=direction, color_space=color_space)
+        )
     except (ConfigError, TypeError) as exc:
         raise UserError(f"{generator}: {exc}") from None
     g = build_generator(model, init=False)
@@ -279,8 +292,11 @@ def import_official(
         d_net = build_discriminator(model, init=False)
         d_net.load_state_dict(convert(d_state, d_net, patch_keys(d_state), discriminator))
     _check_out(Path(out), [p for p in (generator, discriminator) if p is not None], overwrite)
-    source = {"generator": str(generator), "format": "pytorch-CycleGAN-and-pix2pix",
-              "discriminator": str(discriminator) if discriminator else None}  # fmt: skip
+    source = {
+        "generator": str(generator),
+        "format": "pytorch-CycleGAN-and-pix2pix",
+        "discriminator": str(discriminator) if discriminator else None,
+    }
     _write(Path(out), config, g, d_net, {"imported_from": source})
     return Path(out), {**fields, "color_space": color_space}
 
@@ -302,13 +318,18 @@ def _check_out(out: Path, inputs: list[Path], overwrite: bool) -> None:
         if out.resolve() in Path(source).resolve().parents:
             raise UserError(
                 f"{out}: holds the input {source}, which replacing it would delete; "
-                "choose another --out folder"
+                f"choose another {setting('--out')} folder"
             )
     check_replaceable(out, "a checkpoint", is_checkpoint, overwrite=overwrite)
 
 
-def _write(out: Path, config: RunConfig, g: torch.nn.Module, d: torch.nn.Module | None,
-           metadata: dict[str, Any]) -> None:  # fmt: skip
+def _write(
+    out: Path,
+    config: RunConfig,
+    g: torch.nn.Module,
+    d: torch.nn.Module | None,
+    metadata: dict[str, Any],
+) -> None:
     """save_checkpoint, with a failure to write (disk full, read-only) one UserError that
     leaves nothing behind: the staged folder goes, and the parents made for it."""
     missing = first_missing(out)
@@ -323,7 +344,7 @@ def _write(out: Path, config: RunConfig, g: torch.nn.Module, d: torch.nn.Module 
         reason = exc.strerror or str(exc) or type(exc).__name__
         raise UserError(
             f"{out}: cannot write the checkpoint ({reason}); nothing was written. Free some "
-            "space or choose a writable --out"
+            f"space or choose a writable {setting('--out')}"
         ) from None
 
 

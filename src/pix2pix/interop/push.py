@@ -88,9 +88,12 @@ def push(
         url = api.create_repo(repo, private=private, exist_ok=True)
         with tempfile.TemporaryDirectory(prefix="pix2pix-push-") as tmp:
             api.upload_folder(
-                repo_id=repo, folder_path=str(stage(ckpt, Path(tmp))), allow_patterns=FILES,
-                revision=revision, commit_message=f"pix2pix checkpoint {ckpt.name}",
-            )  # fmt: skip
+                repo_id=repo,
+                folder_path=str(stage(ckpt, Path(tmp))),
+                allow_patterns=FILES,
+                revision=revision,
+                commit_message=f"pix2pix checkpoint {ckpt.name}",
+            )
     except (OSError, *_network_errors()) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise UserError(

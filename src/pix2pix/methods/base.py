@@ -19,6 +19,7 @@ serve and export run every method the same way.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 
@@ -26,6 +27,7 @@ import torch
 from torch import nn
 
 from pix2pix.config import RunConfig
+from pix2pix.nets.inference import run_any_size
 from pix2pix.runtime import Kit
 
 
@@ -99,6 +101,31 @@ class Method(ABC):
                 f"it takes: {', '.join(s.name for s in cls.extra_inputs(config)) or 'none'}"
             )
         return tuple(out)
+
+    @classmethod
+    def inference_call(
+        cls, config: RunConfig, extras: Sequence[torch.Tensor], stride: int
+    ) -> Callable[[Callable[..., torch.Tensor], torch.Tensor], torch.Tensor]:
+        """How the inference module runs on one input window (B', C_in + the spatial
+        extras' channels, h, w) of any size: on the window's image and spatial extras, with
+        the vector extras (B, C) repeated to the window's batch (B' = k x B when k tiles
+        share a pass), padded to multiples of `stride` and cropped back."""
+        specs = cls.extra_inputs(config)
+        c_in = int(config.model.in_channels or 0)
+
+        def call(net: Callable[..., torch.Tensor], t: torch.Tensor) -> torch.Tensor:
+            if not specs:
+                return run_any_size(net, t, stride)
+            sizes = [c_in] + [s.channels for s in specs if s.kind == "spatial"]
+            image, *spatial = t.split(sizes, dim=1)
+            windows = iter(spatial)
+            args = [
+                next(windows) if s.kind == "spatial" else e.repeat(len(t) // len(e), 1)
+                for s, e in zip(specs, extras)
+            ]
+            return run_any_size(net, image, stride, args)
+
+        return call
 
     @property
     def module_for_inference(self) -> nn.Module:

@@ -62,8 +62,9 @@ class MultiScaleDiscriminator(nn.Module):
     """pix2pixHD's discriminators: the same PatchGAN design on the pair at full size and
     average-pooled 2x, 4x, ...; (B, C, H, W) -> a list of logits, finest first."""
 
-    def __init__(self, scales: int, in_channels: int, layers: int = 3, ndf: int = 64,
-                 norm: str = "batch") -> None:  # fmt: skip
+    def __init__(
+        self, scales: int, in_channels: int, layers: int = 3, ndf: int = 64, norm: str = "batch"
+    ) -> None:
         super().__init__()
         self.scales = nn.ModuleList(
             PatchDiscriminator(in_channels, layers, ndf, norm) for _ in range(scales)

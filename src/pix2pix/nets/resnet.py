@@ -27,8 +27,11 @@ def blocks_have_dropout(shapes: Mapping[str, Sequence[int]]) -> bool | None:
     """Whether the residual blocks of a state dict (key -> tensor shape; ours, `body`, or
     the official code's, `conv_block`) have dropout: their convolutions are at 1 and 6
     (True) or 1 and 5 (False). None: no residual block, or another layout."""
-    convs = {int(m.group(1)) for k, shape in shapes.items()
-             if (m := _BLOCK_CONV.search(k)) and len(shape) == 4}  # fmt: skip
+    convs = {
+        int(m.group(1))
+        for k, shape in shapes.items()
+        if (m := _BLOCK_CONV.search(k)) and len(shape) == 4
+    }
     for dropout, second in SECOND_CONV.items():
         if convs == {1, second}:
             return dropout

@@ -19,7 +19,7 @@ from PIL import Image
 from pix2pix.data.files.images import read_image, to_tensor
 from pix2pix.data.files.limits import check_pixels
 from pix2pix.data.pairs.folders import PairFiles, find_pairs
-from pix2pix.errors import UserError
+from pix2pix.errors import UserError, setting
 from pix2pix.palette import IGNORE, Palette, colors_to_classes
 
 _JITTER_STREAM = 7
@@ -55,7 +55,8 @@ def read_labels(
     bad = (arr >= num_classes) & (arr != IGNORE)
     if bad.any():
         raise UserError(
-            f"{path}: label value {int(arr[bad].max())} is not a class of --num-classes "
+            f"{path}: label value {int(arr[bad].max())} is not a class of "
+            f"{setting('--num-classes')} "
             f"{num_classes} (use 0..{num_classes - 1}, or {IGNORE} to ignore a pixel)"
         )
     return arr.astype(np.uint8)

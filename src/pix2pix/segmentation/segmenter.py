@@ -236,8 +236,9 @@ def _train(config: SegmenterConfig, out: Path, overwrite: bool) -> Path:
             order = np.random.default_rng([config.seed, epoch]).permutation(len(data))
             total, correct, counted = 0.0, 0, 0
             for b in range(per_epoch):
-                x, y = data.batch(order[b * config.batch_size : (b + 1) * config.batch_size],
-                                  config.seed, epoch)  # fmt: skip
+                x, y = data.batch(
+                    order[b * config.batch_size : (b + 1) * config.batch_size], config.seed, epoch
+                )
                 x, y = x.to(device), y.to(device)
                 logits = net(x)
                 loss = F.cross_entropy(logits, y, ignore_index=IGNORE)
@@ -251,9 +252,12 @@ def _train(config: SegmenterConfig, out: Path, overwrite: bool) -> Path:
                 counted += int(keep.sum())
             log.info(
                 "segmenter epoch %d/%d: loss %.4f  pixel acc %.3f  (%.0f s)",
-                epoch + 1, config.epochs, total / len(data), correct / max(counted, 1),
+                epoch + 1,
+                config.epochs,
+                total / len(data),
+                correct / max(counted, 1),
                 time.perf_counter() - start,
-            )  # fmt: skip
+            )
         net.eval()
         seg = Segmenter(net, config, names, palette, device)
         conf = np.zeros((len(names), len(names)), dtype=np.int64)
@@ -282,6 +286,8 @@ def _train(config: SegmenterConfig, out: Path, overwrite: bool) -> Path:
     )
     log.info(
         "segmenter written to %s: training pixel acc %.3f, class IoU %.3f",
-        out, scores["pixel_acc"], scores["class_iou"],
-    )  # fmt: skip
+        out,
+        scores["pixel_acc"],
+        scores["class_iou"],
+    )
     return out

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pix2pix.config import RunConfig
-from pix2pix.errors import UserError
+from pix2pix.errors import UserError, setting
 from pix2pix.palette import PRESETS, Palette
 from pix2pix.palette import parse_palette as parse_label_palette
 
@@ -63,9 +63,10 @@ def parse_palette(text: str) -> list[RGB]:
             entries.append([int(v) for v in item.split(",")])
         except ValueError:
             raise UserError(
-                f"--palette {item!r} is not R,G,B; give colours like '30,40,160 40,160,40'"
+                f"{setting('--palette')} {item!r} is not R,G,B; give colours like '30,40,160 "
+                "40,160,40'"
             ) from None
-    return check_palette(entries, f"--palette {text!r}")
+    return check_palette(entries, f"{setting('--palette')} {text!r}")
 
 
 def palette_option(text: str) -> Palette:

@@ -85,7 +85,7 @@ def train_device(requested: torch.device, ctx: DistContext) -> torch.device:
             raise ConfigError(
                 f"{setting('--device')} {requested} with {ctx.world_size} processes: each process "
                 "takes "
-                "cuda:LOCAL_RANK; pass --device cuda (or auto) and choose GPUs with "
+                f"cuda:LOCAL_RANK; pass {setting('--device')} cuda (or auto) and choose GPUs with "
                 "CUDA_VISIBLE_DEVICES"
             )
         if ctx.local_rank >= torch.cuda.device_count():
@@ -98,7 +98,7 @@ def train_device(requested: torch.device, ctx: DistContext) -> torch.device:
         raise ConfigError(
             f"{setting('--device')} {requested} with {ctx.world_size} processes: multi-process "
             "training "
-            "runs on CUDA (NCCL) or CPU (gloo); use --device cuda or cpu"
+            f"runs on CUDA (NCCL) or CPU (gloo); use {setting('--device')} cuda or cpu"
         )
     return requested
 
@@ -161,7 +161,7 @@ def sync_batch_norm(module: nn.Module, ctx: DistContext, device: torch.device) -
         raise ConfigError(
             f"{setting('--sync-bn')} needs CUDA devices (PyTorch's SyncBatchNorm has no "
             f"{device.type} "
-            "kernel); use --no-sync-bn, or --norm instance"
+            f"kernel); use {setting('--no-sync-bn')}, or {setting('--norm')} instance"
         )
     return nn.SyncBatchNorm.convert_sync_batchnorm(module)
 
@@ -280,7 +280,8 @@ def continue_epoch(
     if done % (batch_size * new_world):
         raise UserError(
             f"the checkpoint is {done} images into an epoch, run by {old_world} process(es); "
-            f"{new_world} process(es) x --batch-size {batch_size} cannot continue there "
+            f"{new_world} process(es) x {setting('--batch-size')} {batch_size} cannot continue "
+            "there "
             f"exactly: resume with {old_world} process(es) or from an epoch_NNNN checkpoint"
         )
     return done // (batch_size * new_world)

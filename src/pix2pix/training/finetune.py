@@ -16,9 +16,9 @@ from typing import Any
 
 from pix2pix.checkpoint import find_checkpoint, load_weights, module_file, read_meta
 from pix2pix.config import ModelConfig, RunConfig
-from pix2pix.config.fields import flag_name
+from pix2pix.config.fields import ref
 from pix2pix.config.run import with_recipe
-from pix2pix.errors import UserError
+from pix2pix.errors import UserError, setting
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +42,8 @@ def with_architecture(config: RunConfig, given: dict[str, Any]) -> RunConfig:
     for name, value in given.items():
         if getattr(model, name) != value:
             raise UserError(
-                f"{flag_name(name)} {value} conflicts with --init-from {ckpt} "
-                f"({flag_name(name)} {getattr(model, name)}): a fine-tuned run keeps the "
+                f"{ref(name)} {value} conflicts with {setting('--init-from')} {ckpt} "
+                f"({ref(name)} {getattr(model, name)}): a fine-tuned run keeps the "
                 "architecture of the checkpoint it starts from; drop the flag"
             )
     return with_recipe(config.to_dict(), {"model": asdict(model)})
@@ -54,8 +54,9 @@ def start_from(trainer: Any, init_from: str | Path) -> None:
     ckpt, model = architecture_of(init_from)
     if asdict(model) != asdict(trainer.config.model):
         raise UserError(
-            f"--init-from {ckpt}: the run's model settings differ from the checkpoint's; "
-            "take them from it (pix2pix train --init-from does)"
+            f"{setting('--init-from')} {ckpt}: the run's model settings differ from the "
+            "checkpoint's; "
+            f"take them from it (pix2pix train {setting('--init-from')} does)"
         )
     method = trainer.method
     loaded, new = [], []

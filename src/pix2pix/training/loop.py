@@ -31,7 +31,7 @@ from pix2pix.data.files.images import save_image
 from pix2pix.data.pairs.datasets import PairedDataset, resolve_format
 from pix2pix.data.pairs.holdout import split_holdout
 from pix2pix.data.pairs.sampler import EpochBatchSampler
-from pix2pix.errors import ConfigError, UserError
+from pix2pix.errors import UserError, setting
 from pix2pix.fileio import first_missing, remove_if_empty
 from pix2pix.html import batch_grid
 from pix2pix.lock import LOCK_NAME, folder_lock
@@ -53,6 +53,7 @@ from pix2pix.training.distributed import (
 from pix2pix.training.finetune import start_from
 from pix2pix.training.health import Health
 from pix2pix.training.monitor import NullMonitor, RunMonitor
+from pix2pix.training.runfolder import start_in
 from pix2pix.training.runlog import NullLog, RunLog
 from pix2pix.training.trainer import Trainer
 
@@ -61,38 +62,6 @@ log = logging.getLogger(__name__)
 
 def _workers(requested: int) -> int:
     return min(8, (os.cpu_count() or 2) // 2) if requested < 0 else requested
-
-
-# What `fit` writes into a run folder: a new run may start in a folder holding only these
-# (left by an earlier start that stopped before its first checkpoint), never in another.
-RUN_ENTRIES = {"log.jsonl", "val.jsonl", "samples", "plots", "report.html", "tensorboard", "wandb",
-               "best", ".best.tmp", ".best.old", ".latest.tmp", LOCK_NAME}  # fmt: skip
-
-
-def _start(config: RunConfig, run_dir: Path, checkpoint: Checkpoint | None) -> Progress:
-    """Check the run folder against the checkpoint to resume (None: a new run)."""
-    if checkpoint is None:
-        if (run_dir / "latest").exists() or (run_dir / ".latest.old").exists():
-            raise UserError(
-                f"{run_dir} already holds a checkpoint; pass --resume to continue it "
-                "or choose another --out"
-            )
-        entries = run_dir.iterdir() if run_dir.is_dir() else ()  # ranks > 0 may be first
-        foreign = sorted(p.name for p in entries if p.name not in RUN_ENTRIES)
-        if foreign:
-            raise UserError(
-                f"{run_dir}: is not empty and is not a pix2pix run (it holds "
-                f"{', '.join(foreign[:3])}{', ...' if len(foreign) > 3 else ''}); "
-                "nothing was changed. Choose a new or empty --out folder"
-            )
-        return Progress()
-    diffs = checkpoint.config.differences(config)
-    if diffs:
-        raise ConfigError(
-            f"{checkpoint.path}: resuming with different settings: {'; '.join(diffs)}; "
-            "drop those flags (or those settings of --config) to continue the run as it was"
-        )
-    return checkpoint.progress
 
 
 def fit(
@@ -121,7 +90,9 @@ def fit(
     run_dir = Path(run_dir)
     ctx = DistContext.from_env()
     if run_dir.exists() and not run_dir.is_dir():
-        raise UserError(f"{run_dir}: is a file, not a run folder; choose another --out")
+        raise UserError(
+            f"{run_dir}: is a file, not a run folder; choose another {setting('--out')}"
+        )
     if resume and checkpoint is None:  # "no such run" before a folder is made for its lock
         checkpoint = open_checkpoint(find_checkpoint(run_dir), TRAINING_FILES)
     if not resume:
@@ -146,7 +117,7 @@ def _fit(
     should_stop: Callable[[], bool] | None,
 ) -> Path:
     config = resolve_format(config)  # channels and output depth from the data
-    progress = _start(config, run_dir, checkpoint)
+    progress = start_in(run_dir, config, checkpoint)
     ckpt = checkpoint.path if checkpoint is not None else None
     t = config.train
     device = train_device(resolve_device(t.device), ctx)
@@ -157,8 +128,9 @@ def _fit(
     dataset, val_pairs = split_holdout(dataset, config)  # unchanged without --val-fraction
     if t.batch_size > 1 and len(dataset.output_sizes()) > 1:
         raise UserError(
-            f"{dataset.root}: images differ in size after --preprocess {config.data.preprocess}; "
-            "use --batch-size 1 or a preprocess that crops"
+            f"{dataset.root}: images differ in size after {setting('--preprocess')} "
+            f"{config.data.preprocess}; "
+            f"use {setting('--batch-size')} 1 or a preprocess that crops"
         )
     if ckpt is not None:
         progress = resume_progress(progress, ctx, t.batch_size, len(dataset))
@@ -280,8 +252,14 @@ class _Run:
         training_state = trainer.state_dict()
         check_in_sync(trainer.method.modules, self.ctx)
         if self.ctx.is_main:
-            save_checkpoint(path, self.config, self.progress(), trainer.modules,
-                            training_state, self.monitor.metadata())  # fmt: skip
+            save_checkpoint(
+                path,
+                self.config,
+                self.progress(),
+                trainer.modules,
+                training_state,
+                self.monitor.metadata(),
+            )
         return path
 
     def open(self) -> None:
@@ -310,8 +288,13 @@ class _Run:
         self.batch_in_epoch += 1
         # the global batch's losses, and whether any rank was asked to stop
         values, stop_requested = agree(losses, stop_here, self.ctx)
-        record = {"step": self.step, "epoch": self.epoch + 1, "lr": trainer.lr, **values,
-                  "sec": round(time.perf_counter() - self.tick, 5)}  # fmt: skip
+        record = {
+            "step": self.step,
+            "epoch": self.epoch + 1,
+            "lr": trainer.lr,
+            **values,
+            "sec": round(time.perf_counter() - self.tick, 5),
+        }
         self.runlog.write(record)
         self.health.check(record, fake, real_b, self.runlog)
         self.monitor.after_step(trainer, self.progress(), record)

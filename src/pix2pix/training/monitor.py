@@ -18,7 +18,7 @@ from typing import Any
 from pix2pix.checkpoint import Progress, save_checkpoint
 from pix2pix.config import RunConfig
 from pix2pix.data.pairs.folders import PairFiles
-from pix2pix.errors import ConfigError
+from pix2pix.errors import ConfigError, setting
 from pix2pix.methods import method_of
 from pix2pix.training.report import write_run_report
 from pix2pix.training.runlog import RunLog
@@ -37,7 +37,8 @@ def _summary_writer() -> Any:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError:
         raise ConfigError(
-            "--tensorboard needs the tensorboard package: pip install 'pix2pix[tensorboard]'"
+            f"{setting('--tensorboard')} needs the tensorboard package: pip install "
+            "'pix2pix[tensorboard]'"
         ) from None
     return SummaryWriter
 
@@ -120,16 +121,28 @@ class RunMonitor:
             )
         seconds = time.perf_counter() - start
         assert self.vallog is not None
-        self.vallog.write({"step": progress.step, "epoch": progress.epoch + 1, **metrics,
-                           "best": best, "sec": round(seconds, 3)})  # fmt: skip
+        self.vallog.write(
+            {
+                "step": progress.step,
+                "epoch": progress.epoch + 1,
+                **metrics,
+                "best": best,
+                "sec": round(seconds, 3),
+            }
+        )
         if self.tb is not None:
             for key, value in metrics.items():
                 self.tb.add_scalar(f"val/{key}", value, progress.step)
         if self.wandb is not None:
             self.wandb.log({f"val/{k}": v for k, v in metrics.items()}, progress.step)
         shown = "  ".join(f"{k} {val:.4g}" for k, val in metrics.items())
-        log.info("step %d validation: %s%s (%.1f s)", progress.step, shown,
-                 "  -> best/" if best else "", seconds)  # fmt: skip
+        log.info(
+            "step %d validation: %s%s (%.1f s)",
+            progress.step,
+            shown,
+            "  -> best/" if best else "",
+            seconds,
+        )
         if time.monotonic() - self._last_report > REPORT_EVERY_S:
             self.report()
 

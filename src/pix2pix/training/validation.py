@@ -67,7 +67,7 @@ class Validator:
                 )
             features = FeatureExtractor(load_inception())
         if self.metric == "fid" and len(pairs) < 2:
-            raise ConfigError("--val-metric fid needs at least 2 held-out pairs")
+            raise ConfigError(f"{setting('--val-metric')} fid needs at least 2 held-out pairs")
         self.features = features
         self.pairs = load_eval_pairs(pairs, config)  # decoded once, scored at every check
         self.names = [p.name for p in self.pairs]

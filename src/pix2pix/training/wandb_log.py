@@ -14,14 +14,16 @@ from pathlib import Path
 from typing import Any
 
 from pix2pix.config import RunConfig
-from pix2pix.errors import ConfigError
+from pix2pix.errors import ConfigError, setting
 
 
 def wandb_module() -> Any:
     try:
         import wandb
     except ImportError:
-        raise ConfigError("--wandb needs the wandb package: pip install 'pix2pix[wandb]'") from None
+        raise ConfigError(
+            f"{setting('--wandb')} needs the wandb package: pip install 'pix2pix[wandb]'"
+        ) from None
     return wandb
 
 
@@ -30,9 +32,13 @@ class WandbLogger:
         self.wandb = wandb_module()
         run_id = hashlib.sha1(str(Path(run_dir).resolve()).encode()).hexdigest()[:16]
         self.run = self.wandb.init(
-            project=project, dir=str(run_dir), name=Path(run_dir).name, id=run_id,
-            resume="allow", config=config.to_dict(),
-        )  # fmt: skip
+            project=project,
+            dir=str(run_dir),
+            name=Path(run_dir).name,
+            id=run_id,
+            resume="allow",
+            config=config.to_dict(),
+        )
 
     def log(self, values: dict[str, float], step: int) -> None:
         self.run.log(values, step=step)

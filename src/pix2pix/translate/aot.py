@@ -120,8 +120,11 @@ def build_package(generator: nn.Module, x: torch.Tensor, path: Path, info: dict)
             generator(x)  # one eager pass records the shapes of the dropout noise
     wrapper = _WithMasks(generator)
     program = torch.export.export(wrapper, (x, *draw_masks(specs, draw=False)))
-    drawn = [n.target for n in program.graph.nodes if n.op == "call_function"
-             and any(r in str(n.target) for r in RANDOM_OPS)]  # fmt: skip
+    drawn = [
+        n.target
+        for n in program.graph.nodes
+        if n.op == "call_function" and any(r in str(n.target) for r in RANDOM_OPS)
+    ]
     if drawn:  # noise the masks do not cover (a functional dropout): eager only
         raise TypeError(f"the exported generator draws random numbers itself ({drawn[0]})")
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -204,8 +207,14 @@ class AotGenerator:
         """Everything a package for `key` depends on."""
         if self._digest is None:
             self._digest = weights_digest(self.generator)
-        return {"weights": self._digest, "net": self.description, "input": list(key),
-                "torch": torch.__version__, "cpu": cpu_model(), **aotcache.machine()}  # fmt: skip
+        return {
+            "weights": self._digest,
+            "net": self.description,
+            "input": list(key),
+            "torch": torch.__version__,
+            "cpu": cpu_model(),
+            **aotcache.machine(),
+        }
 
     def package_path(self, key: tuple) -> Path:
         name = hashlib.blake2b(json.dumps(self.what(key), sort_keys=True).encode(), digest_size=16)
@@ -216,14 +225,23 @@ class AotGenerator:
         path = self.package_path(key)
         record = aotcache.verified(path)
         if record is None and path.exists():  # (not one another process just evicted)
-            log.warning("%s is damaged (its size or digest is not the one recorded): removed; "
-                        "it is rebuilt when this size is compiled", path)  # fmt: skip
+            log.warning(
+                "%s is damaged (its size or digest is not the one recorded): removed; "
+                "it is rebuilt when this size is compiled",
+                path,
+            )
             aotcache.remove(path)
         if record is None:
             if not (self.build or key[0] in self.planned):
                 return self.generator
-            log.info("compiling the generator for %s %s (%s mode) into %s: once per model, "
-                     "input size and machine", shape, key[1], key[3], path.parent)  # fmt: skip
+            log.info(
+                "compiling the generator for %s %s (%s mode) into %s: once per model, "
+                "input size and machine",
+                shape,
+                key[1],
+                key[3],
+                path.parent,
+            )
             try:
                 specs = build_package(self.generator, x, path, {"what": self.what(key)})
             except Exception as e:  # no C++ compiler, an unsupported layer: run as it is
@@ -235,8 +253,9 @@ class AotGenerator:
         try:
             package = load_package(path)
         except Exception as e:  # a foreign file: never again
-            log.warning("could not load %s (%s): removed; translating without it", path,
-                        type(e).__name__)  # fmt: skip
+            log.warning(
+                "could not load %s (%s): removed; translating without it", path, type(e).__name__
+            )
             aotcache.remove(path)
             return self.generator
         log.info("translating %s with the compiled generator %s", shape, path)

@@ -99,8 +99,9 @@ def machine() -> dict:
 
 def temporary(path: Path, suffix: str) -> Path:
     """A new temporary file beside `path` named for this host and process."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.{host_id()}-{os.getpid()}.",
-                               suffix=f".tmp{suffix}", dir=path.parent)  # fmt: skip
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.stem}.{host_id()}-{os.getpid()}.", suffix=f".tmp{suffix}", dir=path.parent
+    )
     os.close(fd)
     return Path(tmp)
 
@@ -251,8 +252,9 @@ def tidy(keep: Path | None = None) -> None:
         if e.path == keep:
             continue
         used = time.strftime("%Y-%m-%d %H:%M", time.localtime(e.last_used))
-        log.info("compile cache over %.0f MB: removing %s (last used %s)", cap / 2**20,
-                 e.path.name, used)  # fmt: skip
+        log.info(
+            "compile cache over %.0f MB: removing %s (last used %s)", cap / 2**20, e.path.name, used
+        )
         remove(e.path.with_suffix(".pt2"))
         total -= e.size
 

@@ -204,8 +204,10 @@ def vips_reads(path: Path) -> bool:
         return False
     kinds = {1: "b-w", 2: "b-w", 3: "srgb", 4: "srgb"}
     return image.format in ("uchar", "ushort") and kinds.get(image.bands) in (
-        image.interpretation, "b-w" if image.interpretation == "grey16" else None,
-        "srgb" if image.interpretation == "rgb16" else None)  # fmt: skip
+        image.interpretation,
+        "b-w" if image.interpretation == "grey16" else None,
+        "srgb" if image.interpretation == "rgb16" else None,
+    )
 
 
 class VipsBands:

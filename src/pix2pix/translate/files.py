@@ -28,7 +28,7 @@ from pix2pix.data.files.images import (
 from pix2pix.data.files.limits import check_pixels
 from pix2pix.data.pairs.datasets import oriented, read_side, side_header, split_aligned
 from pix2pix.data.pairs.folders import find_pairs
-from pix2pix.errors import UserError
+from pix2pix.errors import UserError, setting
 from pix2pix.fileio import check_outputs, first_missing, remove_if_empty
 from pix2pix.translate.bands import TIFF_SUFFIXES, reads_in_bands
 from pix2pix.translate.model import Pix2Pix
@@ -58,7 +58,9 @@ def _items(model: Pix2Pix, inputs: list[str], paired: bool) -> list[tuple[str, t
     items = []
     for folder in inputs:
         if not Path(folder).is_dir():
-            raise UserError(f"{folder}: not a folder; --paired takes folders with A/ and B/")
+            raise UserError(
+                f"{folder}: not a folder; {setting('--paired')} takes folders with A/ and B/"
+            )
         for pair in find_pairs(Path(folder), "paired"):
             files, _ = oriented(model.config.data.direction, pair.files_a, pair.files_b)
             items.append((pair.name, files))
@@ -80,8 +82,12 @@ def _header(
     to the decompression-bomb limit meant for decoding an image whole."""
     target = Path(f"out{_suffix(files, suffix)}")
     channels = image_channels(model.out_channels, model.color_space)
-    if (len(files) > 1 or aligned or not streamable(target, channels, model.output_depth)
-            or not reads_in_bands(files[0])):  # fmt: skip
+    if (
+        len(files) > 1
+        or aligned
+        or not streamable(target, channels, model.output_depth)
+        or not reads_in_bands(files[0])
+    ):
         width, height, side = side_header(files)
         return width, height, side.channels
     info = image_info(files[0], streamed=True)
@@ -109,13 +115,14 @@ def _check_inputs(
         if name in seen:
             raise UserError(
                 f"{path} and {seen[name]} would both be written as {name}{suffix}; "
-                "translate them into different --out folders"
+                f"translate them into different {setting('--out')} folders"
             )
         seen[name] = path
         width, height, channels = _header(model, files, aligned, suffix, tiling)
         if aligned and width % 2:
             raise UserError(
-                f"{path}: width {width} is odd, so it is not an aligned A|B image; drop --aligned"
+                f"{path}: width {width} is odd, so it is not an aligned A|B image; drop "
+                f"{setting('--aligned')}"
             )
         if not aligned and not _accepts(want, channels):
             takes = "grayscale or colour images" if want is None else f"{want} channel(s)"
@@ -161,17 +168,23 @@ def translate_files(
     (default: half the memory available), at the largest tile that fits; None never.
     """
     if batch_size < 1:
-        raise UserError(f"--batch-size {batch_size} is out of range; use a value >= 1")
+        raise UserError(f"{setting('--batch-size')} {batch_size} is out of range; use a value >= 1")
     if aligned and paired:
-        raise UserError("--aligned and --paired exclude each other; pass one")
+        raise UserError(
+            f"{setting('--aligned')} and {setting('--paired')} exclude each other; pass one"
+        )
     check_seed(seed)
     if isinstance(tile, int):
         try:
             check_tiling(tile, overlap, model.stride)
         except ValueError as exc:
-            raise UserError(f"--tile {tile} --tile-overlap {overlap}: {exc}") from None
+            raise UserError(
+                f"{setting('--tile')} {tile} {setting('--tile-overlap')} {overlap}: {exc}"
+            ) from None
     if max_memory is not None and max_memory < 1:
-        raise UserError(f"--max-memory {max_memory} is out of range; give a size such as 4G")
+        raise UserError(
+            f"{setting('--max-memory')} {max_memory} is out of range; give a size such as 4G"
+        )
     tiling = {"tile": tile, "overlap": overlap, "tile_stats": tile_stats, "budget": max_memory}
     channels = image_channels(model.out_channels, model.color_space)
     if channels == 3 and model.output_depth == "uint16":
@@ -186,9 +199,18 @@ def translate_files(
     made = first_missing(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     try:
-        return _translate_items(model, items, sizes, targets, batch_size=batch_size,
-                                eval_mode=eval_mode, aligned=aligned, seed=seed,
-                                progress=progress, tiling=tiling)  # fmt: skip
+        return _translate_items(
+            model,
+            items,
+            sizes,
+            targets,
+            batch_size=batch_size,
+            eval_mode=eval_mode,
+            aligned=aligned,
+            seed=seed,
+            progress=progress,
+            tiling=tiling,
+        )
     finally:
         if made is not None:
             remove_if_empty(out_dir, made)  # a translation that failed before its first output
@@ -239,11 +261,22 @@ def _translate_items(
     while start < len(items):
         (w, h), (target, files) = sizes[start], targets[start]
         tiles = _tiling_for(model, (1, h, w), items[start][0], tiling)
-        if (tiles["tile"] is not None and len(files) == 1 and not aligned
-                and streamable(target, channels, model.output_depth)):  # fmt: skip
+        if (
+            tiles["tile"] is not None
+            and len(files) == 1
+            and not aligned
+            and streamable(target, channels, model.output_depth)
+        ):
             with _tile_bar(progress) as on_tile:  # one band of the image in memory at a time
-                translate_streamed(model, files[0], target, eval_mode=eval_mode,
-                                   seed=seed + start, on_tile=on_tile, **tiles)  # fmt: skip
+                translate_streamed(
+                    model,
+                    files[0],
+                    target,
+                    eval_mode=eval_mode,
+                    seed=seed + start,
+                    on_tile=on_tile,
+                    **tiles,
+                )
             outputs.append(target)
             bar.update(1)
             start += 1
@@ -255,8 +288,9 @@ def _translate_items(
         if end - start > 1:
             tiles = _tiling_for(model, (end - start, h, w), items[start][0], tiling)
         with _tile_bar(progress and tiles["tile"] is not None) as on_tile:
-            y = model.translate_tensor(x, eval_mode=eval_mode, seed=seed + start,
-                                       on_tile=on_tile, **tiles)  # fmt: skip
+            y = model.translate_tensor(
+                x, eval_mode=eval_mode, seed=seed + start, on_tile=on_tile, **tiles
+            )
         for (target, files), out, inp in zip(targets[start:end], y, x):
             arr = output_array(out, inp, model.config.data)
             if target.suffix == ".tif" and streamable(target, channels, model.output_depth):
@@ -284,8 +318,15 @@ def _tiling_for(
         tile = model.tile_for(h, w, budget)
         if tile is not None:
             overlap = min(overlap or tile // 8, tile - model.stride)  # blend by default
-            log.info("%s: %dx%d is over the memory budget; translating in %dx%d tiles "
-                     "(overlap %d)", name, w, h, tile, tile, overlap)  # fmt: skip
+            log.info(
+                "%s: %dx%d is over the memory budget; translating in %dx%d tiles (overlap %d)",
+                name,
+                w,
+                h,
+                tile,
+                tile,
+                overlap,
+            )
     return {"tile": tile, "overlap": overlap, "tile_stats": tiling["tile_stats"]}
 
 

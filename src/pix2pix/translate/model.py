@@ -7,7 +7,7 @@ import contextlib
 import copy
 import dataclasses
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -184,7 +184,7 @@ class Pix2Pix:
             x = x.to(self.device, self.dtype, memory_format=memory_format(self.speed))
             extras = self.method.default_extras(self.config, x, dict(extra or {}))
             extras = [e.to(self.device, self.dtype) for e in extras]
-            call = self._caller(extras)
+            call = self.method.inference_call(self.config, extras, self.stride)
             spatial = [e for e, s in zip(extras, self.extra_inputs) if s.kind == "spatial"]
             x = torch.cat([x, *spatial], dim=1) if spatial else x  # tiled together
             if not needs_tiles(*x.shape[-2:], tile):
@@ -192,30 +192,11 @@ class Pix2Pix:
             else:
                 read = lambda y0, y1, x0, x1: x[:, :, y0:y1, x0:x1]  # noqa: E731
                 shape = (x.shape[0], *x.shape[2:])
-                rows = self._tiled(read, shape, eval_mode, tile, overlap, tile_stats, on_tile,
-                                   call=call)  # fmt: skip
+                rows = self._tiled(
+                    read, shape, eval_mode, tile, overlap, tile_stats, on_tile, call=call
+                )
                 y = torch.cat([r for _, _, r in rows], dim=2)
         return y.float().cpu()
-
-    def _caller(
-        self, extras: Sequence[torch.Tensor]
-    ) -> Callable[[Callable[..., torch.Tensor], torch.Tensor], torch.Tensor]:
-        """How one forward pass runs on an input window (B', C_in + the spatial extras'
-        channels, h, w): the window's image and spatial extras, and the vector extras
-        repeated to the window's batch (B' = k x B when k tiles share a pass)."""
-        specs = self.extra_inputs
-
-        def call(net: Callable[..., torch.Tensor], t: torch.Tensor) -> torch.Tensor:
-            if not specs:
-                return run_any_size(net, t, self.stride)
-            sizes = [self.in_channels] + [s.channels for s in specs if s.kind == "spatial"]
-            image, *spatial = t.split(sizes, dim=1)
-            windows = iter(spatial)
-            args = [next(windows) if s.kind == "spatial" else e.repeat(len(t) // len(e), 1)
-                    for s, e in zip(specs, extras)]  # fmt: skip
-            return run_any_size(net, image, self.stride, args)
-
-        return call
 
     def translate_rows(
         self,
@@ -246,8 +227,9 @@ class Pix2Pix:
                 y = y.float().cpu()
                 yield (0, shape[1], 0, shape[2], y) if blocks else (0, shape[1], y)
                 return
-            yield from self._tiled(on_device, shape, eval_mode, tile, overlap, tile_stats,
-                                   on_tile, blocks)  # fmt: skip
+            yield from self._tiled(
+                on_device, shape, eval_mode, tile, overlap, tile_stats, on_tile, blocks
+            )
 
     @contextlib.contextmanager
     def _inference(self, eval_mode: bool, seed: int | None) -> Iterator[None]:
@@ -294,7 +276,7 @@ class Pix2Pix:
         shared = stats == "image" and not eval_mode
         if shared and self.extra_inputs:
             raise ValueError("tile_stats 'image' takes a generator of the image alone; use 'tile'")
-        call = call or self._caller(())
+        call = call or self.method.inference_call(self.config, (), self.stride)
         # image statistics swap batch-norm buffers: run the module, not a frozen graph
         net = self.generator if shared else self._run
         scope = (

@@ -126,8 +126,12 @@ class PngRows:
         lead = b"\x00" + self._previous.tobytes()  # filter None: the decoder's row above
         bits, colour = SAME_BYTES[self.bpp]
         width = self.rowbytes // self.bpp
-        png = (PNG_SIGNATURE + _ihdr(width, rows + 1, bits, colour)
-               + chunk(b"IDAT", zlib.compress(lead + data, 0)) + chunk(b"IEND", b""))  # fmt: skip
+        png = (
+            PNG_SIGNATURE
+            + _ihdr(width, rows + 1, bits, colour)
+            + chunk(b"IDAT", zlib.compress(lead + data, 0))
+            + chunk(b"IEND", b"")
+        )
         if bits == 16:
             import cv2
 

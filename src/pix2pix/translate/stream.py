@@ -71,10 +71,17 @@ def translate_streamed(
                 arr = with_channels(arr, model.read_channels, path)
             return encode_input(arr, model.color_space)[None]
 
-        blocks = model.translate_rows(read, (1, bands.height, bands.width), tile=tile,
-                                      overlap=overlap, eval_mode=eval_mode, seed=seed,
-                                      tile_stats=tile_stats, on_tile=on_tile,
-                                      blocks=True)  # fmt: skip
+        blocks = model.translate_rows(
+            read,
+            (1, bands.height, bands.width),
+            tile=tile,
+            overlap=overlap,
+            eval_mode=eval_mode,
+            seed=seed,
+            tile_stats=tile_stats,
+            on_tile=on_tile,
+            blocks=True,
+        )
         channels = image_channels(model.out_channels, model.color_space)
         depth = np.dtype(cfg.written_depth)
 

@@ -253,8 +253,9 @@ def bytes_per_pixel(net: nn.Module, in_channels: int, stride: int, dtype: torch.
 
     leaves = [m for m in net.modules() if not list(m.children())]
     hooks = [m.register_forward_hook(count) for m in leaves]
-    probe = torch.zeros(1, in_channels, stride, stride, dtype=dtype,
-                        device=next(net.parameters()).device)  # fmt: skip
+    probe = torch.zeros(
+        1, in_channels, stride, stride, dtype=dtype, device=next(net.parameters()).device
+    )
     was_training = net.training
     try:
         with torch.no_grad():

@@ -218,8 +218,12 @@ def plain_tiff(path: Path) -> tuple[int, int, int, str] | None:
             page = _plain_page(tf)
             if page is None:
                 return None
-            return (int(page.imagewidth), int(page.imagelength), int(page.samplesperpixel),
-                    np.dtype(page.dtype).name)  # fmt: skip
+            return (
+                int(page.imagewidth),
+                int(page.imagelength),
+                int(page.samplesperpixel),
+                np.dtype(page.dtype).name,
+            )
     except (tifffile.TiffFileError, ValueError, OSError):
         return None  # not a TIFF tifffile reads: Pillow says why
 

@@ -26,12 +26,21 @@ from PIL import Image
 from pix2pix.data.files import formats
 from pix2pix.data.files.formats import GRAY_MODES
 from pix2pix.data.files.limits import check_pixels
-from pix2pix.errors import UserError
+from pix2pix.errors import UserError, setting
 from pix2pix.fileio import atomic_write_bytes
 
 IMAGE_EXTENSIONS = (
-    ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".npy"
-)  # fmt: skip
+    ".png",
+    ".jpg",
+    ".jpeg",
+    ".bmp",
+    ".tif",
+    ".tiff",
+    ".webp",
+    ".ppm",
+    ".pgm",
+    ".npy",
+)
 
 Depth = Literal["uint8", "uint16", "float32"]
 DEPTHS: tuple[Depth, ...] = get_args(Depth)
@@ -112,7 +121,7 @@ def _unreadable(path: Path, exc: BaseException) -> UserError:
     if isinstance(exc, Image.DecompressionBombError):  # Pillow's check, where ours is unset
         return UserError(
             f"{path}: too many pixels ({exc}); if the image is genuine, pass "
-            "--max-image-pixels with a larger count (0: no limit)"
+            f"{setting('--max-image-pixels')} with a larger count (0: no limit)"
         )
     reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     return UserError(f"{path}: cannot read image ({reason}); replace or remove the file")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from pix2pix.errors import UserError
+from pix2pix.errors import UserError, setting
 
 # Decompression-bomb guard for local files: an image whose header declares more pixels
 # than the limit is refused, naming the file, before any pixel is decoded. The default is
@@ -43,7 +43,9 @@ def set_max_image_pixels(limit: int | None) -> None:
     0: no limit). Process-wide: call it from an entry point. Pillow's own bomb check is
     switched off, so that this limit alone decides (and its error names the file)."""
     if limit is not None and limit < 0:
-        raise UserError(f"--max-image-pixels {limit} is out of range; use >= 0 (0: no limit)")
+        raise UserError(
+            f"{setting('--max-image-pixels')} {limit} is out of range; use >= 0 (0: no limit)"
+        )
     os.environ[PIXEL_LIMIT_ENV] = str(limit or 0)
     Image.MAX_IMAGE_PIXELS = None
 
@@ -58,12 +60,12 @@ def check_pixels(path: Path, width: int, height: int, streamed: bool = False) ->
             raise UserError(
                 f"{path}: {width}x{height} is too large even to translate in bands (at most "
                 f"{STREAMED_MAX_SIDE} a side and {most:,} pixels); "
-                "if the image is genuine, pass --max-image-pixels 0 (no limit)"
+                f"if the image is genuine, pass {setting('--max-image-pixels')} 0 (no limit)"
             )
         return
     if limit is not None and width * height > limit:
         raise UserError(
             f"{path}: {width}x{height} = {width * height:,} pixels is over the limit of "
             f"{limit:,} (a guard against decompression bombs); if the image is genuine, "
-            "pass --max-image-pixels with a larger count (0: no limit)"
+            f"pass {setting('--max-image-pixels')} with a larger count (0: no limit)"
         )

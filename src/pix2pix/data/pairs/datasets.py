@@ -119,8 +119,10 @@ def resolve_format(config: RunConfig) -> RunConfig:
     if lab:
         if out.channels != 3:
             raise UserError(
-                f"{resolve_root(d)}: --color-space lab needs colour (3-channel) targets, but "
-                f"those of pair {pairs[0].name} have {out.channels}; use --color-space rgb"
+                f"{resolve_root(d)}: {setting('--color-space')} lab needs colour (3-channel) "
+                "targets, but "
+                f"those of pair {pairs[0].name} have {out.channels}; use "
+                f"{setting('--color-space')} rgb"
             )
         channels = LAB_CHANNELS
     else:
@@ -212,8 +214,9 @@ class PairedDataset(Dataset):
         for pair, (w, h) in zip(self.pairs, self.sizes):
             if min(w, h) < self.cfg.crop_size:
                 raise UserError(
-                    f"{pair.a}: image {w}x{h} is smaller than --crop-size {self.cfg.crop_size}; "
-                    "use a smaller crop or --preprocess resize_and_crop"
+                    f"{pair.a}: image {w}x{h} is smaller than {setting('--crop-size')} "
+                    f"{self.cfg.crop_size}; "
+                    f"use a smaller crop or {setting('--preprocess')} resize_and_crop"
                 )
 
     def _should_cache(self) -> bool:

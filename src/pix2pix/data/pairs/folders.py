@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pix2pix.config import DataConfig
 from pix2pix.data.files.images import list_images
-from pix2pix.errors import UserError
+from pix2pix.errors import UserError, setting
 
 
 @dataclass(frozen=True)
@@ -37,10 +37,10 @@ class PairFiles:
 def resolve_root(cfg: DataConfig, split: str | None = None) -> Path:
     """The folder holding the pairs: `root/split` when it exists, else `root`."""
     if not cfg.root:
-        raise UserError("no dataset given; pass --data DIR")
+        raise UserError(f"no dataset given; pass {setting('--data')} DIR")
     root = Path(cfg.root).expanduser()
     if not root.is_dir():
-        raise UserError(f"{root}: dataset folder not found; check --data")
+        raise UserError(f"{root}: dataset folder not found; check {setting('--data')}")
     sub = root / (split or cfg.split)
     return sub if sub.is_dir() else root
 
@@ -49,7 +49,7 @@ def pairs_folder(path: str | Path, split: str, flag: str = "--data") -> Path:
     """`path/split` when it exists, else `path`; a missing folder is a UserError."""
     root = Path(path).expanduser()
     if not root.is_dir():
-        raise UserError(f"{root}: dataset folder not found; check {flag}")
+        raise UserError(f"{root}: dataset folder not found; check {setting(flag)}")
     return root / split if (root / split).is_dir() else root
 
 

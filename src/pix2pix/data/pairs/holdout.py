@@ -10,7 +10,7 @@ from torch.utils.data import Dataset
 from pix2pix.config import RunConfig
 from pix2pix.data.pairs.datasets import PairedDataset
 from pix2pix.data.pairs.folders import PairFiles, find_pairs, pairs_folder
-from pix2pix.errors import UserError
+from pix2pix.errors import UserError, setting
 
 _HOLDOUT_STREAM = 3  # distinguishes the hold-out draw from the other seeded streams
 
@@ -20,7 +20,9 @@ def holdout_indices(count: int, fraction: float, seed: int) -> list[int]:
     least one pair left for training. A pure function of (count, fraction, seed)."""
     n = min(count - 1, max(1, round(fraction * count)))
     if n < 1:
-        raise UserError(f"--val-fraction needs at least 2 training pairs, found {count}")
+        raise UserError(
+            f"{setting('--val-fraction')} needs at least 2 training pairs, found {count}"
+        )
     perm = np.random.default_rng([seed, _HOLDOUT_STREAM]).permutation(count)
     return sorted(int(i) for i in perm[:n])
 

@@ -30,7 +30,7 @@ from pix2pix.data.files.images import (
 from pix2pix.data.pairs.transforms import resize_array
 from pix2pix.data.tools.masks import hole_mask
 from pix2pix.data.tools.prepare import fresh_output, join_halves, parallel_map
-from pix2pix.errors import UserError
+from pix2pix.errors import UserError, setting
 from pix2pix.fileio import atomic_write_bytes
 
 OutLayout = Literal["paired", "aligned"]
@@ -66,7 +66,9 @@ def derive_pairs(
     ... (stacked as channels when training; paired layout only). Returns the A files.
     """
     if layout not in ("paired", "aligned"):
-        raise UserError(f"--layout {layout!r} is not valid; choose one of: paired, aligned")
+        raise UserError(
+            f"{setting('--layout')} {layout!r} is not valid; choose one of: paired, aligned"
+        )
     photos = find_photos(src, colour)
     out = fresh_output(Path(out))
 
@@ -76,7 +78,7 @@ def derive_pairs(
         inputs = made if isinstance(made, tuple) else (made,)
         if layout == "aligned":
             if len(inputs) > 1:
-                raise UserError("several inputs per photo need --layout paired")
+                raise UserError(f"several inputs per photo need {setting('--layout')} paired")
             both = join_halves(inputs[0], photo, path)
             target = out / f"{path.stem}{output_suffix(both.shape[2], depth_of(both))}"
             save_image(both, target)
@@ -117,7 +119,7 @@ def colorize(
 def downscaled(photo: np.ndarray, factor: float) -> np.ndarray:
     """The photo shrunk by `factor` (bicubic, antialiased) and enlarged back to its size."""
     if factor <= 1:
-        raise UserError(f"--factor {factor} is out of range; use a value > 1")
+        raise UserError(f"{setting('--factor')} {factor} is out of range; use a value > 1")
     h, w = photo.shape[:2]
     small = resize_array(photo, (max(1, round(w / factor)), max(1, round(h / factor))))
     return resize_array(small, (w, h))
@@ -165,11 +167,17 @@ def inpaint(
     in A1/, so that the model is told where the holes are (stacked as one more channel).
     """
     if boxes < 0 or strokes < 0 or boxes + strokes == 0:
-        raise UserError("give at least one hole: --boxes N and/or --strokes N (N >= 0)")
+        raise UserError(
+            f"give at least one hole: {setting('--boxes')} N and/or {setting('--strokes')} N (N >= "
+            "0)"
+        )
     if not 0.0 <= fill <= 1.0:
-        raise UserError(f"--fill {fill} is out of range; use 0 (black) to 1 (white)")
+        raise UserError(f"{setting('--fill')} {fill} is out of range; use 0 (black) to 1 (white)")
     if mask_channel and layout != "paired":
-        raise UserError("--mask-channel writes A1/ and A2/ folders; use --layout paired")
+        raise UserError(
+            f"{setting('--mask-channel')} writes A1/ and A2/ folders; use {setting('--layout')} "
+            "paired"
+        )
 
     def make(photo: np.ndarray, name: str) -> np.ndarray | tuple[np.ndarray, ...]:
         mask = hole_mask(photo.shape[0], photo.shape[1], seed, name, boxes, strokes)

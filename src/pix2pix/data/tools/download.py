@@ -21,7 +21,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pix2pix.errors import UserError
+from pix2pix.errors import UserError, setting
 
 BASE_URL = "http://efrosgans.eecs.berkeley.edu/pix2pix/datasets"
 DATASETS: dict[str, str] = {
@@ -50,9 +50,10 @@ def _verify(archive: Path, sha256: str | None, downloaded: bool) -> None:
         return
     if downloaded:
         archive.unlink()
-        fix = "the file was deleted: run the same command again, or check --sha256"
+        fix = f"the file was deleted: run the same command again, or check {setting('--sha256')}"
     else:
-        fix = "the archive is damaged or not the one meant; fetch it again or check --sha256"
+        fix = "the archive is damaged or not the one meant; fetch it again"
+        fix += f" or check {setting('--sha256')}"
     raise UserError(f"{archive}: SHA-256 {got} differs from the expected {sha256}; {fix}")
 
 
@@ -128,7 +129,9 @@ def download_dataset(
     if name not in DATASETS:
         raise UserError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}")
     if sha256 is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", sha256):
-        raise UserError(f"--sha256 {sha256!r} is not a SHA-256 digest; give 64 hex digits")
+        raise UserError(
+            f"{setting('--sha256')} {sha256!r} is not a SHA-256 digest; give 64 hex digits"
+        )
     out_dir = Path(out_dir)
     target = out_dir / name
     if target.is_dir() and any(target.iterdir()):
@@ -137,14 +140,15 @@ def download_dataset(
     if archive is not None:
         archive = Path(archive)
         if not archive.is_file():
-            raise UserError(f"{archive}: archive not found; check --archive")
+            raise UserError(f"{archive}: archive not found; check {setting('--archive')}")
         _verify(archive, sha256, downloaded=False)
         return _extract(archive, out_dir, name)
     url = url or DATASETS[name]
     part, done = out_dir / f"{name}.tar.gz.part", out_dir / f"{name}.tar.gz"
     if done.exists():  # a file of the user's: the download would replace, then delete it
         raise UserError(
-            f"{done}: already exists; extract it with --archive {done}, or move it away"
+            f"{done}: already exists; extract it with {setting('--archive')} {done}, or move it "
+            "away"
         )
     try:
         _fetch(url, part, timeout)
@@ -157,7 +161,7 @@ def download_dataset(
         reason = getattr(exc, "reason", None) or str(exc) or type(exc).__name__
         raise UserError(
             f"cannot download {url} ({reason}); check your network, or fetch the file "
-            f"elsewhere and run: pix2pix data download {name} --archive FILE"
+            f"elsewhere and run: pix2pix data download {name} {setting('--archive')} FILE"
         ) from None
     part.replace(done)
     _verify(done, sha256, downloaded=True)

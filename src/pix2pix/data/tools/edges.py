@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 from pix2pix.data.files import formats
 from pix2pix.data.files.images import luma, to_depth
 from pix2pix.data.tools.derive import OutLayout, derive_pairs
-from pix2pix.errors import UserError
+from pix2pix.errors import UserError, setting
 from pix2pix.nets.hed import HED
 
 EdgeMethod = Literal["canny", "hed"]
@@ -68,7 +68,7 @@ def load_hed(path: str | Path) -> HED:
     state dict (read with `weights_only=True`), in this package's key layout or in the
     layout of the common PyTorch conversion of the original weights."""
     path = Path(path)
-    fix = "pass --hed-weights FILE, a .safetensors or .pt state dict of the HED network"
+    fix = f"pass {setting('--hed-weights')} FILE, a .safetensors or .pt state dict of HED"
     if not path.is_file():
         raise UserError(f"{path}: HED weights not found; {fix}")
     try:
@@ -130,18 +130,25 @@ def edges(
     # Everything is checked before anything is written.
     if method == "canny":
         if not 0 <= low <= high:
-            raise UserError(f"--low {low} and --high {high}: use 0 <= low <= high")
+            raise UserError(
+                f"{setting('--low')} {low} and {setting('--high')} {high}: use 0 <= low <= high"
+            )
         formats.require_opencv("pix2pix data edges", extra="edges")
         return derive_pairs(
             src, out, lambda photo, _: canny(photo, low, high), layout=layout, workers=workers
         )
     if method == "hed":
         if not 0 <= threshold <= 1:
-            raise UserError(f"--threshold {threshold} is out of range; use 0 (soft) to 1")
+            raise UserError(
+                f"{setting('--threshold')} {threshold} is out of range; use 0 (soft) to 1"
+            )
         if hed_weights is None:
-            raise UserError("--method hed needs --hed-weights FILE (pix2pix ships no HED weights)")
+            raise UserError(
+                f"{setting('--method')} hed needs {setting('--hed-weights')} FILE (pix2pix ships "
+                "no HED weights)"
+            )
         model = load_hed(hed_weights)  # one network, shared read-only by the worker threads
         return derive_pairs(
             src, out, lambda photo, _: hed(photo, model, threshold), layout=layout, workers=workers
         )
-    raise UserError(f"--method {method!r} is not valid; choose one of: canny, hed")
+    raise UserError(f"{setting('--method')} {method!r} is not valid; choose one of: canny, hed")

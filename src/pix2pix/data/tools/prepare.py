@@ -28,7 +28,7 @@ from pix2pix.data.files.images import (
 )
 from pix2pix.data.pairs.datasets import read_side, side_header
 from pix2pix.data.pairs.folders import PairFiles, detect_layout, find_pairs, side_folders
-from pix2pix.errors import UserError
+from pix2pix.errors import UserError, setting
 from pix2pix.fileio import atomic_write_bytes
 
 T = TypeVar("T")
@@ -52,7 +52,9 @@ def fresh_output(out: Path) -> Path:
     """Create `out`, refusing one that already holds files (so nothing there is lost)."""
     out = Path(out)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise UserError(f"{out}: already exists and is not empty; choose a new --out folder")
+        raise UserError(
+            f"{out}: already exists and is not empty; choose a new {setting('--out')} folder"
+        )
     out.mkdir(parents=True, exist_ok=True)
     return out
 
@@ -181,7 +183,10 @@ def separate(src: str | Path, out: str | Path, *, workers: int | None = None) ->
 def split_counts(n: int, val: float, test: float) -> tuple[int, int, int]:
     """(train, val, test) sizes for n pairs: rounded shares that add up to n."""
     if val < 0 or test < 0 or val + test > 1:
-        raise UserError(f"--val {val} and --test {test} must be >= 0 and add up to at most 1")
+        raise UserError(
+            f"{setting('--val')} {val} and {setting('--test')} {test} must be >= 0 and add up to "
+            "at most 1"
+        )
     n_val, n_test = round(n * val), round(n * test)
     n_val = min(n_val, n)
     n_test = min(n_test, n - n_val)
