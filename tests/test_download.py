@@ -150,8 +150,6 @@ def test_an_interrupted_download_resumes(tmp_path: Path) -> None:
 
 def test_an_archive_already_in_out_is_never_replaced(tmp_path: Path) -> None:
     (tmp_path / "facades.tar.gz").write_bytes(b"the user's own archive")
-    with pytest.raises(
-        UserError, match=r"facades.tar.gz: already exists; extract it with archive"
-    ):
+    with pytest.raises(UserError, match=r"facades.tar.gz: already exists; extract it with archive"):
         download_dataset("facades", tmp_path, url="http://127.0.0.1:9/none.tar.gz", timeout=1)
     assert (tmp_path / "facades.tar.gz").read_bytes() == b"the user's own archive"

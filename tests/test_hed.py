@@ -73,7 +73,9 @@ def test_hed_weights_load_from_both_key_layouts(tmp_path: Path) -> None:
 
 
 def test_bad_hed_weight_files_get_a_clear_error(tmp_path: Path) -> None:
-    with pytest.raises(UserError, match=r"nowhere\.pt: HED weights not found; pass hed_weights FILE"):
+    with pytest.raises(
+        UserError, match=r"nowhere\.pt: HED weights not found; pass hed_weights FILE"
+    ):
         load_hed(tmp_path / "nowhere.pt")
     (tmp_path / "junk.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(UserError, match=r"junk\.safetensors: not readable as HED weights"):

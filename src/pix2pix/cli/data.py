@@ -9,8 +9,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from typing import get_args
 
 from pix2pix.cli.flags import uses
+from pix2pix.data.tools.derive import OutLayout
+from pix2pix.data.tools.edges import EdgeMethod
 
 Subparsers = argparse._SubParsersAction
 
@@ -21,7 +24,7 @@ def _common(p: argparse.ArgumentParser, layout: bool = False) -> None:
     if layout:
         p.add_argument(
             "--layout",
-            choices=["paired", "aligned"],
+            choices=get_args(OutLayout),
             default="paired",
             help="paired: OUT/A/ (made inputs) + OUT/B/ (the photos, copied as they are); "
             "aligned: A|B files (default: paired)",
@@ -84,7 +87,7 @@ def _add_edges(sub: Subparsers) -> None:
         "the paper's edges2* datasets) needs its weights in a local file: --hed-weights.",
     )
     p.add_argument(
-        "--method", choices=["canny", "hed"], default="canny", help="detector (default: canny)"
+        "--method", choices=get_args(EdgeMethod), default="canny", help="detector (default: canny)"
     )
     p.add_argument("--low", type=float, default=100.0, help="Canny low threshold (default: 100)")
     p.add_argument("--high", type=float, default=200.0, help="Canny high threshold (default: 200)")

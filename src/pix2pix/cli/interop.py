@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import logging
+from typing import get_args
 
 from pix2pix.cli.flags import Subparsers
+from pix2pix.config import ColorSpace, Direction, Norm
 
 log = logging.getLogger("pix2pix")
 
@@ -32,7 +34,7 @@ def add_import(sub: Subparsers) -> None:
     o.add_argument(
         "--direction",
         default="AtoB",
-        choices=("AtoB", "BtoA"),
+        choices=get_args(Direction),
         help="which side of a dataset the model reads, as trained (official facades: BtoA)",
     )
     o.add_argument(
@@ -41,7 +43,7 @@ def add_import(sub: Subparsers) -> None:
         metavar="NAME",
         help="override the inferred architecture (e.g. unet_256)",
     )
-    o.add_argument("--norm", choices=("batch", "instance", "none"), help="override the norm")
+    o.add_argument("--norm", choices=get_args(Norm), help="override the norm")
     o.add_argument("--in-channels", type=int, help="override the input channels")
     o.add_argument("--out-channels", type=int, help="override the output channels")
     o.add_argument(
@@ -53,7 +55,7 @@ def add_import(sub: Subparsers) -> None:
     o.add_argument(
         "--color-space",
         dest="color_space",
-        choices=("rgb", "lab"),
+        choices=get_args(ColorSpace),
         help="what the channels are (default: inferred, lab for a 1 -> 2 channel generator: "
         "the official colorization model, L* in and a*b* out; rgb otherwise)",
     )

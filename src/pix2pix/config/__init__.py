@@ -10,6 +10,7 @@ defaults here.
 from pix2pix.config.choices import (
     AUGMENTATIONS,
     PREPROCESS_STEPS,
+    Augmentation,
     CacheMode,
     ColorSpace,
     CompileChoice,
@@ -56,6 +57,7 @@ __all__ = [
     "RUNTIME",
     "SECTIONS",
     "SEED_MAX",
+    "Augmentation",
     "CacheMode",
     "ColorSpace",
     "CompileChoice",

@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Callable, Iterator
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 from torch import nn
@@ -30,7 +30,7 @@ from torch import nn
 from pix2pix.nets.inference import run_any_size
 
 TileStats = Literal["tile", "image"]
-TILE_STATS: tuple[TileStats, ...] = ("tile", "image")
+TILE_STATS: tuple[TileStats, ...] = get_args(TileStats)
 
 
 def check_tiling(tile: int, overlap: int, stride: int) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -65,9 +65,10 @@ def derive_pairs(
     `make_input` returns the input (H, W, C), or a tuple of inputs written to A1/, A2/,
     ... (stacked as channels when training; paired layout only). Returns the A files.
     """
-    if layout not in ("paired", "aligned"):
+    if layout not in get_args(OutLayout):
         raise UserError(
-            f"{setting('--layout')} {layout!r} is not valid; choose one of: paired, aligned"
+            f"{setting('--layout')} {layout!r} is not valid; choose one of: "
+            f"{', '.join(get_args(OutLayout))}"
         )
     photos = find_photos(src, colour)
     out = fresh_output(Path(out))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pickle
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 import numpy as np
 import torch
@@ -151,4 +151,5 @@ def edges(
         return derive_pairs(
             src, out, lambda photo, _: hed(photo, model, threshold), layout=layout, workers=workers
         )
-    raise UserError(f"{setting('--method')} {method!r} is not valid; choose one of: canny, hed")
+    valid = ", ".join(get_args(EdgeMethod))
+    raise UserError(f"{setting('--method')} {method!r} is not valid; choose one of: {valid}")
