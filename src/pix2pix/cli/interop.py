@@ -61,6 +61,59 @@ def add_import(sub: Subparsers) -> None:
     )
     o.add_argument("--overwrite", action="store_true", help="replace a checkpoint in --out")
     o.set_defaults(func=_import_official)
+    _add_import_bicyclegan(kinds)
+
+
+def _add_import_bicyclegan(kinds: Subparsers) -> None:
+    b = kinds.add_parser(
+        "bicyclegan",
+        help="a generator (and encoder) of the official BicycleGAN code",
+        description="Import an official junyanz/BicycleGAN generator (G_Unet_add_input or "
+        "G_Unet_add_all, upsample basic) and optionally its encoder (E_ResNet); the "
+        "architecture is inferred from the tensors and printed. Read with "
+        "torch.load(weights_only=True) only. The checkpoint trains on with --method "
+        "bicyclegan (--init-from) and translates with a code (--samples).",
+    )
+    b.add_argument("generator", metavar="G.pth", help="the generator's state dict (net_G)")
+    b.add_argument("--encoder", metavar="E.pth", help="its encoder's state dict (net_E)")
+    b.add_argument("--out", required=True, metavar="DIR", help="the checkpoint folder to write")
+    b.add_argument(
+        "--direction",
+        default="AtoB",
+        choices=get_args(Direction),
+        help="which side of a dataset the model reads, as trained",
+    )
+    b.add_argument(
+        "--nz",
+        type=int,
+        help="code size, for a generator that adds z at the input imported without its "
+        "encoder (default: inferred, else 8, the official default)",
+    )
+    b.add_argument(
+        "--norm",
+        default="instance",
+        choices=get_args(Norm),
+        help="the norm it was trained with (default: instance, the official)",
+    )
+    b.add_argument("--overwrite", action="store_true", help="replace a checkpoint in --out")
+    b.set_defaults(func=_import_bicyclegan)
+
+
+def _import_bicyclegan(args: argparse.Namespace) -> None:
+    from pix2pix.interop.bicyclegan import import_bicyclegan
+
+    out, fields = import_bicyclegan(
+        args.generator,
+        args.out,
+        encoder=args.encoder,
+        direction=args.direction,
+        nz=args.nz,
+        norm=args.norm,
+        overwrite=args.overwrite,
+    )
+    for name, value in fields.items():
+        print(f"  {name:<14} {value}")
+    print(f"wrote {out}: translate with  pix2pix translate --checkpoint {out} IMAGES --out DIR")
 
 
 def _import_official(args: argparse.Namespace) -> None:

@@ -27,6 +27,7 @@ from pix2pix.config.choices import (
     Upsample,
     ValMetric,
     Weights,
+    WhereAdd,
 )
 from pix2pix.config.evaluation import EvalConfig, SizeRule
 from pix2pix.config.fields import (
@@ -81,6 +82,7 @@ __all__ = [
     "Upsample",
     "ValMetric",
     "Weights",
+    "WhereAdd",
     "at_least",
     "check_fields",
     "check_seed",

@@ -30,6 +30,7 @@ ValMetric = Literal["l1", "mse", "psnr", "ssim", "ms_ssim", "fid"]
 Upsample = Literal["transpose", "resize-conv", "resize-conv-head"]
 Reconstruction = Literal["l1", "l2"]
 Recipe = Literal["paper", "improved"]
+WhereAdd = Literal["input", "all"]  # where a U-Net takes its latent code
 Weights = Literal["auto", "ema", "raw"]  # which generator weights inference loads
 Augmentation = Literal["translation", "cutout", "color"]  # what --augment may name
 AUGMENTATIONS: tuple[Augmentation, ...] = get_args(Augmentation)

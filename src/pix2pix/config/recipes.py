@@ -32,6 +32,28 @@ RECIPES: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
+# A method's own defaults, laid under the settings like a recipe's, so that `--method
+# NAME` alone trains the method as its authors did (any setting given beside it wins).
+# bicyclegan: the options of the official junyanz/BicycleGAN code's bicycle_gan model
+# (options/base_options.py, train_options.py, models/bicycle_gan_model.py): nz 8, z added
+# at every U-Net level, instance norm, no dropout, an unconditional D of 2 scales (its
+# basic_256_multi: n_layers 3, num_D 2) for each path, least-squares GAN, lambda_L1 10,
+# batch 2 (one image per path); lambda_kl 0.01 and lambda_z 0.5 are the fields' defaults.
+METHOD_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
+    "bicyclegan": {
+        "model": {
+            "nz": 8,
+            "where_add": "all",
+            "norm": "instance",
+            "dropout": 0.0,
+            "conditional": False,
+            "d_scales": 2,
+        },
+        "train": {"gan_loss": "lsgan", "lambda_l1": 10.0, "batch_size": 2},
+    },
+}
+
+
 def paper_value(section: str, name: str) -> Any:
     """The paper's value (the field default) of setting `name` of `section`."""
     return next(f.default for f in dataclasses.fields(SECTIONS[section]) if f.name == name)
@@ -57,19 +79,26 @@ def describe_recipes() -> str:
 
 
 def fill_recipe(parts: dict[str, Any], recipe: str) -> dict[str, Any]:
-    """The config sections `parts` ({name: ModelConfig, ...}) with `recipe`'s settings
-    in the fields that hold the paper's value."""
+    """The config sections `parts` ({name: ModelConfig, ...}) with `recipe`'s settings,
+    then the defaults of the method they name (`METHOD_DEFAULTS`), in the fields that
+    hold the paper's value."""
+    out = _fill(parts, RECIPES[recipe], f"{ref('recipe')} {recipe}")
+    method = out["model"].method
+    return _fill(out, METHOD_DEFAULTS.get(method, {}), f"{ref('method')} {method}")
+
+
+def _fill(parts: dict[str, Any], settings: dict[str, dict[str, Any]], what: str) -> dict[str, Any]:
     out = dict(parts)
-    for section, settings in RECIPES[recipe].items():
-        part = parts[section]
-        fill = {n: v for n, v in settings.items() if getattr(part, n) == paper_value(section, n)}
+    for section, values in settings.items():
+        part = out[section]
+        fill = {n: v for n, v in values.items() if getattr(part, n) == paper_value(section, n)}
         if not fill:
             continue
         try:
             out[section] = dataclasses.replace(part, **fill)
         except ConfigError as exc:
             given = ", ".join(f"{ref(n)} {v}" for n, v in fill.items())
-            raise ConfigError(f"{ref('recipe')} {recipe} sets {given}: {exc.raw}") from None
+            raise ConfigError(f"{what} sets {given}: {exc.raw}") from None
     return out
 
 

@@ -42,6 +42,8 @@ class RunConfig:
         parts = {name: getattr(self, name) for name in SECTIONS}
         for name, part in fill_recipe(parts, self.train.recipe).items():
             object.__setattr__(self, name, part)
+        if self.model.nz is None:  # no code, unless the method's defaults gave one
+            object.__setattr__(self, "model", dataclasses.replace(self.model, nz=0))
         if self.data.crops:  # otherwise the image sizes are known only at load time
             side = coarsest_side(self.data.crop_size, self.model.d_scales)
             need = min_input_size(DISCRIMINATOR_LAYERS[self.model.discriminator])
@@ -104,7 +106,11 @@ class RunConfig:
         return cls.from_dict(json.loads(text), source)
 
     def replace(self, **sections: dict[str, Any]) -> RunConfig:
-        """Copy with some fields changed: `cfg.replace(train={"seed": 1})`."""
+        """Copy with some fields changed: `cfg.replace(train={"seed": 1})`. A new method
+        takes its own code size unless one is given (`nz` is the method's default)."""
+        model = sections.get("model", {})
+        if "method" in model and "nz" not in model:
+            sections = {**sections, "model": {**model, "nz": None}}
         parts = {
             name: dataclasses.replace(getattr(self, name), **sections.get(name, {}))
             for name in SECTIONS

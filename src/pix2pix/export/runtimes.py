@@ -45,6 +45,8 @@ def quiet_onnx_exporter() -> Iterator[None]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             warnings.simplefilter("ignore", DeprecationWarning)
+            # inputs sharing the batch dimension (the image and a code) name it once
+            warnings.filterwarnings("ignore", message="# The axis name")
             yield
     finally:
         for lg, level in zip(loggers, levels):

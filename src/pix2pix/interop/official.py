@@ -291,13 +291,14 @@ def import_official(
     if discriminator is not None:
         d_net = build_discriminator(model, init=False)
         d_net.load_state_dict(convert(d_state, d_net, patch_keys(d_state), discriminator))
-    _check_out(Path(out), [p for p in (generator, discriminator) if p is not None], overwrite)
+    check_out(Path(out), [p for p in (generator, discriminator) if p is not None], overwrite)
     source = {
         "generator": str(generator),
         "format": "pytorch-CycleGAN-and-pix2pix",
         "discriminator": str(discriminator) if discriminator else None,
     }
-    _write(Path(out), config, g, d_net, {"imported_from": source})
+    modules = {"generator": g} if d_net is None else {"generator": g, "discriminator": d_net}
+    write_imported(Path(out), config, modules, {"imported_from": source})
     return Path(out), {**fields, "color_space": color_space}
 
 
@@ -311,7 +312,7 @@ def is_checkpoint(path: Path) -> bool:
     return isinstance(meta, dict) and meta.get("format") == FORMAT
 
 
-def _check_out(out: Path, inputs: list[Path], overwrite: bool) -> None:
+def check_out(out: Path, inputs: list[Path], overwrite: bool) -> None:
     """Refuse an `out` that would lose something: one holding an input file (replacing
     the folder would delete it), or anything but an earlier checkpoint (`overwrite`)."""
     for source in inputs:
@@ -323,18 +324,13 @@ def _check_out(out: Path, inputs: list[Path], overwrite: bool) -> None:
     check_replaceable(out, "a checkpoint", is_checkpoint, overwrite=overwrite)
 
 
-def _write(
-    out: Path,
-    config: RunConfig,
-    g: torch.nn.Module,
-    d: torch.nn.Module | None,
-    metadata: dict[str, Any],
+def write_imported(
+    out: Path, config: RunConfig, modules: dict[str, torch.nn.Module], metadata: dict[str, Any]
 ) -> None:
     """save_checkpoint, with a failure to write (disk full, read-only) one UserError that
     leaves nothing behind: the staged folder goes, and the parents made for it."""
     missing = first_missing(out)
     try:
-        modules = {"generator": g} if d is None else {"generator": g, "discriminator": d}
         save_checkpoint(
             out.resolve(), config, Progress(), modules, metadata=metadata
         )  # a link stays

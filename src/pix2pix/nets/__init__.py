@@ -47,8 +47,10 @@ GeneratorFactory = Callable[[int, int, int, str, float, str], nn.Module]
 
 
 def _unet(depth: int, skips: bool) -> GeneratorFactory:
-    def build(c_in: int, c_out: int, ngf: int, norm: str, dropout: float, upsample: str):
-        return UNet(c_in, c_out, depth, ngf, norm, dropout, skips=skips, upsample=upsample)
+    def build(
+        c_in: int, c_out: int, ngf: int, norm: str, dropout: float, upsample: str, **z: object
+    ) -> nn.Module:
+        return UNet(c_in, c_out, depth, ngf, norm, dropout, skips, upsample, **z)  # type: ignore[arg-type]
 
     return build
 
@@ -91,7 +93,9 @@ def build_generator(cfg: NetSpec, init: bool = True) -> nn.Module:
     """The generator named by `cfg.generator`, initialised N(0, cfg.init_std) if `init`."""
     c_in, c_out = _channels(cfg)
     upsample = getattr(cfg, "upsample", "transpose")
-    net = GENERATORS[cfg.generator](c_in, c_out, cfg.ngf, cfg.norm, cfg.dropout, upsample)
+    nz = getattr(cfg, "nz", 0)  # a latent code beside the image (U-Nets: nz, z_at)
+    z = {"nz": nz, "z_at": getattr(cfg, "where_add", "all")} if nz else {}
+    net = GENERATORS[cfg.generator](c_in, c_out, cfg.ngf, cfg.norm, cfg.dropout, upsample, **z)
     if init:
         init_weights(net, cfg.init_std)
     return net

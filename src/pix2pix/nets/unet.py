@@ -12,6 +12,10 @@ then sees the same number of kernel taps, so no checkerboard); "resize-conv-head
 the outermost one. A 3x3 kernel keeps the block symmetric (an even kernel after the
 upsample shifts the map by half a pixel per level) and has 9/16 of the 4x4 kernel's
 weights; the conv runs at the output resolution, 2.25x the transposed conv's FLOPs.
+
+A latent code z (B, nz) (BicycleGAN, Zhu et al. 2017) is tiled over the image and
+concatenated onto the encoder's input (`z_at="input"`) or onto the input of every encoder
+level (`z_at="all"`); `nz=0` is the paper's U-Net, which takes the image alone.
 """
 
 from __future__ import annotations
@@ -50,14 +54,20 @@ class UNet(nn.Module):
         dropout: float = 0.5,
         skips: bool = True,
         upsample: str = "transpose",
+        nz: int = 0,
+        z_at: str = "input",
     ) -> None:
         super().__init__()
         if depth < 2:
             raise ValueError(f"U-Net depth {depth} is too small; use depth >= 2")
         if upsample not in UPSAMPLES:
             raise ValueError(f"unknown upsample {upsample!r}; use one of {', '.join(UPSAMPLES)}")
+        if z_at not in ("input", "all"):
+            raise ValueError(f"unknown z_at {z_at!r}; use input or all")
         self.depth = depth
         self.stride = 2**depth
+        self.nz = nz
+        self.z_levels = set() if not nz else {0} if z_at == "input" else set(range(depth))
         self.skips = skips
         bias = conv_bias(norm)
         width = [ngf * min(2**i, 8) for i in range(depth)]  # channels of encoder level i
@@ -65,6 +75,7 @@ class UNet(nn.Module):
         self.encoder = nn.ModuleList()
         for i in range(depth):
             c_in = in_channels if i == 0 else width[i - 1]
+            c_in += nz if i in self.z_levels else 0
             conv = nn.Conv2d(c_in, width[i], 4, stride=2, padding=1, bias=bias)
             if i == 0:  # outermost: no activation in front, no norm
                 block = nn.Sequential(conv)
@@ -90,10 +101,15 @@ class UNet(nn.Module):
                 block = nn.Sequential(*layers)
             self.decoder.append(block)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        """x (B, in, H, W) in [-1, 1]; z (B, nz), given exactly when `nz` > 0."""
+        if (z is not None) != (self.nz > 0):
+            raise ValueError(f"this U-Net takes a code of {self.nz} values; got {z is not None}")
         features = []  # encoder outputs, level 0 (B, ngf, H/2, W/2) to the innermost
         h = x
-        for block in self.encoder:
+        for i, block in enumerate(self.encoder):
+            if z is not None and i in self.z_levels:  # (B, C + nz, h, w)
+                h = torch.cat([h, z[:, :, None, None].expand(-1, -1, *h.shape[-2:])], dim=1)
             h = block(h)
             features.append(h)
         for i in reversed(range(self.depth)):

@@ -142,6 +142,16 @@ class Pix2Pix:
             if images >= COMPILE_MIN_IMAGES
         )
 
+    def sample_z(self, n: int, seed: int | None = None) -> torch.Tensor:
+        """`n` latent codes (n, nz) ~ N(0, I) for a model with a code (bicyclegan): drawn
+        on the CPU from a generator of their own, so a seed gives the same codes on every
+        device and path (eager, compiled, tiled, served)."""
+        spec = next((s for s in self.extra_inputs if s.name == "z"), None)
+        if spec is None:
+            raise ValueError(f"this {self.method.__name__} model takes no latent code z")
+        gen = torch.Generator().manual_seed(seed) if seed is not None else None
+        return torch.randn(n, spec.channels, generator=gen)
+
     @property
     def in_channels(self) -> int:
         return int(self.config.model.in_channels)
@@ -251,8 +261,9 @@ class Pix2Pix:
         The cost per pixel is an upper bound measured on the generator itself, once."""
         if self._per_pixel is None:
             with self._lock:
+                extras = lambda x: self.method.default_extras(self.config, x, None)  # noqa: E731
                 self._per_pixel = bytes_per_pixel(
-                    self.generator, self.in_channels, self.stride, self.dtype
+                    self.generator, self.in_channels, self.stride, self.dtype, extras
                 )
         if budget is None:
             budget = int(available_memory(self.device) * MEMORY_FRACTION)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Literal, get_args
 
 import torch
@@ -240,10 +240,17 @@ def image_statistics(
             m.training, m.running_mean, m.running_var = training, mean, var
 
 
-def bytes_per_pixel(net: nn.Module, in_channels: int, stride: int, dtype: torch.dtype) -> float:
+def bytes_per_pixel(
+    net: nn.Module,
+    in_channels: int,
+    stride: int,
+    dtype: torch.dtype,
+    extras: Callable[[torch.Tensor], Sequence[torch.Tensor]] = lambda probe: (),
+) -> float:
     """An upper bound of the memory one input pixel costs in an inference forward pass:
     every module's output on a stride x stride probe, summed, per pixel (as if all of
-    them were alive at once), plus the input."""
+    them were alive at once), plus the input. `extras(probe)`: the inputs the network
+    takes after the image (a latent code)."""
     total = 0
 
     def count(module: nn.Module, inputs: object, output: object) -> None:
@@ -259,7 +266,7 @@ def bytes_per_pixel(net: nn.Module, in_channels: int, stride: int, dtype: torch.
     was_training = net.training
     try:
         with torch.no_grad():
-            net.eval()(probe)
+            net.eval()(probe, *extras(probe))
     finally:
         net.train(was_training)
         for hook in hooks:
