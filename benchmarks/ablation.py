@@ -61,6 +61,9 @@ VARIANTS: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
     "rec_scale_2": ("--reconstruction-scale 2", {"train": {"reconstruction_scale": 2}}),
     "improved": ("--recipe improved", {"train": {"recipe": "improved"}}),
     "improved_seed1": ("--recipe improved, seed 1", {"train": {"recipe": "improved", "seed": 1}}),
+    "bicyclegan": ("--method bicyclegan (the official defaults: batch 2, lsgan, instance norm, "
+                   "unconditional 2-scale D and D2, lambda_L1 10, nz 8 at every level)",
+                   {"model": {"method": "bicyclegan"}}),
 }  # fmt: skip
 
 

@@ -29,7 +29,7 @@ from test_channels import write_bands
 from test_evaluate import fid_of_report
 from test_metrics import TinyFeatures
 
-EVAL = {"device": "cpu", "progress": False, "samples": 1}
+EVAL = {"device": "cpu", "progress": False, "report_pairs": 1}
 
 
 def metric_rows(report: Path) -> dict[str, dict[str, str]]:

@@ -62,7 +62,7 @@ def test_evaluate_command_writes_metrics_and_a_report(capsys, setup) -> None:
     code, stdout, err = run_cli(
         capsys, "evaluate", "--checkpoint", setup["run"], "--data", setup["data"],
         "--out", out, "--segmenter", setup["seg"], "--inception-weights", setup["inception"],
-        "--samples", "2", "--device", "cpu", "--no-progress",
+        "--report-pairs", "2", "--device", "cpu", "--no-progress",
     )  # fmt: skip
     assert code == 0, err
     assert f"report: {out / 'index.html'} (" in stdout and "5 images: l1" in stdout
@@ -97,7 +97,7 @@ def test_evaluate_command_writes_metrics_and_a_report(capsys, setup) -> None:
 
 
 def test_the_paper_mode_is_seeded_and_eval_mode_differs(setup) -> None:
-    kwargs = {"device": "cpu", "progress": False, "samples": 1}
+    kwargs = {"device": "cpu", "progress": False, "report_pairs": 1}
     _, a = evaluate(setup["run"], setup["data"], setup["tmp"] / "a", **kwargs)
     _, b = evaluate(setup["run"], setup["data"], setup["tmp"] / "b", **kwargs)
     _, c = evaluate(setup["run"], setup["data"], setup["tmp"] / "c", eval_mode=True, **kwargs)

@@ -215,7 +215,7 @@ def test_page_and_schema_are_local(model: Pix2Pix) -> None:
     op = schema["paths"]["/translate"]["post"]
     assert "image/png" in op["responses"]["200"]["content"]
     assert {"413", "415"} <= set(op["responses"])
-    assert {p["name"] for p in op["parameters"]} == {"mode", "seed"}
+    assert {p["name"] for p in op["parameters"]} == {"mode", "seed", "z_seed", "z_seed2", "z_mix"}
     info = client.get("/info").json()
     assert info["drawing"]["mode"] == "palette"
     assert [tuple(c) for c in info["drawing"]["colours"]] == PALETTE

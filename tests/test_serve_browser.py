@@ -126,3 +126,76 @@ def test_page_uploads_draws_and_shows_the_translation(tmp_path: Path) -> None:
     target = os.environ.get("PIX2PIX_SCREENSHOT")
     if target:
         shutil.copy(shot, target)
+
+
+OUTPUT_PIXELS = """() => {
+  const img = document.getElementById('output');
+  const c = document.createElement('canvas');
+  c.width = img.naturalWidth; c.height = img.naturalHeight;
+  const x = c.getContext('2d'); x.drawImage(img, 0, 0);
+  return Array.from(x.getImageData(0, 0, c.width, c.height).data.filter((_, i) => i % 331 === 0));
+}"""
+
+
+@pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="needs Chromium at /usr/bin/chromium (apt-get install -y chromium)",
+)
+def test_page_gives_another_sample_and_walks_between_codes(tmp_path: Path) -> None:
+    """A model with a latent code (an imported BicycleGAN): "another sample" changes the
+    answer, and the walk's far end is the next sample's code."""
+    from playwright.sync_api import sync_playwright
+
+    from pix2pix.interop.bicyclegan import import_bicyclegan
+
+    fixtures = Path(__file__).parent / "fixtures" / "official_bicyclegan"
+    name = "facades_like_unet256_input_ngf4"
+    ckpt, _ = import_bicyclegan(
+        fixtures / f"{name}_net_G.pth", tmp_path / "ck", encoder=fixtures / f"{name}_net_E.pth"
+    )
+    # the fixture's codes barely move its output (an untrained G): make them count
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(ckpt / "generator.safetensors")
+    weights["encoder.0.0.weight"][:, 3:] *= 50  # the 8 code channels beside RGB
+    save_file(weights, ckpt / "generator.safetensors")
+    model = Pix2Pix.load(ckpt, device="cpu", precision="fp32", compile="off")
+    errors: list[str] = []
+    with BackgroundServer(create_app(model, palette=PALETTE)) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1000, "height": 670})
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(url)
+            page.select_option("#mode", "eval")
+            page.wait_for_function(GENERATION, arg=0)
+            assert page.is_visible("#another") and page.is_visible("#walk")
+
+            def after(action) -> list[int]:
+                page.wait_for_timeout(0)
+                before = generation(page)
+                action()
+                page.wait_for_function(GENERATION, arg=before)
+                return page.evaluate(OUTPUT_PIXELS)
+
+            scene = tmp_path / "scene.png"  # a busy input: codes show more than on a blank one
+            save_image(np.random.default_rng(3).integers(0, 256, (256, 256, 3), np.uint8), scene)
+            first = after(lambda: page.set_input_files("#upload", str(scene)))
+            second = after(lambda: page.click("#another"))  # code 1
+            assert second != first
+            walked = after(
+                lambda: page.eval_on_selector(
+                    "#walk", "el => { el.value = '100'; el.dispatchEvent(new Event('input')); }"
+                )
+            )
+            assert walked != second
+            third = after(lambda: page.click("#another"))  # code 2, the walk back at 0
+            assert page.eval_on_selector("#walk", "el => el.value") == "0"
+            # the walk ends at the next sample's code: the same picture (the browser's
+            # decoding of the two answers may differ by a level or two)
+            assert np.mean(np.abs(np.array(third) - np.array(second))) > 10 * np.mean(
+                np.abs(np.array(third) - np.array(walked))
+            )
+        finally:
+            browser.close()
+    assert not errors, f"the page logged errors: {errors}"

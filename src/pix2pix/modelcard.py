@@ -21,7 +21,7 @@ from pix2pix.fileio import atomic_write_text
 
 CARD_FILE = "README.md"
 EVALUATION = "## Evaluation"
-RESULTS = ("fid", "kid", "l1", "ssim", "psnr", "class_iou")
+RESULTS = ("fid", "kid", "l1", "ssim", "psnr", "class_iou", "diversity")
 
 FRONT_MATTER = """---
 library_name: pix2pix
@@ -132,6 +132,8 @@ def _result(summary: dict[str, Any], key: str) -> float | None:
     if key == "kid":
         kid = summary.get("kid")
         return kid.get("mean") if isinstance(kid, dict) else kid
+    if key == "diversity":  # mean pairwise L1 of K samples per input (evaluate --samples)
+        return summary.get("diversity", {}).get("l1")
     if key == "class_iou":
         return summary.get("fcn", {}).get("generated", {}).get("class_iou")
     return summary.get("mean", {}).get(key)

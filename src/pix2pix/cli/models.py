@@ -50,6 +50,20 @@ def add_translate(sub: Subparsers) -> None:
     )
     p.add_argument("--seed", type=int, default=0, help="dropout seed in paper mode (default: 0)")
     p.add_argument(
+        "--samples",
+        type=int,
+        default=1,
+        metavar="K",
+        help="a model with a latent code (bicyclegan): K outputs per input, <stem>_00 ... "
+        "(default: 1)",
+    )
+    p.add_argument("--z-seed", type=int, default=0, help="seed of the K codes (default: 0)")
+    p.add_argument(
+        "--style",
+        metavar="IMAGE",
+        help="a model with an encoder: translate with the code of this output-side image",
+    )
+    p.add_argument(
         "--tile",
         default="auto",
         metavar="N|auto|off",
@@ -143,6 +157,9 @@ def _translate(args: argparse.Namespace) -> None:
         overlap=args.tile_overlap,
         tile_stats=args.tile_stats,
         max_memory=_size(args.max_memory) if args.max_memory else None,
+        samples=args.samples,
+        z_seed=args.z_seed,
+        style=args.style,
     )
     print(f"wrote {len(outputs)} image(s) to {args.out}")
 

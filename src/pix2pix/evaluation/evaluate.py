@@ -42,6 +42,7 @@ from pix2pix.data.files.encoding import output_array
 from pix2pix.data.files.images import save_image
 from pix2pix.data.pairs.folders import PairFiles, find_pairs
 from pix2pix.errors import UserError
+from pix2pix.evaluation.diversity import Diversity, sample_codes
 from pix2pix.evaluation.fcn import FcnScores
 from pix2pix.evaluation.fid import FeatureExtractor, find_inception, kid
 from pix2pix.evaluation.fid import fid as fid_score
@@ -77,7 +78,8 @@ class _Features:
     real: list[np.ndarray] = field(default_factory=list)
     pending: list[tuple[torch.Tensor, torch.Tensor]] = field(default_factory=list)
 
-    def add(self, output: torch.Tensor, target: torch.Tensor) -> None:
+    def add(self, output: torch.Tensor, target: torch.Tensor | None) -> None:
+        """An output, and its target (None: already added, for the other samples)."""
         if self.pending and self.pending[0][0].shape != output.shape:
             self.flush()
         self.pending.append((output, target))
@@ -87,7 +89,9 @@ class _Features:
     def flush(self) -> None:
         if self.pending:
             self.fake.append(self.extractor(torch.cat([o for o, _ in self.pending])))
-            self.real.append(self.extractor(torch.cat([t for _, t in self.pending])))
+            real = [t for _, t in self.pending if t is not None]
+            if real:
+                self.real.append(self.extractor(torch.cat(real)))
             self.pending = []
 
     def scores(self) -> dict[str, Any]:
@@ -211,16 +215,24 @@ def _score(
     size = c.size_rule
     loaded = (load_eval_pair(pair, model.config, size) for pair in pairs)  # one at a time
     bar = tqdm(total=len(pairs), unit="img", disable=not c.progress or None)
-    for s in score_pairs(model, loaded, eval_mode=c.eval_mode, seed=c.seed):
+    codes = sample_codes(model, c)
+    diversity = Diversity(c.samples, extractor) if c.samples > 1 else None
+    for s in score_pairs(model, loaded, eval_mode=c.eval_mode, seed=c.seed, codes=codes):
         p, x = s.pair, s.input
-        written = output_array(s.raw[0], x[0], model.config.data)  # as `translate` writes it
-        save_image(written, out / "outputs" / f"{p.name}{suffix}")
+        for k, raw in enumerate(s.raws):  # as `translate` writes them
+            name = f"{p.name}_{k:02d}" if c.samples > 1 else p.name
+            save_image(
+                output_array(raw[0], x[0], model.config.data), out / "outputs" / f"{name}{suffix}"
+            )
         row: dict[str, Any] = {"name": p.name, "width": x.shape[-1], "height": x.shape[-2]}
         row |= s.metrics
         if fcn is not None:
             row |= fcn.add(pairs[s.index], p, s.output, s.target)
         if feats is not None:
-            feats.add(s.output, s.target)
+            for k, output in enumerate(s.samples):  # FID/KID over every sample
+                feats.add(output, s.target if k == 0 else None)
+        if diversity is not None:
+            diversity.add(s.samples)
         rows.append(row)
         bar.update()
     bar.close()
@@ -241,6 +253,10 @@ def _score(
     }
     if feats is not None:
         summary |= feats.scores()
+    if codes is not None:
+        summary["z_seed"] = c.z_seed
+    if diversity is not None:
+        summary["diversity"] = diversity.summary()
     if fcn is not None:
         summary["fcn"] = {"segmenter": str(c.segmenter), **fcn.scores()}
     summary["seconds"] = round(time.perf_counter() - start, 2)
@@ -252,7 +268,8 @@ def _score(
         pairs_by_name={pp.name: pp for pp in pairs},
         config=model.config,
         size=size,
-        samples=c.samples,
+        samples=c.report_pairs,
         seed=c.seed,
+        codes=c.samples,
     )
     return summary

@@ -135,6 +135,7 @@ def write_report(
     size: SizeRule,
     samples: int,
     seed: int,
+    codes: int = 1,
 ) -> Path:
     """Write metrics.csv, metrics.json, images/ and index.html into `out`; returns the page."""
     out = Path(out)
@@ -147,12 +148,13 @@ def write_report(
         pair = load_eval_pair(pairs_by_name[row["name"]], config, size)
         paths = [
             f"images/{pair.name}_input.png",
-            f"outputs/{pair.name}.png",
+            f"outputs/{pair.name}{'_00' if codes > 1 else ''}.png",
             f"images/{pair.name}_target.png",
         ]
         if not viewable:
             paths[1] = f"images/{pair.name}_output.png"
-            save_preview(read_image(out / "outputs" / f"{pair.name}{suffix}"), out / paths[1])
+            first = f"{pair.name}{'_00' if codes > 1 else ''}{suffix}"
+            save_preview(read_image(out / "outputs" / first), out / paths[1])
         save_preview(input_preview(pair, config), out / paths[0])
         save_preview(pair.target, out / paths[2])
         shown = f"{label}: {pair.name} (L1 {row['l1']:.4f}, SSIM {row['ssim']:.3f})"
@@ -162,4 +164,9 @@ def write_report(
         heading_html(f"Best, worst and random pairs by {RANK_BY.upper()}"),
         image_rows_html(["input", "output", "target"], image_rows),
     ]
+    if codes > 1 and viewable:  # a row of one pair's samples, for the first pairs
+        heads = [f"sample {k}" for k in range(codes)]
+        names = [row["name"] for row in rows[: max(samples, 1)]]
+        shown = [(n, [f"outputs/{n}_{k:02d}.png" for k in range(codes)]) for n in names]
+        parts += [heading_html(f"{codes} samples per input"), image_rows_html(heads, shown)]
     return write_page(out / "index.html", "pix2pix evaluation", parts)

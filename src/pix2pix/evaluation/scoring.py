@@ -28,16 +28,29 @@ class Scored:
     raw: torch.Tensor  # the model's output
     output: torch.Tensor  # the output as its file holds it (rounded to the output depth)
     target: torch.Tensor
-    metrics: dict[str, float]
+    metrics: dict[str, float]  # the mean over the samples
+    samples: tuple[torch.Tensor, ...] = ()  # every code's output as its file holds it
+    raws: tuple[torch.Tensor, ...] = ()  # and as the model gave it
 
 
 def score_pairs(
-    model: Pix2Pix, pairs: Iterable[EvalPair], *, eval_mode: bool, seed: int = 0
+    model: Pix2Pix,
+    pairs: Iterable[EvalPair],
+    *,
+    eval_mode: bool,
+    seed: int = 0,
+    codes: torch.Tensor | None = None,
 ) -> Iterator[Scored]:
-    """Translate and score pairs one at a time; pair i uses dropout seed `seed + i`."""
+    """Translate and score pairs one at a time; pair i uses dropout seed `seed + i`. With
+    `codes` (K, nz) (a model with a latent code) each pair is translated once per code
+    and its metrics are the mean over the K outputs (`raw`, `output`: the first)."""
     for i, pair in enumerate(pairs):
         x, y = model_input(pair, model.config), target_tensor(pair)
-        raw = model.translate_tensor(x, eval_mode=eval_mode, seed=seed + i)
-        output = output_image(raw, x, model.config)
-        metrics = {k: v.item() for k, v in image_metrics(output, y).items()}
-        yield Scored(i, pair, x, raw, output, y, metrics)
+        extras = [None] if codes is None else [{"z": z[None]} for z in codes]
+        raws = [
+            model.translate_tensor(x, eval_mode=eval_mode, seed=seed + i, extra=e) for e in extras
+        ]
+        outputs = tuple(output_image(raw, x, model.config) for raw in raws)
+        per = [image_metrics(output, y) for output in outputs]
+        metrics = {k: sum(m[k].item() for m in per) / len(per) for k in per[0]}
+        yield Scored(i, pair, x, raws[0], outputs[0], y, metrics, outputs, tuple(raws))

@@ -75,6 +75,12 @@ class Method(ABC):
         weights will be loaded, skip the random initialisation)."""
 
     @classmethod
+    def encoder_module(cls, config: RunConfig) -> nn.Module | None:
+        """The module that reads an output-side image back into the extra inputs (the
+        checkpoint's `encoder`), built alone; None for a method without one."""
+        return None
+
+    @classmethod
     def extra_inputs(cls, config: RunConfig) -> tuple[ExtraInput, ...]:
         """The inputs the inference module takes after the image, in order (none for
         pix2pix). They are optional at inference: `default_extras` fills the ones not given."""

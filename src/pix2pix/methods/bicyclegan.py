@@ -88,6 +88,10 @@ class BicycleGANMethod(Method):
         return build_generator(config.model, init=init)
 
     @classmethod
+    def encoder_module(cls, config: RunConfig) -> nn.Module:
+        return build_encoder(config)
+
+    @classmethod
     def extra_inputs(cls, config: RunConfig) -> tuple[ExtraInput, ...]:
         return (ExtraInput("z", config.model.nz),)  # zeros when not given: the prior's mean
 

@@ -66,6 +66,7 @@ class ModelInfo(BaseModel):
     max_bytes: int
     max_pixels: int
     drawing: DrawingInfo
+    nz: int = 0  # the latent code's size (bicyclegan); 0: one answer per input
 
 
 def servable(model: Pix2Pix) -> str | None:
@@ -92,12 +93,24 @@ class Translator:
         # Lab models read colour (or gray) images and compute L* themselves
         self.channels = 3 if model.color_space == "lab" else model.in_channels
 
-    def __call__(self, data: bytes, eval_mode: bool, seed: int) -> tuple[bytes, float]:
+    def code(self, z_seed: int, z_seed2: int | None, mix: float) -> dict | None:
+        """The extra input of a model with a latent code: code `z_seed` (as translate
+        --z-seed draws it), walked a fraction `mix` of the way to code `z_seed2`."""
+        if not self.model.extra_inputs:
+            return None
+        z = self.model.sample_z(1, z_seed)
+        if z_seed2 is not None and mix > 0:
+            z = (1 - mix) * z + mix * self.model.sample_z(1, z_seed2)
+        return {"z": z}
+
+    def __call__(
+        self, data: bytes, eval_mode: bool, seed: int, extra: dict | None = None
+    ) -> tuple[bytes, float]:
         """(PNG of the translation, milliseconds spent in the model)."""
         arr = decode_upload(data, self.channels, self.limits)  # (H, W, C) uint8
         start = time.perf_counter()
         # (H, W, 1 or 3) at the checkpoint's output depth; lab: RGB of (L*, a*b*)
-        y = self.model.translate_array(arr, eval_mode=eval_mode, seed=seed)
+        y = self.model.translate_array(arr, eval_mode=eval_mode, seed=seed, extra=extra)
         ms = (time.perf_counter() - start) * 1000
         return encode_png(to_depth(y, "uint8")), ms
 
@@ -107,6 +120,22 @@ ERRORS = {
     413: {"model": ErrorBody, "description": "The upload exceeds the byte or pixel limit"},
     415: {"model": ErrorBody, "description": "The upload is not an image in a supported format"},
 }
+
+
+# the query parameters of POST /translate
+Mode = Annotated[
+    Literal["paper", "eval"],
+    Query(
+        description="paper: dropout on and batch norm with this image's statistics "
+        "(the paper's inference); eval: running statistics, no dropout"
+    ),
+]
+Seed = Annotated[int, Query(ge=0, le=SEED_MAX, description="dropout seed in paper mode")]
+ZSeed = Annotated[int, Query(ge=0, le=SEED_MAX, description="a model with a latent code: its code")]
+ZSeed2 = Annotated[int | None, Query(ge=0, le=SEED_MAX, description="the code the walk goes to")]
+ZMix = Annotated[
+    float, Query(ge=0.0, le=1.0, description="how far from z_seed's code to z_seed2's")
+]
 
 
 def create_app(
@@ -128,6 +157,7 @@ def create_app(
         max_bytes=limits.max_bytes,
         max_pixels=limits.max_pixels,
         drawing=DrawingInfo(**drawing.__dict__),
+        nz=model.config.model.nz or 0,
     )
 
     app = FastAPI(
@@ -168,20 +198,16 @@ def create_app(
     )
     async def post_translate(
         image: Annotated[UploadFile, File(description="the input image")],
-        mode: Annotated[
-            Literal["paper", "eval"],
-            Query(
-                description="paper: dropout on and batch norm with this image's statistics "
-                "(the paper's inference); eval: running statistics, no dropout"
-            ),
-        ] = "paper",
-        seed: Annotated[
-            int, Query(ge=0, le=SEED_MAX, description="dropout seed in paper mode")
-        ] = 0,
+        mode: Mode = "paper",
+        seed: Seed = 0,
+        z_seed: ZSeed = 0,
+        z_seed2: ZSeed2 = None,
+        z_mix: ZMix = 0.0,
     ) -> Response:
         data = await image.read()
+        extra = translate.code(z_seed, z_seed2, z_mix)
         try:
-            png, ms = await run_in_threadpool(translate, data, mode == "eval", seed)
+            png, ms = await run_in_threadpool(translate, data, mode == "eval", seed, extra)
         except UploadError as exc:
             raise HTTPException(exc.status, exc.message) from None
         return Response(png, media_type="image/png", headers={"X-Inference-Ms": f"{ms:.1f}"})

@@ -3,11 +3,9 @@ outputs written at the checkpoint's depth, never over an input."""
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,7 +30,9 @@ from pix2pix.errors import UserError, setting
 from pix2pix.fileio import check_outputs, first_missing, remove_if_empty
 from pix2pix.translate.bands import TIFF_SUFFIXES, reads_in_bands
 from pix2pix.translate.model import Pix2Pix
+from pix2pix.translate.samples import job_codes, per_sample, sample_path
 from pix2pix.translate.stream import streamable, translate_streamed, write_whole
+from pix2pix.translate.tilebar import tile_bar, tiling_for
 from pix2pix.translate.tiling import TileStats, check_tiling, needs_tiles
 
 log = logging.getLogger(__name__)
@@ -150,6 +150,9 @@ def translate_files(
     overlap: int = 0,
     tile_stats: TileStats = "tile",
     max_memory: int | None = None,
+    samples: int = 1,
+    z_seed: int = 0,
+    style: str | Path | None = None,
 ) -> list[Path]:
     """Translate image files/folders/globs into `out_dir/<stem>.png` (or `.tif`, see the
     module doc); returns the outputs.
@@ -166,7 +169,59 @@ def translate_files(
     `tile`: translate in tiles of that size (`Pix2Pix.translate_tensor`); "auto" (the
     default) tiles just the images whose forward pass would not fit `max_memory` bytes
     (default: half the memory available), at the largest tile that fits; None never.
+
+    A model with a latent code (bicyclegan) translates each input with `samples` codes
+    drawn from `z_seed` (`<stem>_00.png` ... when more than one), or with the code of the
+    `style` image (`translate.samples`).
     """
+    _check_settings(model, batch_size, aligned, paired, seed, tile, overlap, max_memory)
+    codes = job_codes(model, samples, z_seed, Path(style) if style is not None else None)
+    tiling = {"tile": tile, "overlap": overlap, "tile_stats": tile_stats, "budget": max_memory}
+    channels = image_channels(model.out_channels, model.color_space)
+    if channels == 3 and model.output_depth == "uint16":
+        formats.require_opencv("writing 16-bit colour outputs")
+    suffix = output_suffix(channels, model.output_depth)
+    items = _items(model, inputs, paired)
+    sizes = _check_inputs(model, items, aligned, suffix, tiling)
+    model.plan_compile(_batch_shapes(sizes, batch_size))  # compile only sizes many images share
+    out_dir = Path(out_dir)
+    targets = [(out_dir / f"{name}{_suffix(files, suffix)}", files) for name, files in items]
+    k = 1 if codes is None else len(codes)
+    check_outputs(
+        out_dir, [(sample_path(t, i, k), f) for t, f in targets for i in range(k)], overwrite
+    )
+    made = first_missing(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _translate_items(
+            model,
+            items,
+            sizes,
+            targets,
+            batch_size=batch_size,
+            eval_mode=eval_mode,
+            aligned=aligned,
+            seed=seed,
+            progress=progress,
+            tiling=tiling,
+            codes=codes,
+        )
+    finally:
+        if made is not None:
+            remove_if_empty(out_dir, made)  # a translation that failed before its first output
+
+
+def _check_settings(
+    model: Pix2Pix,
+    batch_size: int,
+    aligned: bool,
+    paired: bool,
+    seed: int,
+    tile: int | str | None,
+    overlap: int,
+    max_memory: int | None,
+) -> None:
+    """translate_files' settings, checked before any file is read."""
     if batch_size < 1:
         raise UserError(f"{setting('--batch-size')} {batch_size} is out of range; use a value >= 1")
     if aligned and paired:
@@ -185,35 +240,6 @@ def translate_files(
         raise UserError(
             f"{setting('--max-memory')} {max_memory} is out of range; give a size such as 4G"
         )
-    tiling = {"tile": tile, "overlap": overlap, "tile_stats": tile_stats, "budget": max_memory}
-    channels = image_channels(model.out_channels, model.color_space)
-    if channels == 3 and model.output_depth == "uint16":
-        formats.require_opencv("writing 16-bit colour outputs")
-    suffix = output_suffix(channels, model.output_depth)
-    items = _items(model, inputs, paired)
-    sizes = _check_inputs(model, items, aligned, suffix, tiling)
-    model.plan_compile(_batch_shapes(sizes, batch_size))  # compile only sizes many images share
-    out_dir = Path(out_dir)
-    targets = [(out_dir / f"{name}{_suffix(files, suffix)}", files) for name, files in items]
-    check_outputs(out_dir, targets, overwrite)
-    made = first_missing(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        return _translate_items(
-            model,
-            items,
-            sizes,
-            targets,
-            batch_size=batch_size,
-            eval_mode=eval_mode,
-            aligned=aligned,
-            seed=seed,
-            progress=progress,
-            tiling=tiling,
-        )
-    finally:
-        if made is not None:
-            remove_if_empty(out_dir, made)  # a translation that failed before its first output
 
 
 def _batch_shapes(sizes: list[tuple[int, int]], batch_size: int) -> Counter[tuple[int, int, int]]:
@@ -245,6 +271,7 @@ def _translate_items(
     seed: int,
     progress: bool,
     tiling: dict[str, Any],
+    codes: torch.Tensor | None = None,
 ) -> list[Path]:
     outputs: list[Path] = []
     bar = tqdm(total=len(items), unit="img", disable=not progress or None)
@@ -260,14 +287,15 @@ def _translate_items(
     start = 0
     while start < len(items):
         (w, h), (target, files) = sizes[start], targets[start]
-        tiles = _tiling_for(model, (1, h, w), items[start][0], tiling)
+        tiles = tiling_for(model, (1, h, w), items[start][0], tiling)
         if (
             tiles["tile"] is not None
+            and codes is None  # streamed bands take the image alone
             and len(files) == 1
             and not aligned
             and streamable(target, channels, model.output_depth)
         ):
-            with _tile_bar(progress) as on_tile:  # one band of the image in memory at a time
+            with tile_bar(progress) as on_tile:  # one band of the image in memory at a time
                 translate_streamed(
                     model,
                     files[0],
@@ -286,63 +314,21 @@ def _translate_items(
             end += 1
         x = torch.stack([load(files) for _, files in items[start:end]])
         if end - start > 1:
-            tiles = _tiling_for(model, (end - start, h, w), items[start][0], tiling)
-        with _tile_bar(progress and tiles["tile"] is not None) as on_tile:
-            y = model.translate_tensor(
-                x, eval_mode=eval_mode, seed=seed + start, on_tile=on_tile, **tiles
-            )
-        for (target, files), out, inp in zip(targets[start:end], y, x):
-            arr = output_array(out, inp, model.config.data)
-            if target.suffix == ".tif" and streamable(target, channels, model.output_depth):
-                write_whole(arr, target, files[0])  # as streamed: georeferencing kept
-            else:
-                save_image(arr, target)
-            outputs.append(target)
+            tiles = tiling_for(model, (end - start, h, w), items[start][0], tiling)
+        for k, extra in enumerate(per_sample(codes, end - start)):
+            with tile_bar(progress and tiles["tile"] is not None) as on_tile:
+                y = model.translate_tensor(
+                    x, eval_mode=eval_mode, seed=seed + start, on_tile=on_tile, extra=extra, **tiles
+                )
+            for (target, files), out, inp in zip(targets[start:end], y, x):
+                target = sample_path(target, k, 1 if codes is None else len(codes))
+                arr = output_array(out, inp, model.config.data)
+                if target.suffix == ".tif" and streamable(target, channels, model.output_depth):
+                    write_whole(arr, target, files[0])  # as streamed: georeferencing kept
+                else:
+                    save_image(arr, target)
+                outputs.append(target)
         bar.update(end - start)
         start = end
     bar.close()
     return outputs
-
-
-def _tiling_for(
-    model: Pix2Pix, shape: tuple[int, int, int], name: str, tiling: dict[str, Any]
-) -> dict[str, Any]:
-    """The tiling arguments for a batch (B, H, W): a fixed tile, or the one its memory
-    needs; None where the images are no larger than the tile."""
-    tile, overlap = tiling["tile"], tiling["overlap"]
-    b, h, w = shape
-    if isinstance(tile, int) and not needs_tiles(h, w, tile):
-        tile = None
-    if tile == "auto":
-        budget = tiling["budget"] // b if tiling["budget"] else None
-        tile = model.tile_for(h, w, budget)
-        if tile is not None:
-            overlap = min(overlap or tile // 8, tile - model.stride)  # blend by default
-            log.info(
-                "%s: %dx%d is over the memory budget; translating in %dx%d tiles (overlap %d)",
-                name,
-                w,
-                h,
-                tile,
-                tile,
-                overlap,
-            )
-    return {"tile": tile, "overlap": overlap, "tile_stats": tiling["tile_stats"]}
-
-
-@contextlib.contextmanager
-def _tile_bar(show: bool) -> Iterator[Callable[[int, int], None] | None]:
-    """A progress bar in tiles, with an ETA, for one tiled image (on a terminal)."""
-    if not show:
-        yield None
-        return
-    bar = tqdm(unit="tile", leave=False, disable=None)
-
-    def update(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
-
-    try:
-        yield update
-    finally:
-        bar.close()

@@ -37,6 +37,7 @@ from pix2pix.runtime import (
     resolve_speed,
 )
 from pix2pix.translate.aot import AotGenerator
+from pix2pix.translate.samples import encode_images
 from pix2pix.translate.tiling import (
     TILE_STATS,
     ReadRows,
@@ -94,6 +95,8 @@ class Pix2Pix:
         self.device = device
         self._lock = threading.RLock()  # inference toggles module modes: one call at a time
         self._per_pixel: float | None = None  # forward-pass bytes per input pixel, once
+        self.path: Path | None = None  # the checkpoint folder, when loaded from one
+        self._encoder: nn.Module | None = None
 
     @classmethod
     def load(
@@ -126,7 +129,9 @@ class Pix2Pix:
         generator.eval()  # ours: at rest in eval mode
         dev = resolve_device(device)
         speed = resolve_speed(dev, "infer", precision, channels_last, compile, images)
-        return cls(generator, config, dev, speed, owned=True)
+        model = cls(generator, config, dev, speed, owned=True)
+        model.path = ckpt  # where the method's other modules are (an encoder)
+        return model
 
     def plan_compile(self, batches: Mapping[tuple[int, int, int], int]) -> None:
         """Tell the compile cache what a job will run: images per forward-pass shape
@@ -142,10 +147,13 @@ class Pix2Pix:
             if images >= COMPILE_MIN_IMAGES
         )
 
+    def encode(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu, logvar) (B, nz) of output-side images y (B, C_out, H, W) in [-1, 1]."""
+        return encode_images(self, y)
+
     def sample_z(self, n: int, seed: int | None = None) -> torch.Tensor:
-        """`n` latent codes (n, nz) ~ N(0, I) for a model with a code (bicyclegan): drawn
-        on the CPU from a generator of their own, so a seed gives the same codes on every
-        device and path (eager, compiled, tiled, served)."""
+        """`n` codes (n, nz) ~ N(0, I) (bicyclegan), drawn on the CPU from a generator of
+        their own: a seed gives the same codes on every device and path."""
         spec = next((s for s in self.extra_inputs if s.name == "z"), None)
         if spec is None:
             raise ValueError(f"this {self.method.__name__} model takes no latent code z")

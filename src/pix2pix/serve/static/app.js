@@ -15,6 +15,7 @@ let again = false; // the canvas changed while it was
 let issued = 0; // requests sent
 let shown = 0; // the newest request whose answer is on screen
 let outputUrl = null;
+let zSeed = 0; // a model with a latent code: the code on screen (translate --z-seed)
 
 const rgb = (c) => `rgb(${c[0]}, ${c[1]}, ${c[2]})`;
 
@@ -101,6 +102,11 @@ async function send(blob, name) {
   const form = new FormData();
   form.append("image", blob, name);
   const query = new URLSearchParams({ mode: $("mode").value, seed: $("seed").value || "0" });
+  if (info.nz > 0) {
+    query.set("z_seed", String(zSeed));
+    query.set("z_seed2", String(zSeed + 1));
+    query.set("z_mix", String(Number($("walk").value) / 100));
+  }
   const start = performance.now();
   setStatus("translating…");
   let res;
@@ -215,6 +221,15 @@ async function start() {
   });
   $("mode").addEventListener("change", translateCanvas);
   $("seed").addEventListener("change", translateCanvas);
+  if (info.nz > 0) {
+    $("sampling").hidden = false;
+    $("another").addEventListener("click", () => {
+      zSeed += 1;
+      $("walk").value = "0";
+      translateCanvas();
+    });
+    $("walk").addEventListener("input", translateCanvas);
+  }
   document.body.dataset.ready = "true";
   translateCanvas();
 }
