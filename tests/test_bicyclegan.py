@@ -232,9 +232,19 @@ def test_evaluate_samples_scores_every_code_and_their_diversity(
     assert f"{many['diversity']['l1']:.4g}" in card  # the card's diversity column
     with pytest.raises(ConfigError, match="samples 0 is out of range"):
         evaluate(imported, data, tmp_path / "bad", samples=0, **kw)
-    pix = fit(tiny_config(write_aligned(tmp_path / "d"), train={"max_steps": 1}), tmp_path / "p")
-    with pytest.raises(UserError, match="samples 2 needs a model with a latent code"):
+    pix_cfg = tiny_config(  # unet_64: the smallest U-Net with dropout
+        write_aligned(tmp_path / "d", size=64),
+        model={"generator": "unet_64"},
+        data={"load_size": 72, "crop_size": 64},
+        train={"max_steps": 1},
+    )
+    pix = fit(pix_cfg, tmp_path / "p")
+    with pytest.raises(UserError, match="samples 2 with eval_mode: a pix2pix model"):
         evaluate(pix, data, tmp_path / "bad2", samples=2, **kw)
+    # without a code, in the paper's mode: K dropout draws, and their diversity
+    pix_data = write_aligned(tmp_path / "pd", count=2, size=64)
+    _, drawn = evaluate(pix, pix_data, tmp_path / "pk", samples=2, device="cpu", progress=False)
+    assert drawn["diversity"]["samples"] == 2 and drawn["diversity"]["l1"] > 0
 
 
 def test_diversity_in_features_uses_the_extractor_on_every_sample() -> None:

@@ -26,12 +26,14 @@ FEATURES = "Inception-v3 pool features (the FID network), L2"
 
 def sample_codes(model: Any, c: EvalConfig) -> torch.Tensor | None:
     """The (K, nz) codes every pair is translated with (`translate --samples K --z-seed
-    S` draws the same); None for a model without a code, which takes only K = 1."""
+    S` draws the same); None for a model without a code, whose K samples differ by their
+    dropout noise alone (the paper's mode; eval mode has none)."""
     if not any(s.name == "z" for s in model.extra_inputs):
-        if c.samples > 1:
+        if c.samples > 1 and c.eval_mode:
             raise UserError(
-                f"{ref('samples')} {c.samples} needs a model with a latent code "
-                f"(--method bicyclegan); this is a {model.config.model.method} model"
+                f"{ref('samples')} {c.samples} with {ref('eval_mode')}: a "
+                f"{model.config.model.method} model without a code gives one answer in eval "
+                "mode; sample in the paper's mode (dropout) or use a model with a code"
             )
         return None
     return model.sample_z(c.samples, c.z_seed)

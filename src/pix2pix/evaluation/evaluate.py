@@ -217,7 +217,10 @@ def _score(
     bar = tqdm(total=len(pairs), unit="img", disable=not c.progress or None)
     codes = sample_codes(model, c)
     diversity = Diversity(c.samples, extractor) if c.samples > 1 else None
-    for s in score_pairs(model, loaded, eval_mode=c.eval_mode, seed=c.seed, codes=codes):
+    scored = score_pairs(
+        model, loaded, eval_mode=c.eval_mode, seed=c.seed, codes=codes, samples=c.samples
+    )
+    for s in scored:
         p, x = s.pair, s.input
         for k, raw in enumerate(s.raws):  # as `translate` writes them
             name = f"{p.name}_{k:02d}" if c.samples > 1 else p.name

@@ -17,6 +17,8 @@ from pix2pix.evaluation.metrics import image_metrics
 from pix2pix.evaluation.pairs import EvalPair, model_input, output_image, target_tensor
 from pix2pix.translate import Pix2Pix
 
+SAMPLE_SEEDS = 1_000_003  # dropout seeds of a pair's samples k = 1, 2, ... step by this
+
 
 @dataclass(frozen=True)
 class Scored:
@@ -40,16 +42,19 @@ def score_pairs(
     eval_mode: bool,
     seed: int = 0,
     codes: torch.Tensor | None = None,
+    samples: int = 1,
 ) -> Iterator[Scored]:
     """Translate and score pairs one at a time; pair i uses dropout seed `seed + i`. With
-    `codes` (K, nz) (a model with a latent code) each pair is translated once per code
-    and its metrics are the mean over the K outputs (`raw`, `output`: the first)."""
+    `codes` (K, nz) (a model with a latent code) each pair is translated once per code;
+    without, `samples` times with dropout seeds seed + i + k * SAMPLE_SEEDS (paper mode:
+    the paper's only noise). Metrics are the mean over the outputs (`raw`, `output`: the
+    first)."""
     for i, pair in enumerate(pairs):
         x, y = model_input(pair, model.config), target_tensor(pair)
-        extras = [None] if codes is None else [{"z": z[None]} for z in codes]
-        raws = [
-            model.translate_tensor(x, eval_mode=eval_mode, seed=seed + i, extra=e) for e in extras
-        ]
+        runs = [(seed + i + k * SAMPLE_SEEDS, None) for k in range(samples)]
+        if codes is not None:
+            runs = [(seed + i, {"z": z[None]}) for z in codes]
+        raws = [model.translate_tensor(x, eval_mode=eval_mode, seed=s, extra=e) for s, e in runs]
         outputs = tuple(output_image(raw, x, model.config) for raw in raws)
         per = [image_metrics(output, y) for output in outputs]
         metrics = {k: sum(m[k].item() for m in per) / len(per) for k in per[0]}
