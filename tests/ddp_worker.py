@@ -32,9 +32,11 @@ class RecordingTrainer(Trainer):
     def state_dict(self) -> dict:
         state = super().state_dict()
         RecordingTrainer.saves += 1
+        short = {"generator": "g", "discriminator": "d"}  # every module of the method
         tensors = {
-            **{f"g.{k}": v for k, v in self.g.state_dict().items()},
-            **{f"d.{k}": v for k, v in self.method.d.state_dict().items()},
+            f"{short.get(name, name)}.{k}": v
+            for name, module in self.method.modules.items()
+            for k, v in module.state_dict().items()
         }
         if self.ema is not None:
             tensors |= {f"ema.{k}": v for k, v in self.ema.module.state_dict().items()}

@@ -142,10 +142,16 @@ IMPROVED = [
 ]  # fmt: skip
 
 
+# BicycleGAN: G with a code, E, D and D2 (issue 27), the official defaults, 6 steps
+BICYCLE = ["--method", "bicyclegan", "--discriminator", "patch_16", "--epochs", "2",
+           "--decay-epochs", "1", "--seed", "7", "--mode-seeking", "1"]  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def launched(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """One job, four runs: MATCHING into ddp/ (saving every 2 steps), PAPER into whole/,
-    IMPROVED into improved_whole/ and, stopped after 3 of its 6 steps, improved_part/."""
+    """One job, six runs: MATCHING into ddp/ (saving every 2 steps), PAPER into whole/,
+    IMPROVED into improved_whole/ and, stopped after 3 of its 6 steps, improved_part/;
+    BICYCLE likewise into bicycle_whole/ and bicycle_part/."""
     root = tmp_path_factory.mktemp("ddp")
     data = write_aligned(root / "data", count=8)
     matching = ["--out", root / "ddp", "--data", data, "--save-every", "2", *TINY, *MATCHING]
@@ -153,7 +159,9 @@ def launched(tmp_path_factory: pytest.TempPathFactory) -> Path:
     improved = ["--data", data, *TINY, *IMPROVED]
     part = ["--out", root / "improved_part", "--max-steps", "3", *improved]
     whole = ["--out", root / "improved_whole", *improved]
-    runs = [matching, paper, part, whole]
+    bicycle = ["--data", data, *TINY, *BICYCLE]
+    bicycle_part = ["--out", root / "bicycle_part", "--max-steps", "3", *bicycle]
+    runs = [matching, paper, part, whole, ["--out", root / "bicycle_whole", *bicycle], bicycle_part]
     separated = [a for r in runs for a in ("::", *r)][1:]  # run :: run :: ...
     done = launch(TESTS / "ddp_worker.py", root / "dumps", *separated)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -355,3 +363,24 @@ def test_a_failing_rank_fails_the_whole_job(tmp_path: Path) -> None:
     assert f"pix2pix: error: {bad}: cannot read image" in done.stderr
     _, progress = read_meta(run / "latest")  # the checkpoint before the failure is whole
     assert progress.step == 1
+
+
+def test_bicyclegan_keeps_ranks_in_step_and_resumes_exactly(launched: Path) -> None:
+    # G, E, D, D2 and the average: every rank holds the same weights at every save
+    saves = sorted(p.name for p in (launched / "dumps").glob("run4_rank0_*"))
+    assert len(saves) >= 3
+    for name in saves:
+        rank0 = load_file(launched / "dumps" / name)
+        rank1 = load_file(launched / "dumps" / name.replace("rank0", "rank1"))
+        assert any(k.startswith("encoder.") for k in rank0)
+        assert any(k.startswith("discriminator2.") for k in rank0)
+        assert all(torch.equal(rank0[k], rank1[k]) for k in rank0), name
+    whole, part = launched / "bicycle_whole", launched / "bicycle_part"
+    assert read_meta(part / "latest")[1].step == 3
+    resumed = launch("-m", "pix2pix", "train", "--out", part, "--resume", "--max-steps", "0")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert read_meta(part / "latest")[1].step == read_meta(whole / "latest")[1].step == 6
+    for module in ("generator", "encoder", "discriminator", "discriminator2"):
+        a = load_file(whole / "latest" / f"{module}.safetensors")
+        b = load_file(part / "latest" / f"{module}.safetensors")
+        assert all(torch.equal(a[k], b[k]) for k in a), module
