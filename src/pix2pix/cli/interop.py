@@ -28,15 +28,8 @@ def add_import(sub: Subparsers) -> None:
         "discriminator. The architecture is inferred from the tensors and printed; the "
         "flags below override it. Loaded with torch.load(weights_only=True) only.",
     )
-    o.add_argument("generator", metavar="G.pth", help="the generator's state dict")
+    _add_file_flags(o)
     o.add_argument("--discriminator", metavar="D.pth", help="its discriminator (for fine-tuning)")
-    o.add_argument("--out", required=True, metavar="DIR", help="the checkpoint folder to write")
-    o.add_argument(
-        "--direction",
-        default="AtoB",
-        choices=get_args(Direction),
-        help="which side of a dataset the model reads, as trained (official facades: BtoA)",
-    )
     o.add_argument(
         "--generator-name",
         dest="generator_name",
@@ -59,7 +52,6 @@ def add_import(sub: Subparsers) -> None:
         help="what the channels are (default: inferred, lab for a 1 -> 2 channel generator: "
         "the official colorization model, L* in and a*b* out; rgb otherwise)",
     )
-    o.add_argument("--overwrite", action="store_true", help="replace a checkpoint in --out")
     o.set_defaults(func=_import_official)
     _add_import_bicyclegan(kinds)
 
@@ -74,15 +66,8 @@ def _add_import_bicyclegan(kinds: Subparsers) -> None:
         "torch.load(weights_only=True) only. The checkpoint trains on with --method "
         "bicyclegan (--init-from) and translates with a code (--samples).",
     )
-    b.add_argument("generator", metavar="G.pth", help="the generator's state dict (net_G)")
+    _add_file_flags(b)
     b.add_argument("--encoder", metavar="E.pth", help="its encoder's state dict (net_E)")
-    b.add_argument("--out", required=True, metavar="DIR", help="the checkpoint folder to write")
-    b.add_argument(
-        "--direction",
-        default="AtoB",
-        choices=get_args(Direction),
-        help="which side of a dataset the model reads, as trained",
-    )
     b.add_argument(
         "--nz",
         type=int,
@@ -95,8 +80,20 @@ def _add_import_bicyclegan(kinds: Subparsers) -> None:
         choices=get_args(Norm),
         help="the norm it was trained with (default: instance, the official)",
     )
-    b.add_argument("--overwrite", action="store_true", help="replace a checkpoint in --out")
     b.set_defaults(func=_import_bicyclegan)
+
+
+def _add_file_flags(p: argparse.ArgumentParser) -> None:
+    """What every import takes: the generator file, --out, --direction, --overwrite."""
+    p.add_argument("generator", metavar="G.pth", help="the generator's state dict")
+    p.add_argument("--out", required=True, metavar="DIR", help="the checkpoint folder to write")
+    p.add_argument(
+        "--direction",
+        default="AtoB",
+        choices=get_args(Direction),
+        help="which side of a dataset the model reads, as trained (official facades: BtoA)",
+    )
+    p.add_argument("--overwrite", action="store_true", help="replace a checkpoint in --out")
 
 
 def _import_bicyclegan(args: argparse.Namespace) -> None:
