@@ -300,3 +300,23 @@ def test_served_page_samples_and_walks_between_codes(imported: Path) -> None:
         ).status_code
         == 422
     )
+
+
+def test_the_improved_recipe_applies_and_options_outside_the_step_are_refused(
+    tmp_path: Path,
+) -> None:
+    data = write_aligned(tmp_path / "data")
+    improved = _config(data, recipe="improved", max_steps=2)
+    assert improved.train.augment_policy and improved.model.upsample == "resize-conv"
+    augmented = fit(improved, tmp_path / "improved")
+    # the recipe without its augmentation (a recipe refills a setting left at "")
+    no_augment = _config(data, ema_decay=0.999, max_steps=2).replace(
+        model={"upsample": "resize-conv", "discriminator": "patch_16"}
+    )
+    plain = fit(no_augment, tmp_path / "plain")
+    a, b = (load_file(p / "discriminator.safetensors") for p in (augmented, plain))
+    assert not all(torch.equal(a[k], b[k]) for k in a)  # DiffAugment changes D's step
+    for name, value in (("r1_gamma", 1.0), ("feature_matching", 10.0), ("reconstruction", "l2")):
+        with pytest.raises(ConfigError, match=f"{name} with method bicyclegan: not part"):
+            fit(_config(data, **{name: value}), tmp_path / name)
+        assert not (tmp_path / name / "latest").exists()

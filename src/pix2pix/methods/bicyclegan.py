@@ -28,6 +28,7 @@ from torch import nn
 from pix2pix.config import RunConfig, ref
 from pix2pix.errors import ConfigError
 from pix2pix.losses import discriminator_loss, generator_loss
+from pix2pix.methods.augment import augment_pairs
 from pix2pix.methods.base import ExtraInput, Method
 from pix2pix.methods.pix2pix import DiscriminatorPair
 from pix2pix.nets import build_discriminator, build_generator
@@ -68,6 +69,14 @@ class BicycleGANMethod(Method):
                 f"{ref('nz')} {m.nz} with {ref('method')} bicyclegan: the generator needs a "
                 "code; use 8 (the official default)"
             )
+        unsupported = [ref(n) for n in ("r1_gamma", "feature_matching") if getattr(t, n) > 0]
+        unsupported += [ref("reconstruction")] if t.reconstruction != "l1" else []
+        unsupported += [ref("reconstruction_scale")] if t.reconstruction_scale != 1 else []
+        if unsupported:
+            raise ConfigError(
+                f"{', '.join(unsupported)} with {ref('method')} bicyclegan: not part of its "
+                "step; drop them (the recipe's other options apply)"
+            )
         # built in this order: the seed's weights
         self.modules = {
             "generator": build_generator(m),
@@ -106,6 +115,14 @@ class BicycleGANMethod(Method):
             "d2": (d2, False),
             "e_frozen": (e, False),
         }
+
+    def augment(self, *images: torch.Tensor) -> list[torch.Tensor]:
+        """D's and D2's inputs under --augment (one draw for all of them)."""
+        policy = self.config.train.augment_policy
+        if not policy:
+            return list(images)
+        split = self.config.model.in_channels if self.config.model.conditional else 0
+        return augment_pairs(images, policy, self.kit.augment_rng, int(split or 0))
 
     def d_input(self, real_a: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
         """What D and D2 judge: the image, beside its input if conditional (the official
@@ -151,10 +168,12 @@ class BicycleGANMethod(Method):
         opt_d2.zero_grad(set_to_none=True)
         with kit.autocast():
             fake1, real1 = self.run["d_pair"](
-                self.d_input(a_enc, fake_enc.detach()), self.d_input(a_enc, b_enc)
+                *self.augment(self.d_input(a_enc, fake_enc.detach()), self.d_input(a_enc, b_enc))
             )
             fake2, real2 = self.run["d2_pair"](
-                self.d_input(a_rand, fake_rand.detach()), self.d_input(a_rand, b_rand)
+                *self.augment(
+                    self.d_input(a_rand, fake_rand.detach()), self.d_input(a_rand, b_rand)
+                )
             )
         loss_d, _, _ = discriminator_loss(real1, fake1, t.gan_loss)
         loss_d2, _, _ = discriminator_loss(real2, fake2, t.gan_loss)
@@ -172,8 +191,10 @@ class BicycleGANMethod(Method):
         self.optimizers["e"][0].zero_grad(set_to_none=True)
         encoder = self.modules["encoder"]
         with kit.autocast():
-            loss_gan = generator_loss(self.run["d"](self.d_input(a_enc, fake_enc)), t.gan_loss)
-            loss_gan2 = generator_loss(self.run["d2"](self.d_input(a_rand, fake_rand)), t.gan_loss)
+            (seen,) = self.augment(self.d_input(a_enc, fake_enc))
+            loss_gan = generator_loss(self.run["d"](seen), t.gan_loss)
+            (seen2,) = self.augment(self.d_input(a_rand, fake_rand))
+            loss_gan2 = generator_loss(self.run["d2"](seen2), t.gan_loss)
             encoder.requires_grad_(False)  # E reads the code back, but is not taught by it
             mu2, _ = self.run["e_frozen"](fake_rand)
             encoder.requires_grad_(True)
