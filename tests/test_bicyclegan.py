@@ -87,7 +87,8 @@ def test_method_defaults_are_the_official_ones_and_a_code_is_required() -> None:
 def test_trains_resumes_exactly_and_samples_by_seed(tmp_path: Path) -> None:
     data = write_aligned(tmp_path / "data")
     cfg = _config(data)
-    whole = fit(cfg, tmp_path / "whole")
+    whole = fit(cfg.replace(train={"sample_every": 2}), tmp_path / "whole")
+    assert len(list((tmp_path / "whole" / "samples").glob("*.png"))) == 2  # a grid per 2 steps
     assert sorted(p.stem for p in whole.glob("*.safetensors")) == sorted(MODULES)
     log = [
         json.loads(line)

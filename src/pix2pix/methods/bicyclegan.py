@@ -156,7 +156,8 @@ class BicycleGANMethod(Method):
         kit.scaler.scale(total).backward()
         kit.scaler.step(opt_g)
         kit.scaler.step(opt_e)
-        return {k: v.detach() for k, v in losses.items()}, fake_enc.detach()
+        # the batch's outputs in its order: encoded half, then random half (one image: both)
+        return {k: v.detach() for k, v in losses.items()}, fakes[: len(real_a)].detach()
 
     def _d_step(self, a_enc, b_enc, fake_enc, a_rand, b_rand, fake_rand) -> dict[str, torch.Tensor]:
         """One update of D (encoded path) and D2 (random path)."""
