@@ -32,8 +32,9 @@ class ModelConfig:
     """The networks: what `pix2pix translate` needs to rebuild the generator."""
 
     method: str = "pix2pix"
-    """Training method (`pix2pix.methods`): pix2pix (the paper's); recorded in the
-    checkpoint, where every command reads it."""
+    """Training method (`pix2pix.methods`): pix2pix (the paper's) or bicyclegan (many
+    outputs per input, from a latent code); recorded in the checkpoint, where every
+    command reads it."""
     generator: str = "unet_256"
     """Generator: unet_<S> (S = 32..1024, the paper's U-Net with log2(S) downsamplings),
     encdec_<S> (the same without skips), resnet_6blocks, resnet_9blocks."""
