@@ -102,7 +102,19 @@ class BicycleGANMethod(Method):
 
     @classmethod
     def extra_inputs(cls, config: RunConfig) -> tuple[ExtraInput, ...]:
-        return (ExtraInput("z", config.model.nz),)  # zeros when not given: the prior's mean
+        return (ExtraInput("z", config.model.nz),)
+
+    @classmethod
+    def default_extras(
+        cls, config: RunConfig, x: torch.Tensor, given: dict[str, torch.Tensor] | None
+    ) -> tuple[torch.Tensor, ...]:
+        """A code not given is the one `--z-seed 0` draws (`Pix2Pix.sample_z(1, 0)`), so
+        validation, the Python API, translate, evaluate and serve agree without a seed."""
+        given = dict(given or {})
+        if "z" not in given:
+            z = torch.randn(1, config.model.nz, generator=torch.Generator().manual_seed(0))
+            given["z"] = z.to(x.device, x.dtype).expand(len(x), -1)
+        return super().default_extras(config, x, given)
 
     def runs(self) -> dict[str, tuple[nn.Module, bool]]:
         d, d2, e = (self.modules[k] for k in ("discriminator", "discriminator2", "encoder"))
