@@ -82,7 +82,13 @@ def variant_config(args: argparse.Namespace, overrides: dict[str, dict[str, Any]
                   "save_every": 1000, "sample_every": 0, "keep_every": 0, "progress": False},
         "monitor": {"report": False},
     }  # fmt: skip
-    return RunConfig.from_dict(base).replace(**overrides)  # a recipe resolves in RunConfig
+    config = RunConfig.from_dict(base).replace(**overrides)  # a recipe resolves in RunConfig
+    batch = config.train.batch_size
+    if args.same_steps and batch > 1:  # as many optimiser steps as batch 1 takes
+        t = config.train
+        steps = {"epochs": t.epochs * batch, "decay_epochs": t.decay_epochs * batch}
+        config = config.replace(train=steps)
+    return config
 
 
 def run_variant(args: argparse.Namespace, name: str, segmenter: Path | None) -> dict[str, Any]:
@@ -98,7 +104,7 @@ def run_variant(args: argparse.Namespace, name: str, segmenter: Path | None) -> 
     seconds = step_seconds(run_dir)
     _, summary = evaluate(
         checkpoint, args.data, out / "eval", split="test", fid=True, segmenter=segmenter,
-        device=args.device, progress=False, overwrite=True,
+        samples=args.samples, device=args.device, progress=False, overwrite=True,
     )  # fmt: skip
     result = {
         "name": name,
@@ -112,7 +118,7 @@ def run_variant(args: argparse.Namespace, name: str, segmenter: Path | None) -> 
     return result
 
 
-def row(result: dict[str, Any]) -> str:
+def row(result: dict[str, Any], args: argparse.Namespace) -> str:
     e = result["evaluation"]
     m, fcn = e["mean"], e.get("fcn", {}).get("generated", {})
     cells = [
@@ -123,20 +129,30 @@ def row(result: dict[str, Any]) -> str:
         f"{m['ssim']:.3f}",
         f"{result['median_s_per_step']:.3f}",
     ]
+    if args.samples > 1:
+        d = e.get("diversity", {})
+        cells += [f"{d.get('l1', float('nan')):.4f}", f"{d.get('features', float('nan')):.2f}"]
     return f"| {result['name']} | {result['what']} | " + " | ".join(cells) + " |"
 
 
 def table(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
     head = (
         f"{args.data} {args.direction}, {args.size}x{args.size}, unet_{args.size}, "
-        f"{args.epochs} epochs, batch 1, seed {args.seed} unless named; test pairs, "
-        "paper-mode inference; "
+        f"{args.epochs} epochs of batch 1"
+        + (" (as many steps for a larger batch)" if args.same_steps else "")
+        + f", seed {args.seed} unless named; test pairs, "
+        "paper-mode inference"
+        + (f", {args.samples} samples per input (FID over all)" if args.samples > 1 else "")
+        + "; "
         f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, precision {args.precision}.\n\n"
-        "| variant | what | FID | KID x1000 | FCN class IoU | L1 | SSIM | s/step |\n"
-        "|---|---|---|---|---|---|---|---|\n"
+        "| variant | what | FID | KID x1000 | FCN class IoU | L1 | SSIM | s/step |"
+        + (" diversity L1 | diversity Inception |" if args.samples > 1 else "")
+        + "\n|---|---|---|---|---|---|---|---|"
+        + ("---|---|" if args.samples > 1 else "")
+        + "\n"
     )
-    return head + "\n".join(row(r) for r in results) + "\n"
+    return head + "\n".join(row(r, args) for r in results) + "\n"
 
 
 def picture(out: Path, names: list[str], path: Path, rows: int = 4) -> Path:
@@ -171,6 +187,14 @@ def main() -> None:
         type=int,
         default=30,
         help="0: no FCN-score (a task without facades label maps)",
+    )
+    parser.add_argument(
+        "--samples", type=int, default=1, help="K > 1: K samples per test input, diversity columns"
+    )
+    parser.add_argument(
+        "--same-steps",
+        action="store_true",
+        help="a variant with batch B trains B times the epochs (equal steps)",
     )
     parser.add_argument("--picture", default="", help="also write input | variants | target")
     args = parser.parse_args()

@@ -57,6 +57,32 @@ def write_paired(root: Path, count: int = 4, size: int = 40, seed: int = 0) -> P
     return root
 
 
+def write_labels(
+    root: Path, count: int = 6, size: int = 40, seed: int = 0, index: bool = False
+) -> Path:
+    """`count` aligned photo|label files: the label side (B) is a map of 8x8 blocks of
+    random facades classes (palette colours, or class ids when `index`), the photo side
+    (A) a colour per class plus noise (so labels -> photo is learnable, BtoA)."""
+    from pix2pix.palette import FACADES
+
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    colors = np.array([c for _, c in FACADES], np.uint8)
+    for i in range(count):
+        ids = np.kron(rng.integers(0, len(colors), (size // 8 + 1, size // 8 + 1)),
+                      np.ones((8, 8), int))[:size, :size]  # fmt: skip
+        shade = ids[..., None] * np.array([20, 7, 13]) % 256
+        photo = (shade + rng.integers(0, 24, (size, size, 3))).clip(0, 255).astype(np.uint8)
+        if index:  # A/ photos, B/ one-channel class ids
+            for side in ("A", "B"):
+                (root / side).mkdir(exist_ok=True)
+            save_image(photo, root / "A" / f"{i}.png")
+            save_image(ids.astype(np.uint8)[..., None], root / "B" / f"{i}.png")
+        else:
+            save_image(np.concatenate([photo, colors[ids]], axis=1), root / f"{i}.png")
+    return root
+
+
 def tiny_config(root: Path | str, **sections: dict) -> RunConfig:
     """unet_32 with 8 filters on 32x32 crops: a training step takes milliseconds."""
     base = RunConfig(

@@ -9,7 +9,6 @@ from torch import nn
 from pix2pix.config import ModelConfig
 from pix2pix.nets import (
     DISCRIMINATOR_LAYERS,
-    DISCRIMINATORS,
     GENERATORS,
     build_discriminator,
     build_generator,
@@ -27,17 +26,22 @@ def model_config(**kw) -> ModelConfig:
 
 @pytest.mark.parametrize("name", sorted(GENERATORS))
 def test_every_generator_maps_shape_and_range(name: str) -> None:
-    cfg = model_config(generator=name, ngf=4, in_channels=1, out_channels=3)
+    labels = {"labels": "index", "num_classes": 5} if name.startswith("spade") else {}
+    cfg = model_config(generator=name, ngf=4, in_channels=1, out_channels=3, **labels)
     g = build_generator(cfg)
-    size = g.stride if name.startswith(("unet", "encdec")) else 24
-    x = torch.rand(2, 1, size, size) * 2 - 1
+    size = g.stride if name.startswith(("unet", "encdec", "spade")) else 24
+    x = (
+        torch.randint(0, 5, (2, 1, size, size)) / 127.5 - 1
+        if labels
+        else torch.rand(2, 1, size, size) * 2 - 1
+    )
     y = g(x)
     assert y.shape == (2, 3, size, size)
     assert y.min() >= -1 and y.max() <= 1
     assert torch.isfinite(y).all()
 
 
-@pytest.mark.parametrize("name", DISCRIMINATORS)
+@pytest.mark.parametrize("name", list(DISCRIMINATOR_LAYERS))
 @pytest.mark.parametrize("conditional", [True, False])
 def test_every_discriminator_gives_patch_logits(name: str, conditional: bool) -> None:
     cfg = model_config(discriminator=name, ndf=4, conditional=conditional, in_channels=1)
@@ -112,7 +116,7 @@ def _measured_receptive_field(d: nn.Module, size: int) -> int:
     return int(rows.max() - rows.min() + 1)
 
 
-@pytest.mark.parametrize("name", DISCRIMINATORS)
+@pytest.mark.parametrize("name", list(DISCRIMINATOR_LAYERS))
 def test_patchgan_receptive_fields(name: str) -> None:
     expected = int(name.split("_")[1])
     d = build_discriminator(model_config(discriminator=name, ndf=2, norm="none"))

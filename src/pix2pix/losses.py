@@ -131,3 +131,49 @@ def r1_penalty(real_logits: Logits, real_input: torch.Tensor, scale: float = 1.0
     total = sum(s.float().sum() for s in scales) * weight
     (grad,) = torch.autograd.grad(total, real_input, create_graph=True)
     return (grad.float() / weight).pow(2).flatten(1).sum(1).mean()
+
+
+# OASIS (Schonfeld et al. 2021): D segments every pixel into N classes + "fake" (index 0).
+
+
+def class_balance(onehot: torch.Tensor) -> torch.Tensor:
+    """(B, N, H, W) one-hot labels -> (N,) weights: the paper's inverse pixel frequency
+    alpha_c = HW / n_c of the batch, divided by the number K of classes present (so
+    balanced classes weigh 1, as in plain cross-entropy); 0 for absent classes."""
+    counts = onehot.float().sum((0, 2, 3))
+    present = counts > 0
+    k = present.sum().clamp(min=1)
+    return torch.where(present, counts.sum() / (k * counts.clamp(min=1)), 0.0)
+
+
+def oasis_class_loss(logits: torch.Tensor, onehot: torch.Tensor) -> torch.Tensor:
+    """Class-balanced (N + 1)-way cross-entropy of logits (B, N + 1, H, W) against the
+    true classes (label c is index c + 1): D's loss on real images, G's on its outputs."""
+    target = onehot.argmax(1) + 1  # (B, H, W)
+    weight = (onehot.float() * class_balance(onehot)[None, :, None, None]).sum(1)
+    ce = F.cross_entropy(logits.float(), target, reduction="none")
+    return (ce * weight).mean()
+
+
+def oasis_fake_loss(logits: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of every pixel of logits (B, N + 1, H, W) against "fake" (index 0):
+    D's loss on generated images (the paper weighs this term by pixels alone)."""
+    target = torch.zeros(
+        logits.shape[:1] + logits.shape[2:], dtype=torch.long, device=logits.device
+    )
+    return F.cross_entropy(logits.float(), target)
+
+
+def labelmix_mask(onehot: torch.Tensor, coins: torch.Tensor) -> torch.Tensor:
+    """LabelMix's mask (B, 1, H, W): each class of each image is all real (1) or all
+    fake (0) by its coin; onehot (B, N, H, W), coins (B, N) of 0/1."""
+    return (onehot.float() * coins.float()[:, :, None, None]).sum(1, keepdim=True)
+
+
+def labelmix_loss(
+    d_mixed: torch.Tensor, d_real: torch.Tensor, d_fake: torch.Tensor, mask: torch.Tensor
+) -> torch.Tensor:
+    """OASIS's consistency term: D's logits on the mixed image should be the same mix of
+    its logits on the real and the fake image, mean squared over logits and pixels."""
+    target = mask * d_real.float() + (1 - mask) * d_fake.float()
+    return (d_mixed.float() - target).pow(2).mean()

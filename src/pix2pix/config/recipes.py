@@ -29,6 +29,29 @@ RECIPES: dict[str, dict[str, dict[str, Any]]] = {
         "model": {"upsample": "resize-conv"},
         "train": {"ema_decay": 0.999, "augment": "translation,cutout,color"},
     },
+    # label maps (need --labels): SPADE's pairing (Park et al. 2019, sec. 4 and appendix
+    # A): its generator, a 2-scale PatchGAN with instance norm and spectral norm, hinge
+    # loss, feature matching 10, Adam(1e-4 G, 4e-4 D, betas 0, 0.999). Its VGG loss needs
+    # downloaded weights: pix2pix's L1 (lambda_l1) stands in for it. Width: ngf 32 (the
+    # paper's trunk is 16 x 64 channels), which keeps a CPU step within 3x the paper
+    # recipe's at 128x128 (benchmarks/labels.py).
+    "spade": {
+        "model": {
+            "generator": "spade",
+            "ngf": 32,
+            "d_scales": 2,
+            "norm": "instance",
+            "spectral_norm": True,
+        },
+        "train": {
+            "gan_loss": "hinge",
+            "feature_matching": 10.0,
+            "lr": 1e-4,
+            "lr_d": 4e-4,
+            "beta1": 0.0,
+        },
+    },
+    "oasis": {"model": {"method": "oasis"}},  # the method's defaults below
 }
 
 
@@ -50,6 +73,24 @@ METHOD_DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
             "d_scales": 2,
         },
         "train": {"gan_loss": "lsgan", "lambda_l1": 10.0, "batch_size": 2},
+    },
+    # oasis: the paper's settings (Schonfeld et al. 2021, sec. 4): SPADE G with a 64-d code,
+    # the segmentation D, Adam(1e-4 G, 4e-4 D, betas 0, 0.999), LabelMix 10 (the field's
+    # default), no reconstruction or VGG term; the paper's G weight average is 0.9999 over
+    # 100k+ steps: 0.999 here, for runs of thousands. G's norm: instance (the paper's
+    # synchronised batch norm over 20-32 images is instance norm at batch 1). Widths: ngf
+    # and ndf 32 (the paper's D starts at 128 channels at 256x256), for the CPU budget.
+    "oasis": {
+        "model": {
+            "generator": "spade",
+            "ngf": 32,
+            "ndf": 32,
+            "discriminator": "oasis",
+            "nz": 64,
+            "norm": "instance",
+            "conditional": False,
+        },
+        "train": {"lr": 1e-4, "lr_d": 4e-4, "beta1": 0.0, "lambda_l1": 0.0, "ema_decay": 0.999},
     },
 }
 

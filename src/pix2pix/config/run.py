@@ -23,6 +23,35 @@ from pix2pix.errors import ConfigError
 log = logging.getLogger(__name__)
 
 
+def resolve_labels(model: ModelConfig, data: DataConfig) -> ModelConfig:
+    """The label settings made whole: palette labels take the palette's class count,
+    `spade` the depth of the crop size; the oasis D goes with the oasis method only."""
+    from pix2pix.palette import parse_palette
+
+    if (model.discriminator == "oasis") != (model.method == "oasis"):
+        raise ConfigError(
+            f"{ref('discriminator')} oasis goes with {ref('method')} oasis (and only it); "
+            f"use both or neither"
+        )
+    changes: dict[str, Any] = {}
+    if model.generator == "spade":  # the largest spade_<2^d> that fits the crop
+        side = min(1024, max(32, 2 ** (max(data.crop_size, 1).bit_length() - 1)))
+        changes["generator"] = f"spade_{side}"
+    if model.labels == "palette":
+        if not data.palette:
+            raise ConfigError(f"{ref('labels')} palette needs {ref('palette')} (a preset or JSON)")
+        classes = parse_palette(data.palette).num_classes
+        if model.num_classes not in (None, classes):
+            raise ConfigError(
+                f"{ref('num_classes')} {model.num_classes} disagrees with the palette's "
+                f"{classes} colours; leave it out"
+            )
+        changes["num_classes"] = classes
+    elif model.labels == "index" and model.num_classes is None:
+        raise ConfigError(f"{ref('labels')} index needs {ref('num_classes')}")
+    return dataclasses.replace(model, **changes) if changes else model
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """A whole training run: networks, data and optimisation.
@@ -44,7 +73,9 @@ class RunConfig:
             object.__setattr__(self, name, part)
         if self.model.nz is None:  # no code, unless the method's defaults gave one
             object.__setattr__(self, "model", dataclasses.replace(self.model, nz=0))
-        if self.data.crops:  # otherwise the image sizes are known only at load time
+        object.__setattr__(self, "model", resolve_labels(self.model, self.data))
+        # otherwise the image sizes are known only at load time (oasis: any multiple of 32)
+        if self.data.crops and self.model.discriminator in DISCRIMINATOR_LAYERS:
             side = coarsest_side(self.data.crop_size, self.model.d_scales)
             need = min_input_size(DISCRIMINATOR_LAYERS[self.model.discriminator])
             if side < need:
@@ -107,9 +138,11 @@ class RunConfig:
 
     def replace(self, **sections: dict[str, Any]) -> RunConfig:
         """Copy with some fields changed: `cfg.replace(train={"seed": 1})`. A new method
-        takes its own code size unless one is given (`nz` is the method's default)."""
+        or recipe (which may name a method) takes its method's code size unless one is
+        given (`nz` is the method's default)."""
         model = sections.get("model", {})
-        if "method" in model and "nz" not in model:
+        new_method = "method" in model or "recipe" in sections.get("train", {})
+        if new_method and "nz" not in model:
             sections = {**sections, "model": {**model, "nz": None}}
         parts = {
             name: dataclasses.replace(getattr(self, name), **sections.get(name, {}))

@@ -13,6 +13,7 @@ from pix2pix.config.choices import (
     CacheMode,
     ColorSpace,
     Direction,
+    Labels,
     Layout,
     Norm,
     OutputDepth,
@@ -32,15 +33,17 @@ class ModelConfig:
     """The networks: what `pix2pix translate` needs to rebuild the generator."""
 
     method: str = "pix2pix"
-    """Training method (`pix2pix.methods`): pix2pix (the paper's) or bicyclegan (many
-    outputs per input, from a latent code); recorded in the checkpoint, where every
-    command reads it."""
+    """Training method (`pix2pix.methods`): pix2pix (the paper's), bicyclegan (many
+    outputs per input, from a latent code) or oasis (label maps: a per-pixel segmentation
+    D); recorded in the checkpoint, where every command reads it."""
     generator: str = "unet_256"
     """Generator: unet_<S> (S = 32..1024, the paper's U-Net with log2(S) downsamplings),
-    encdec_<S> (the same without skips), resnet_6blocks, resnet_9blocks."""
+    encdec_<S> (the same without skips), resnet_6blocks, resnet_9blocks, spade_<S> or
+    spade (SPADE, label inputs only; spade: spade_<crop size>)."""
     discriminator: str = "patch_70"
     """PatchGAN by receptive field: patch_1 (PixelGAN), patch_16, patch_34, patch_70,
-    patch_142, patch_286 (the paper's ImageGAN-sized one at 256x256)."""
+    patch_142, patch_286 (the paper's ImageGAN-sized one at 256x256); oasis: the oasis
+    method's per-pixel (classes + fake) segmenter."""
     in_channels: int | None = None
     """Channels of the input images (1 grayscale, 3 RGB); None: read from the data."""
     out_channels: int | None = None
@@ -77,11 +80,17 @@ class ModelConfig:
     every encoder level; the official BicycleGAN default)."""
     nef: int = 64
     """Width of the latent encoder (bicyclegan's E, filters in its first layer)."""
+    labels: Labels = "none"
+    """What the input holds: none (an image), palette (a colour-coded label map, each
+    pixel the class of the nearest --palette colour) or index (one-channel class ids
+    0..--num-classes - 1); label inputs are one-hot encoded inside the model."""
+    num_classes: int | None = None
+    """Classes of --labels index maps (palette: the palette's size, set by itself)."""
 
     def __post_init__(self) -> None:
         from pix2pix.nets import DISCRIMINATORS, GENERATORS
 
-        choice(self, "generator", tuple(GENERATORS))
+        choice(self, "generator", (*GENERATORS, "spade"))
         choice(self, "discriminator", tuple(DISCRIMINATORS))
         check_fields(self)
         for name in ("in_channels", "out_channels"):
@@ -92,8 +101,9 @@ class ModelConfig:
             at_least(self, name, 1)
         if self.nz is not None:
             at_least(self, "nz", 0)
-        if self.nz and not self.generator.startswith(("unet_", "encdec_")):
-            raise ConfigError(f"{ref('nz')} {self.nz} needs a U-Net generator; use unet_<S>")
+        if self.nz and not self.generator.startswith(("unet_", "encdec_", "spade")):
+            raise ConfigError(f"{ref('nz')} {self.nz} needs a U-Net or SPADE generator")
+        self._check_labels()
         if self.upsample != "transpose" and not self.generator.startswith(("unet_", "encdec_")):
             raise ConfigError(f"{ref('upsample')} {self.upsample} is for U-Nets; use transpose")
         if not 0.0 <= self.dropout < 1.0:
@@ -101,6 +111,20 @@ class ModelConfig:
         at_least(self, "init_std", 0.0)
         if not 1 <= self.d_scales <= 4:
             raise ConfigError(f"{ref('d_scales')} {self.d_scales} is out of range; use 1..4")
+
+    def _check_labels(self) -> None:
+        if self.num_classes is not None:
+            at_least(self, "num_classes", 1)
+            if self.num_classes > 255:
+                raise ConfigError(f"{ref('num_classes')} {self.num_classes}: at most 255")
+        uses = [
+            n
+            for n in ("generator", "discriminator")
+            if getattr(self, n).startswith(("spade", "oasis"))
+        ]
+        if self.labels == "none" and (uses or self.method == "oasis"):
+            what = f"{ref(uses[0])} {getattr(self, uses[0])}" if uses else f"{ref('method')} oasis"
+            raise ConfigError(f"{what} reads label maps; use {ref('labels')} palette or index")
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,9 @@ class TrainConfig:
     lambda_z: float = 0.5
     """Weight of the latent regression |E(G(A, z)) - z| on random codes (bicyclegan's
     cLR-GAN; the official default)."""
+    lambda_labelmix: float = 10.0
+    """Weight of LabelMix (oasis): D's logits on a real/fake mix cut along the label map
+    must be the same mix of its logits on each (the paper's 10)."""
     mode_seeking: float = 0.0
     """Weight of the mode-seeking term (Mao et al. 2019): 1 / (mean |G(A, z1) - G(A, z2)|
     / mean |z1 - z2|), which penalises two codes giving near-identical outputs; needs a
@@ -135,7 +138,7 @@ class TrainConfig:
                 raise ConfigError(f"{ref(name)} {value} is out of range; use 0 <= b < 1")
         at_least(self, "lambda_l1", 0.0)
         at_least(self, "lambda_gan", 0.0)
-        for name in ("lambda_kl", "lambda_z", "mode_seeking"):
+        for name in ("lambda_kl", "lambda_z", "lambda_labelmix", "mode_seeking"):
             at_least(self, name, 0.0)
         at_least(self, "reconstruction_scale", 1)
         if not 0.0 <= self.ema_decay < 1.0:

@@ -27,6 +27,7 @@ from pix2pix.data.files.encoding import decode_output, encode_input, image_chann
 from pix2pix.data.files.images import from_tensor, output_suffix, to_tensor, with_channels
 from pix2pix.data.pairs.datasets import load_pair, oriented, side_header
 from pix2pix.data.pairs.folders import PairFiles, pairs_folder
+from pix2pix.data.pairs.labels import check_label_map, label_rule, resample_of
 from pix2pix.data.pairs.transforms import resize_array
 from pix2pix.errors import UserError, setting
 from pix2pix.evaluation.metrics import quantize
@@ -45,11 +46,12 @@ def eval_size(
     return data.crop_size, max(1, round(data.crop_size * height / width))  # scale_width*
 
 
-def _resize(arr: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """(H, W, C) of any channels and depth -> (h, w, C) bicubic, same depth (`size` is (w, h))."""
+def _resize(arr: np.ndarray, size: tuple[int, int], labels: bool = False) -> np.ndarray:
+    """(H, W, C) of any channels and depth -> (h, w, C) bicubic (label maps: nearest),
+    same depth (`size` is (w, h))."""
     if (arr.shape[1], arr.shape[0]) == size:
         return arr
-    return resize_array(arr, size)
+    return resize_array(arr, size, resample_of(labels))
 
 
 @dataclass(frozen=True)
@@ -102,7 +104,10 @@ def load_eval_pair(pair: PairFiles, config: RunConfig, rule: SizeRule = "auto") 
         raise UserError(f"{pair.a}: the two sides of this pair differ in size; align them")
     size = eval_size(config.data, y.shape[1], y.shape[0], rule)
     target = _resize(y, size)
-    model_input = target if config.data.color_space == "lab" else _resize(x, size)
+    rule = label_rule(config)
+    if rule is not None:
+        check_label_map(x, pair.b if config.data.direction == "BtoA" and pair.b else pair.a, rule)
+    model_input = target if config.data.color_space == "lab" else _resize(x, size, bool(rule))
     return EvalPair(pair.name, model_input, target, x)
 
 

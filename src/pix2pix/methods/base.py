@@ -27,8 +27,26 @@ import torch
 from torch import nn
 
 from pix2pix.config import RunConfig
+from pix2pix.nets import build_generator
 from pix2pix.nets.inference import run_any_size
+from pix2pix.palette import parse_palette
 from pix2pix.runtime import Kit
+
+
+def generator_of(config: RunConfig, init: bool = True) -> nn.Module:
+    """The run's generator; a palette label model gets the palette's colours (which the
+    checkpoint's config.json records) for its `LabelMap`."""
+    m = config.model
+    colors = parse_palette(config.data.palette).colors if m.labels == "palette" else None
+    return build_generator(m, init=init, colors=colors)
+
+
+def seeded_code(nz: int, x: torch.Tensor) -> torch.Tensor:
+    """The code `--z-seed 0` draws (`Pix2Pix.sample_z(1, 0)`), for each image of batch x:
+    (B, nz) in x's dtype and device. What a model with a code uses when none is given, so
+    validation, the Python API, translate, evaluate and serve agree without a seed."""
+    z = torch.randn(1, nz, generator=torch.Generator().manual_seed(0))
+    return z.to(x.device, x.dtype).expand(len(x), -1)
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,9 @@ from pix2pix.config import RunConfig, ref
 from pix2pix.errors import ConfigError
 from pix2pix.losses import discriminator_loss, generator_loss
 from pix2pix.methods.augment import augment_pairs
-from pix2pix.methods.base import ExtraInput, Method
+from pix2pix.methods.base import ExtraInput, Method, generator_of, seeded_code
 from pix2pix.methods.pix2pix import DiscriminatorPair
-from pix2pix.nets import build_discriminator, build_generator
+from pix2pix.nets import build_discriminator
 from pix2pix.nets.encoder import LatentEncoder, encoder_blocks
 from pix2pix.nets.inference import run_any_size
 
@@ -79,7 +79,7 @@ class BicycleGANMethod(Method):
             )
         # built in this order: the seed's weights
         self.modules = {
-            "generator": build_generator(m),
+            "generator": generator_of(config),
             "encoder": build_encoder(config),
             "discriminator": build_discriminator(m),
             "discriminator2": build_discriminator(m),
@@ -94,7 +94,7 @@ class BicycleGANMethod(Method):
 
     @classmethod
     def inference_module(cls, config: RunConfig, init: bool = True) -> nn.Module:
-        return build_generator(config.model, init=init)
+        return generator_of(config, init=init)
 
     @classmethod
     def encoder_module(cls, config: RunConfig) -> nn.Module:
@@ -112,8 +112,7 @@ class BicycleGANMethod(Method):
         validation, the Python API, translate, evaluate and serve agree without a seed."""
         given = dict(given or {})
         if "z" not in given:
-            z = torch.randn(1, config.model.nz, generator=torch.Generator().manual_seed(0))
-            given["z"] = z.to(x.device, x.dtype).expand(len(x), -1)
+            given["z"] = seeded_code(config.model.nz, x)
         return super().default_extras(config, x, given)
 
     def runs(self) -> dict[str, tuple[nn.Module, bool]]:

@@ -23,8 +23,8 @@ from pix2pix.losses import (
     reconstruction_loss,
 )
 from pix2pix.methods.augment import augment_pairs
-from pix2pix.methods.base import Method
-from pix2pix.nets import build_discriminator, build_generator
+from pix2pix.methods.base import Method, generator_of
+from pix2pix.nets import build_discriminator
 from pix2pix.nets.inference import run_any_size
 
 
@@ -50,7 +50,7 @@ class Pix2PixMethod(Method):
         super().__init__(config)
         m, t = config.model, config.train
         # built in this order: the seed's weights
-        self.modules = {"generator": build_generator(m), "discriminator": build_discriminator(m)}
+        self.modules = {"generator": generator_of(config), "discriminator": build_discriminator(m)}
         lr_d = t.lr if t.lr_d is None else t.lr_d  # --lr-d: two time-scale update rule
         self.param_groups = {"g": ("generator", t.lr), "d": ("discriminator", lr_d)}
 
@@ -70,7 +70,7 @@ class Pix2PixMethod(Method):
 
     @classmethod
     def inference_module(cls, config: RunConfig, init: bool = True) -> nn.Module:
-        return build_generator(config.model, init=init)
+        return generator_of(config, init=init)
 
     def generate(self, real_a: torch.Tensor) -> torch.Tensor:
         """G(input) for (B, C_in, H, W) of any H, W -> (B, C_out, H, W)."""

@@ -30,6 +30,7 @@ from pix2pix.data.files.encoding import display_batch
 from pix2pix.data.files.images import save_image
 from pix2pix.data.pairs.datasets import PairedDataset, resolve_format
 from pix2pix.data.pairs.holdout import split_holdout
+from pix2pix.data.pairs.labels import label_rule
 from pix2pix.data.pairs.sampler import EpochBatchSampler
 from pix2pix.errors import UserError, setting
 from pix2pix.fileio import first_missing, remove_if_empty
@@ -123,7 +124,11 @@ def _fit(
     device = train_device(resolve_device(t.device), ctx)
     speed = resolve_speed(device, "train", t.precision, t.channels_last, t.compile)
     dataset = PairedDataset(
-        config.data, config.model.in_channels, config.model.out_channels, seed=t.seed
+        config.data,
+        config.model.in_channels,
+        config.model.out_channels,
+        seed=t.seed,
+        labels=label_rule(config),
     )
     dataset, val_pairs = split_holdout(dataset, config)  # unchanged without --val-fraction
     if t.batch_size > 1 and len(dataset.output_sizes()) > 1:

@@ -33,6 +33,7 @@ from pix2pix.data.files.images import (
     with_channels,
 )
 from pix2pix.data.pairs.folders import PairFiles, find_pairs, resolve_root
+from pix2pix.data.pairs.labels import check_label_map, resample_of
 from pix2pix.data.pairs.transforms import JointParams, apply_params, output_size, sample_params
 from pix2pix.errors import ConfigError, UserError, setting
 
@@ -184,8 +185,12 @@ class PairedDataset(Dataset):
         seed: int = 0,
         augment: bool = True,
         split: str | None = None,
+        labels: tuple[np.ndarray | None, int] | None = None,
     ) -> None:
+        """labels: the input is a label map of these classes (`labels.label_rule`):
+        checked when decoded, resized by nearest neighbour."""
         self.cfg = cfg
+        self.labels = labels
         self.seed = seed
         self.augment = augment
         self.root = resolve_root(cfg, split)
@@ -228,7 +233,11 @@ class PairedDataset(Dataset):
     def _decode(self, i: int) -> tuple[np.ndarray, np.ndarray]:
         pair = self.pairs[i]
         if self.cfg.color_space != "lab":
-            return load_pair(pair, self.channels_a, self.channels_b)
+            a, b = load_pair(pair, self.channels_a, self.channels_b)
+            if self.labels is not None:
+                files, _ = oriented(self.cfg.direction, pair.files_a, pair.files_b or (pair.a,))
+                check_label_map(oriented(self.cfg.direction, a, b)[0], files[0], self.labels)
+            return a, b
         # lab: only the colour target is read; the one array stands for both sides
         if pair.b is None:
             _, target = oriented(self.cfg.direction, *load_pair(pair, None, None))
@@ -264,6 +273,8 @@ class PairedDataset(Dataset):
             x, y = encode_pair(None, photo, "lab")
             return {"input": x, "target": y, "index": index}
         if params is not None:
-            a, b = apply_params(a, params), apply_params(b, params)
+            x, y = oriented(self.cfg.direction, a, b)
+            x = apply_params(x, params, resample_of(self.labels is not None))
+            a, b = oriented(self.cfg.direction, x, apply_params(y, params))
         x, y = encode_pair(*oriented(self.cfg.direction, a, b), "rgb")
         return {"input": x, "target": y, "index": index}

@@ -87,10 +87,11 @@ def resize_array(
     return out.astype(arr.dtype)
 
 
-def apply_params(arr: np.ndarray, params: JointParams) -> np.ndarray:
-    """Apply resize (bicubic), crop and flip to an (H, W, C) array of any depth."""
+def apply_params(arr: np.ndarray, params: JointParams, resample: int = Image.BICUBIC) -> np.ndarray:
+    """Apply resize (bicubic; label maps: nearest), crop and flip to an (H, W, C) array of
+    any depth."""
     if (arr.shape[1], arr.shape[0]) != params.size:
-        arr = resize_array(arr, params.size)
+        arr = resize_array(arr, params.size, resample)
     if params.crop is not None:
         x, y, w, h = params.crop
         arr = arr[y : y + h, x : x + w]
