@@ -21,7 +21,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from conftest import tiny_config, write_aligned
+from conftest import tiny_config, write_aligned, write_labels
 from pix2pix.checkpoint import Progress, read_meta
 from pix2pix.config import RunConfig
 from pix2pix.data.pairs.folders import find_pairs
@@ -147,11 +147,18 @@ BICYCLE = ["--method", "bicyclegan", "--discriminator", "patch_16", "--epochs", 
            "--decay-epochs", "1", "--seed", "7", "--mode-seeking", "1"]  # fmt: skip
 
 
+# OASIS on label maps (issue 28): SPADE G with a code, the segmentation D, LabelMix
+OASIS = ["--recipe", "oasis", "--labels", "palette", "--palette", "facades", "--direction",
+         "BtoA", "--generator", "spade", "--epochs", "2", "--decay-epochs", "1",
+         "--seed", "5"]  # fmt: skip
+
+
 @pytest.fixture(scope="module")
 def launched(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One job, six runs: MATCHING into ddp/ (saving every 2 steps), PAPER into whole/,
     IMPROVED into improved_whole/ and, stopped after 3 of its 6 steps, improved_part/;
-    BICYCLE likewise into bicycle_whole/ and bicycle_part/."""
+    BICYCLE likewise into bicycle_whole/ and bicycle_part/; OASIS on label maps into
+    oasis/."""
     root = tmp_path_factory.mktemp("ddp")
     data = write_aligned(root / "data", count=8)
     matching = ["--out", root / "ddp", "--data", data, "--save-every", "2", *TINY, *MATCHING]
@@ -161,7 +168,10 @@ def launched(tmp_path_factory: pytest.TempPathFactory) -> Path:
     whole = ["--out", root / "improved_whole", *improved]
     bicycle = ["--data", data, *TINY, *BICYCLE]
     bicycle_part = ["--out", root / "bicycle_part", "--max-steps", "3", *bicycle]
-    runs = [matching, paper, part, whole, ["--out", root / "bicycle_whole", *bicycle], bicycle_part]
+    labels = write_labels(root / "labels", count=8)
+    oasis = ["--out", root / "oasis", "--data", labels, *TINY, *OASIS]
+    runs = [matching, paper, part, whole, ["--out", root / "bicycle_whole", *bicycle], bicycle_part,
+            oasis]  # fmt: skip
     separated = [a for r in runs for a in ("::", *r)][1:]  # run :: run :: ...
     done = launch(TESTS / "ddp_worker.py", root / "dumps", *separated)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -384,3 +394,17 @@ def test_bicyclegan_keeps_ranks_in_step_and_resumes_exactly(launched: Path) -> N
         a = load_file(whole / "latest" / f"{module}.safetensors")
         b = load_file(part / "latest" / f"{module}.safetensors")
         assert all(torch.equal(a[k], b[k]) for k in a), module
+
+
+def test_oasis_keeps_ranks_in_step(launched: Path) -> None:
+    # G (with its code), the segmentation D and the average; LabelMix's coins and the
+    # codes are drawn per rank, the gradients averaged: every rank holds the same weights
+    saves = sorted(p.name for p in (launched / "dumps").glob("run6_rank0_*"))
+    assert len(saves) >= 3
+    for name in saves:
+        rank0 = load_file(launched / "dumps" / name)
+        rank1 = load_file(launched / "dumps" / name.replace("rank0", "rank1"))
+        assert any(k.startswith("d.head") for k in rank0)
+        assert all(torch.equal(rank0[k], rank1[k]) for k in rank0), name
+    config, progress = read_meta(launched / "oasis" / "latest")
+    assert (config.model.method, progress.step, progress.world_size) == ("oasis", 6, 2)
