@@ -19,6 +19,7 @@ from pix2pix.config import RunConfig
 from pix2pix.data.files.images import save_image
 from pix2pix.data.pairs.labels import check_label_map
 from pix2pix.errors import ConfigError, UserError
+from pix2pix.export import export_checkpoint
 from pix2pix.losses import (
     class_balance,
     labelmix_loss,
@@ -183,6 +184,9 @@ def test_label_methods_train_resume_exactly_and_translate(recipe: str, tmp_path:
         ys = [model.translate_tensor(x, eval_mode=True, extra={"z": z[i : i + 1]}) for i in (0, 1)]
         assert (ys[0] - ys[1]).abs().mean() > 1e-4
         assert torch.equal(model.translate_tensor(x, eval_mode=True), y)  # default code: fixed
+        # the exported file takes the label image (and the code) and matches PyTorch
+        result = export_checkpoint(whole, "onnx", tmp_path / "g.onnx")
+        assert (tmp_path / "g.onnx").is_file() and len(result.checks) == 2
 
 
 def test_the_labelmix_term_changes_the_step(tmp_path: Path) -> None:

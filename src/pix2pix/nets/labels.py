@@ -50,7 +50,7 @@ class LabelMap(nn.Module):
 
 class LabelGenerator(nn.Module):
     """A generator that reads label maps: `labels` (a `LabelMap`) then `net`, which takes
-    the (B, K, H, W) one-hot map (and any further inputs, such as a latent code)."""
+    the (B, K, H, W) one-hot map (and a latent code, if it has one)."""
 
     def __init__(self, labels: LabelMap, net: nn.Module) -> None:
         super().__init__()
@@ -58,5 +58,8 @@ class LabelGenerator(nn.Module):
         self.net = net
         self.stride = int(getattr(net, "stride", 1))
 
-    def forward(self, x: torch.Tensor, *extra: torch.Tensor) -> torch.Tensor:
-        return self.net(self.labels(x), *extra)
+    def forward(self, x: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
+        """x: the input image (B, C, H, W) in [-1, 1]; z: a latent code (B, nz), if the
+        generator takes one."""
+        m = self.labels(x)  # (B, K, H, W)
+        return self.net(m) if z is None else self.net(m, z)
