@@ -202,3 +202,51 @@ def test_page_gives_another_sample_and_walks_between_codes(tmp_path: Path) -> No
         finally:
             browser.close()
     assert not errors, f"the page logged errors: {errors}"
+
+
+@pytest.mark.skipif(
+    not CHROMIUM.exists(),
+    reason="needs Chromium at /usr/bin/chromium (apt-get install -y chromium)",
+)
+def test_a_drawn_label_map_becomes_a_photo(tmp_path: Path) -> None:
+    """A label model (OASIS, facades palette from its checkpoint): the page offers the
+    palette's swatches, and a region drawn in another class changes the photo."""
+    from playwright.sync_api import sync_playwright
+
+    from conftest import write_labels
+    from pix2pix import fit
+    from test_labels import label_config
+
+    data = write_labels(tmp_path / "data", size=72)
+    cfg = label_config(data).replace(
+        data={"load_size": 72, "crop_size": 64}, train={"max_steps": 3}
+    )
+    model = Pix2Pix.load(fit(cfg, tmp_path / "run"), device="cpu", precision="fp32", compile="off")
+    errors: list[str] = []
+    with BackgroundServer(create_app(model)) as url, sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
+        try:
+            page = browser.new_page(viewport={"width": 1000, "height": 670})
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(url)
+            page.wait_for_function(GENERATION, arg=0)  # the background-only map, translated
+            swatches = page.eval_on_selector_all("#swatches .swatch", "s => s.length")
+            assert swatches == 12  # the facades palette, read from the checkpoint
+            blank = page.evaluate(OUTPUT_PIXELS)
+            window = 2  # facades' "window" class
+            page.click(f"#swatches .swatch[data-index='{window}']")
+            box = page.locator("#input").bounding_box()
+            before = generation(page)
+            page.mouse.move(box["x"] + 0.2 * box["width"], box["y"] + 0.5 * box["height"])
+            page.mouse.down()
+            page.mouse.move(box["x"] + 0.8 * box["width"], box["y"] + 0.5 * box["height"], steps=6)
+            page.mouse.up()
+            page.wait_for_function(GENERATION, arg=before)
+            side = page.eval_on_selector("#input", "c => c.width")
+            assert canvas_pixel(page, side // 2, side // 2) == [3, 127, 252]  # window blue
+            drawn = page.evaluate(OUTPUT_PIXELS)
+            natural = page.eval_on_selector("#output", "i => [i.naturalWidth, i.naturalHeight]")
+            assert natural == [64, 64] and drawn != blank  # the labels became another photo
+        finally:
+            browser.close()
+    assert not errors, f"the page logged errors: {errors}"
