@@ -66,6 +66,22 @@ VARIANTS: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
                    {"model": {"method": "bicyclegan"}}),
     "bicyclegan_ms": ("--method bicyclegan --mode-seeking 1",
                       {"model": {"method": "bicyclegan"}, "train": {"mode_seeking": 1.0}}),
+    "spade": ("--recipe spade --labels palette --palette facades (SPADE G, 2-scale PatchGAN, "
+              "hinge, feature matching 10, L1 100)",
+              {"model": {"labels": "palette", "generator": "spade"},
+               "data": {"palette": "facades"}, "train": {"recipe": "spade"}}),
+    "spade_nol1": ("--recipe spade --lambda-l1 0 (SPADE's losses without its VGG term)",
+                   {"model": {"labels": "palette", "generator": "spade"},
+                    "data": {"palette": "facades"},
+                    "train": {"recipe": "spade", "lambda_l1": 0.0}}),
+    "oasis": ("--recipe oasis --labels palette --palette facades (SPADE G with a 64-d code, "
+              "segmentation D, LabelMix 10, no L1)",
+              {"model": {"labels": "palette", "generator": "spade"},
+               "data": {"palette": "facades"}, "train": {"recipe": "oasis"}}),
+    "oasis_l1": ("--recipe oasis --lambda-l1 10",
+                 {"model": {"labels": "palette", "generator": "spade"},
+                  "data": {"palette": "facades"},
+                  "train": {"recipe": "oasis", "lambda_l1": 10.0}}),
 }  # fmt: skip
 
 

@@ -212,3 +212,20 @@ def test_index_label_maps_train_and_are_resized_without_blending(tmp_path: Path)
         ids = (x + 1) * 127.5
         assert torch.allclose(ids, ids.round(), atol=1e-3) and ids.max() <= 11
     fit(cfg.replace(train={"max_steps": 1}), tmp_path / "run")
+
+
+def test_translate_refuses_a_photo_given_to_a_label_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_labels(tmp_path / "data", count=2)
+    run = fit(label_config(data).replace(train={"max_steps": 1}), tmp_path / "run")
+    labels = tmp_path / "in" / "labels.png"
+    labels.parent.mkdir()
+    save_image(np.asarray(COLORS, np.uint8)[np.arange(1024).reshape(32, 32) % 12], labels)
+    code, _, err = run_cli(capsys, "translate", labels.parent, "--checkpoint", run,
+                           "--out", tmp_path / "out")  # fmt: skip
+    assert code == 0, err
+    save_image(np.full((32, 32, 3), 128, np.uint8), tmp_path / "in" / "photo.png")
+    code, _, err = run_cli(capsys, "translate", labels.parent, "--checkpoint", run,
+                           "--out", tmp_path / "out2")  # fmt: skip
+    assert code == 2 and "photo.png: 100% of its pixels are far" in error_line(err)

@@ -55,6 +55,9 @@ RECIPES: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
+LABEL_RECIPES = ("spade", "oasis")  # recipes for label-map inputs
+
+
 # A method's own defaults, laid under the settings like a recipe's, so that `--method
 # NAME` alone trains the method as its authors did (any setting given beside it wins).
 # bicyclegan: the options of the official junyanz/BicycleGAN code's bicycle_gan model
@@ -101,12 +104,22 @@ def paper_value(section: str, name: str) -> Any:
 
 
 def _flag(name: str, value: Any) -> str:
+    if value is False:
+        return "--no-" + flag_name(name).removeprefix("--")
     return flag_name(name) if value is True else f"{flag_name(name)} {value}"
 
 
 def recipe_flags(recipe: str) -> str:
-    """The flags `recipe` stands for, as a user would type them ("" for paper)."""
-    return " ".join(_flag(n, v) for s in RECIPES[recipe].values() for n, v in s.items())
+    """The flags `recipe` stands for, as a user would type them ("" for paper); a recipe
+    that names a method also stands for the method's defaults."""
+    settings = RECIPES[recipe]
+    method = settings.get("model", {}).get("method")
+    flags = [_flag(n, v) for s in settings.values() for n, v in s.items()]
+    if method:
+        flags += [
+            _flag(n, v) for s in METHOD_DEFAULTS.get(method, {}).values() for n, v in s.items()
+        ]
+    return " ".join(flags)
 
 
 def describe_recipes() -> str:
@@ -115,7 +128,8 @@ def describe_recipes() -> str:
     lines.append("  paper     the paper's recipe: the defaults shown above")
     for name in RECIPES:
         if name != "paper":
-            lines.append(f"  {name:<9} {recipe_flags(name)} (measured in docs/QUALITY.md)")
+            labels = " (label maps: with --labels)" if name in LABEL_RECIPES else ""
+            lines.append(f"  {name:<9} {recipe_flags(name)}{labels} (measured in docs/QUALITY.md)")
     return "\n".join(lines)
 
 

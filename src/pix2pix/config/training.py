@@ -85,8 +85,9 @@ class TrainConfig:
     """Weight of pix2pixHD's feature-matching loss for G: L1 between D's intermediate
     features on the real and the fake pair (10 in pix2pixHD); 0: off, the paper's."""
     recipe: Recipe = "paper"
-    """Defaults for the options: paper or improved (docs/QUALITY.md's best), filling what is
-    left at the paper's value; a setting given wins (one set back to it: recorded paper)."""
+    """Defaults for the options: paper, improved (docs/QUALITY.md's best), spade or oasis
+    (label maps, with --labels), filling what is left at the paper's value; a setting
+    given wins (one set back to it: recorded paper)."""
     init_from: str = ""
     """Fine-tune: start from this checkpoint's weights (its architecture; new optimisers)."""
     seed: int = 0

@@ -26,6 +26,7 @@ from pix2pix.data.files.images import (
 from pix2pix.data.files.limits import check_pixels
 from pix2pix.data.pairs.datasets import oriented, read_side, side_header, split_aligned
 from pix2pix.data.pairs.folders import find_pairs
+from pix2pix.data.pairs.labels import check_label_map, label_rule
 from pix2pix.errors import UserError, setting
 from pix2pix.fileio import check_outputs, first_missing, remove_if_empty
 from pix2pix.translate.bands import TIFF_SUFFIXES, reads_in_bands
@@ -276,11 +277,15 @@ def _translate_items(
     outputs: list[Path] = []
     bar = tqdm(total=len(items), unit="img", disable=not progress or None)
 
+    labels = label_rule(model.config)
+
     def load(files: tuple[Path, ...]) -> torch.Tensor:
         if len(files) > 1:
             arr = read_side(files, model.read_channels)
         else:
             arr = read_input(model, files[0], aligned)
+        if labels is not None:  # a label model: refuse what is not a map of its classes
+            check_label_map(arr, files[0], labels)
         return encode_input(arr, model.color_space)
 
     channels = image_channels(model.out_channels, model.color_space)

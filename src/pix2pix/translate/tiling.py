@@ -248,9 +248,10 @@ def bytes_per_pixel(
     extras: Callable[[torch.Tensor], Sequence[torch.Tensor]] = lambda probe: (),
 ) -> float:
     """An upper bound of the memory one input pixel costs in an inference forward pass:
-    every module's output on a stride x stride probe, summed, per pixel (as if all of
-    them were alive at once), plus the input. `extras(probe)`: the inputs the network
-    takes after the image (a latent code)."""
+    every module's output on a probe of 2 x stride squared (its coarsest map 2x2, which
+    every normalisation accepts), summed, per pixel (as if all of them were alive at
+    once), plus the input. `extras(probe)`: the inputs the network takes after the image
+    (a latent code)."""
     total = 0
 
     def count(module: nn.Module, inputs: object, output: object) -> None:
@@ -260,8 +261,9 @@ def bytes_per_pixel(
 
     leaves = [m for m in net.modules() if not list(m.children())]
     hooks = [m.register_forward_hook(count) for m in leaves]
+    side = 2 * stride
     probe = torch.zeros(
-        1, in_channels, stride, stride, dtype=dtype, device=next(net.parameters()).device
+        1, in_channels, side, side, dtype=dtype, device=next(net.parameters()).device
     )
     was_training = net.training
     try:
@@ -272,7 +274,7 @@ def bytes_per_pixel(
         for hook in hooks:
             hook.remove()
     element = torch.finfo(dtype).bits // 8
-    return (total + probe.numel()) * element / (stride * stride)
+    return (total + probe.numel()) * element / (side * side)
 
 
 def needs_tiles(height: int, width: int, tile: int | None) -> bool:
