@@ -33,6 +33,8 @@ from pix2pix.training.loop import fit
 log = logging.getLogger("benchmarks.ablation")
 
 # name -> (what it is, overrides {section: {field: value}}); "paper" is the baseline.
+PALETTE = "<--palette>"  # a label variant's palette: the task's, from --palette
+
 VARIANTS: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
     "paper": ("the paper's recipe (L1 + cGAN, 70x70 PatchGAN)", {}),
     "paper_seed1": ("the paper's recipe, seed 1 (the noise level)", {"train": {"seed": 1}}),
@@ -69,18 +71,18 @@ VARIANTS: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
     "spade": ("--recipe spade --labels palette --palette facades (SPADE G, 2-scale PatchGAN, "
               "hinge, feature matching 10, L1 100)",
               {"model": {"labels": "palette", "generator": "spade"},
-               "data": {"palette": "facades"}, "train": {"recipe": "spade"}}),
+               "data": {"palette": PALETTE}, "train": {"recipe": "spade"}}),
     "spade_nol1": ("--recipe spade --lambda-l1 0 (SPADE's losses without its VGG term)",
                    {"model": {"labels": "palette", "generator": "spade"},
-                    "data": {"palette": "facades"},
+                    "data": {"palette": PALETTE},
                     "train": {"recipe": "spade", "lambda_l1": 0.0}}),
     "oasis": ("--recipe oasis --labels palette --palette facades (SPADE G with a 64-d code, "
               "segmentation D, LabelMix 10, no L1)",
               {"model": {"labels": "palette", "generator": "spade"},
-               "data": {"palette": "facades"}, "train": {"recipe": "oasis"}}),
+               "data": {"palette": PALETTE}, "train": {"recipe": "oasis"}}),
     "oasis_l1": ("--recipe oasis --lambda-l1 10",
                  {"model": {"labels": "palette", "generator": "spade"},
-                  "data": {"palette": "facades"},
+                  "data": {"palette": PALETTE},
                   "train": {"recipe": "oasis", "lambda_l1": 10.0}}),
 }  # fmt: skip
 
@@ -98,6 +100,8 @@ def variant_config(args: argparse.Namespace, overrides: dict[str, dict[str, Any]
                   "save_every": 1000, "sample_every": 0, "keep_every": 0, "progress": False},
         "monitor": {"report": False},
     }  # fmt: skip
+    if overrides.get("data", {}).get("palette") == PALETTE:
+        overrides = {**overrides, "data": {**overrides["data"], "palette": args.palette}}
     config = RunConfig.from_dict(base).replace(**overrides)  # a recipe resolves in RunConfig
     batch = config.train.batch_size
     if args.same_steps and batch > 1:  # as many optimiser steps as batch 1 takes
@@ -222,8 +226,9 @@ def main() -> None:
     out = Path(args.out)
     segmenter: Path | None = out / "segmenter" if args.segmenter_epochs else None
     if segmenter is not None and not (segmenter / "config.json").exists():
-        seg = SegmenterConfig(root=args.data, palette="facades", photo_side="A", size=args.size,
-                              epochs=args.segmenter_epochs, device=args.device)  # fmt: skip
+        seg = SegmenterConfig(root=args.data, palette=args.palette, photo_side=args.photo_side,
+                              size=args.size, epochs=args.segmenter_epochs,
+                              device=args.device)  # fmt: skip
         train_segmenter(seg, segmenter)
     results = []
     for name in names:
