@@ -272,3 +272,30 @@ def test_a_command_declares_what_it_uses_where_it_is_registered(
     cli.main(["probe"])
     cli.main(["plain"])
     assert called == [1]  # the backends for the command that runs networks only
+
+
+def test_flags_are_not_matched_by_prefix_and_typos_get_the_nearest_name(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = write_aligned(tmp_path / "data", count=2)
+    code, _, err = run_cli(
+        capsys, "train", "--data", data, "--out", tmp_path / "run", "--epoch", "1"
+    )
+    assert code == 2 and not (tmp_path / "run").exists()  # --epoch is not --epochs
+    assert "unrecognized arguments: --epoch 1 (did you mean --epochs?)" in error_line(err)
+    code, _, err = run_cli(capsys, "trian", "--data", data)
+    assert code == 2 and "invalid choice: 'trian'" in err and "(did you mean train?)" in err
+    code, _, err = run_cli(capsys, "data", "edgs")
+    assert code == 2 and "(did you mean edges?)" in err
+
+
+def test_quiet_and_verbose_are_taken_after_the_command_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pix2pix.cli import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["cache", "list", "-q"]).quiet is True
+    assert parser.parse_args(["-q", "cache", "list"]).quiet is True  # not reset by the command
+    assert parser.parse_args(["cache", "list"]).quiet is False
+    assert parser.parse_args(["data", "check", "x", "--verbose"]).verbose is True

@@ -15,7 +15,7 @@ from pix2pix._version import __version__
 from pix2pix.cli.cache import add_cache
 from pix2pix.cli.data import add_data
 from pix2pix.cli.evaluate import add_evaluate, add_segmenter
-from pix2pix.cli.flags import Parser, Subparsers, add_pixel_limit
+from pix2pix.cli.flags import Parser, Subparsers, add_log_flags, add_pixel_limit
 from pix2pix.cli.interop import add_import, add_push
 from pix2pix.cli.models import add_export, add_serve, add_translate
 from pix2pix.cli.train import add_demo, add_train
@@ -47,11 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Paired image-to-image translation (Isola et al., CVPR 2017).",
     )
     parser.add_argument("--version", action="version", version=f"pix2pix {__version__}")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only print warnings")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in COMMANDS:
         add(sub)
     add_pixel_limit(sub)
+    add_log_flags(parser, top=True)
     return parser
 
 
@@ -62,8 +62,9 @@ def main(argv: list[str] | None = None) -> None:
         other_rank = not is_main_process()  # under torchrun only rank 0 reports
     except UserError:
         other_rank = False  # a bad RANK: fit says so, in one line
+    level = logging.DEBUG if args.verbose else logging.INFO
     logging.basicConfig(
-        level=logging.WARNING if args.quiet or other_rank else logging.INFO,
+        level=logging.WARNING if args.quiet or other_rank else level,
         format="%(message)s",
         stream=sys.stderr,
     )

@@ -4,6 +4,8 @@ argparse with one-line errors."""
 from __future__ import annotations
 
 import argparse
+import difflib
+import re
 import sys
 import types
 import typing
@@ -103,8 +105,46 @@ def add_pixel_limit(sub: Subparsers) -> None:
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse with one-line errors: `pix2pix train: error: ...; see --help`, exit 2."""
+    """argparse with one-line errors: `pix2pix train: error: ...; see --help`, exit 2.
+
+    Flags are never matched by prefix (`--epoch 5` is an error, not `--epochs 5`), and an
+    unknown flag or command names the nearest known one ("did you mean --epochs?")."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)  # subcommands' parsers too (add_parser)
+        super().__init__(*args, **kwargs)
+
+    def parse_known_args(self, args=None, namespace=None):  # type: ignore[override]
+        parsed, extra = super().parse_known_args(args, namespace)
+        unknown = [a for a in extra if a.startswith("-") and a != "-"]
+        if unknown and self._subparsers is None:  # a command's own parser: its flags alone
+            self.error(f"unrecognized arguments: {' '.join(extra)}{self._nearest(unknown[0])}")
+        return parsed, extra
+
+    def _nearest(self, flag: str) -> str:
+        known = [s for s in self._option_string_actions if s.startswith("--")]
+        close = difflib.get_close_matches(flag.split("=")[0], known, n=1, cutoff=0.6)
+        return f" (did you mean {close[0]}?)" if close else ""
 
     def error(self, message: str) -> typing.NoReturn:
+        bad = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if bad:  # a mistyped command or choice
+            choices = re.findall(r"'([^']*)'", bad.group(2))
+            close = difflib.get_close_matches(bad.group(1), choices, n=1, cutoff=0.6)
+            message += f" (did you mean {close[0]}?)" if close else ""
         print(f"pix2pix: error: {self.prog}: {message}; see {self.prog} --help", file=sys.stderr)
         sys.exit(2)
+
+
+def add_log_flags(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
+    """-q/--quiet and -v/--verbose, before or after the command (`pix2pix train -q`); a
+    command's copies leave the value alone unless given."""
+    default: Any = False if top else argparse.SUPPRESS
+    parser.add_argument("-q", "--quiet", action="store_true", default=default,
+                        help="only print warnings")  # fmt: skip
+    parser.add_argument("-v", "--verbose", action="store_true", default=default,
+                        help="also print debugging messages")  # fmt: skip
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in dict.fromkeys(action.choices.values()):  # aliases: once
+                add_log_flags(command)
