@@ -183,3 +183,28 @@ def test_blocks_blend_as_the_weighted_sum_over_all_tiles(h: int, w: int, overlap
             acc[..., y0 : y0 + th, x0 : x0 + tw] += out * win
             total[y0 : y0 + th, x0 : x0 + tw] += win
     assert torch.allclose(y.double(), acc / total, rtol=0, atol=1e-5)
+
+
+def test_an_explicit_tile_blends_by_default(tmp_path: Path, monkeypatch) -> None:
+    from pix2pix.translate.tiling import default_overlap
+
+    assert default_overlap(128, 32) == 16 and default_overlap(32, 32) == 0
+    g = _generator()
+    cfg = tiny_config("data", model={"generator": "unet_32", "in_channels": 3, "out_channels": 3})
+    save_checkpoint(tmp_path / "ck", cfg, Progress(), {"generator": g})
+    model = Pix2Pix.load(tmp_path / "ck", device="cpu", precision="fp32", compile="off")
+    save_image(np.full((96, 80, 3), 100, np.uint8), tmp_path / "in" / "big.png")
+    import pix2pix.translate.files as files_mod
+
+    seen: list[int] = []
+    streamed = files_mod.translate_streamed  # a tiled PNG is written a band at a time
+
+    def spy(*args, **kw):
+        seen.append(kw["overlap"])
+        return streamed(*args, **kw)
+
+    monkeypatch.setattr(files_mod, "translate_streamed", spy)
+    for i, overlap in enumerate((None, 0, 24)):
+        translate_files(model, [str(tmp_path / "in")], tmp_path / f"out{i}", tile=64,
+                        overlap=overlap, progress=False)  # fmt: skip
+    assert seen == [8, 0, 24]  # --tile 64 alone: an eighth; an explicit 0: hard seams

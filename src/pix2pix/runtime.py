@@ -93,6 +93,15 @@ class Speed:
     compile_mode: str | None = None  # None: torch.compile's default mode
     aot: str = "off"
 
+    def __str__(self) -> str:
+        """For logs: "bf16, channels-last, compiled (max-autotune)"."""
+        parts = [self.precision]
+        parts += ["channels-last"] if self.channels_last else []
+        if self.compile:
+            parts.append(f"compiled ({self.compile_mode})" if self.compile_mode else "compiled")
+        parts += [f"ahead-of-time compiled: {self.aot}"] if self.aot != "off" else []
+        return ", ".join(parts)
+
 
 # Inference compiles only for jobs of at least this many images: compilation costs about
 # 20 s on a 2-core CPU, repaid after ~this many 256x256 images (docs/PERFORMANCE.md).

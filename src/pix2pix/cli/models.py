@@ -74,9 +74,9 @@ def add_translate(sub: Subparsers) -> None:
     p.add_argument(
         "--tile-overlap",
         type=int,
-        default=0,
+        default=None,
         metavar="M",
-        help="pixels tiles share (default: 0; auto tiles: an eighth of the tile)",
+        help="pixels tiles share, blended (default: an eighth of the tile; 0: hard seams)",
     )
     p.add_argument(
         "--max-memory",

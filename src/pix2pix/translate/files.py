@@ -34,7 +34,7 @@ from pix2pix.translate.model import Pix2Pix
 from pix2pix.translate.samples import job_codes, per_sample, sample_path
 from pix2pix.translate.stream import streamable, translate_streamed, write_whole
 from pix2pix.translate.tilebar import tile_bar, tiling_for
-from pix2pix.translate.tiling import TileStats, check_tiling, needs_tiles
+from pix2pix.translate.tiling import TileStats, check_tiling, default_overlap, needs_tiles
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ def translate_files(
     progress: bool = True,
     overwrite: bool = False,
     tile: int | Literal["auto"] | None = "auto",
-    overlap: int = 0,
+    overlap: int | None = None,
     tile_stats: TileStats = "tile",
     max_memory: int | None = None,
     samples: int = 1,
@@ -170,12 +170,15 @@ def translate_files(
     `tile`: translate in tiles of that size (`Pix2Pix.translate_tensor`); "auto" (the
     default) tiles just the images whose forward pass would not fit `max_memory` bytes
     (default: half the memory available), at the largest tile that fits; None never.
+    `overlap`: the pixels tiles share and blend (None: an eighth of the tile).
 
     A model with a latent code (bicyclegan) translates each input with `samples` codes
     drawn from `z_seed` (`<stem>_00.png` ... when more than one), or with the code of the
     `style` image (`translate.samples`).
     """
-    _check_settings(model, batch_size, aligned, paired, seed, tile, overlap, max_memory)
+    if overlap is None and isinstance(tile, int):
+        overlap = default_overlap(tile, model.stride)
+    _check_settings(model, batch_size, aligned, paired, seed, tile, overlap or 0, max_memory)
     codes = job_codes(model, samples, z_seed, Path(style) if style is not None else None)
     tiling = {"tile": tile, "overlap": overlap, "tile_stats": tile_stats, "budget": max_memory}
     channels = image_channels(model.out_channels, model.color_space)

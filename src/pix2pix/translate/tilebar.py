@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm import tqdm
 
-from pix2pix.translate.tiling import needs_tiles
+from pix2pix.translate.tiling import default_overlap, needs_tiles
 
 if TYPE_CHECKING:
     from pix2pix.translate.model import Pix2Pix
@@ -31,7 +31,9 @@ def tiling_for(
         budget = tiling["budget"] // b if tiling["budget"] else None
         tile = model.tile_for(h, w, budget)
         if tile is not None:
-            overlap = min(overlap or tile // 8, tile - model.stride)  # blend by default
+            if overlap is None:  # blend by default
+                overlap = default_overlap(tile, model.stride)
+            overlap = min(overlap, tile - model.stride)
             log.info(
                 "%s: %dx%d is over the memory budget; translating in %dx%d tiles (overlap %d)",
                 name,
@@ -41,6 +43,7 @@ def tiling_for(
                 tile,
                 overlap,
             )
+    overlap = 0 if overlap is None else overlap
     return {"tile": tile, "overlap": overlap, "tile_stats": tiling["tile_stats"]}
 
 

@@ -45,6 +45,12 @@ def check_tiling(tile: int, overlap: int, stride: int) -> None:
         raise ValueError(f"tile overlap {overlap} must be >= 0 and smaller than the tile {tile}")
 
 
+def default_overlap(tile: int, stride: int) -> int:
+    """The pixels tiles share when none is given: an eighth of the tile, so seams are
+    blended (at most tile - stride; 0 when the tile is one stride)."""
+    return max(0, min(tile // 8, tile - stride))
+
+
 def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
     """Start offsets of the tiles along one side: every tile - overlap, the last flush."""
     if length <= tile:
