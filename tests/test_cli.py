@@ -108,14 +108,21 @@ def test_demo_end_to_end_at_a_tiny_size(capsys, tmp_path: Path) -> None:
     code, out, err = run_cli(capsys, "demo", "--out", tmp_path / "demo", "--size", "32",
                          "--steps", "6", "--train-images", "4", "--device", "cpu")  # fmt: skip
     assert code == 0, err
-    page = Path(out.strip().split()[-1])
+    lines = out.strip().splitlines()
+    page = Path(next(line for line in lines if line.startswith("open ")).split()[-1])
     assert page.is_file() and page.suffix == ".html"
+    # where the model is, and the three next commands
+    assert lines[0] == f"checkpoint: {tmp_path / 'demo' / 'run' / 'latest'}"
+    assert (tmp_path / "demo" / "run" / "latest" / "generator.safetensors").is_file()
+    nexts = [line.split()[1] for line in lines[lines.index("next:") + 1 :]]
+    assert nexts == ["translate", "serve", "train"]
     links = re.findall(r'src="([^"]+)"', page.read_text())
     assert len(links) == 16 * 3
     assert all((page.parent / link).is_file() for link in links)
     assert "Mean L1 error" in page.read_text()
     # the checkpoint records the label colours, for `pix2pix serve`'s drawing tools
     config, _ = read_meta(tmp_path / "demo" / "run" / "latest")
+    assert config.train.recipe == "improved" and config.model.upsample == "resize-conv"
     drawing = drawing_for(config, 3, 32)
     assert drawing.mode == "palette" and drawing.colours == [tuple(c) for c in LABEL_COLOURS]
     assert drawing.names == ["sky", "ground", "building", "sun", "tree"]

@@ -124,4 +124,10 @@ def _demo(args: argparse.Namespace) -> None:
         device=args.device,
         should_stop=stop,
     )
+    run = Path(args.out) / "run"
+    print(f"checkpoint: {run / 'latest'}")
     print(f"open {page}")
+    print("next:")
+    print(f"  pix2pix translate --checkpoint {run} YOUR_LABEL_MAPS/ --out photos/")
+    print(f"  pix2pix serve --checkpoint {run}          # draw label maps in the browser")
+    print("  pix2pix train --data YOUR_DATA --recipe improved --out runs/mine   # your pairs")
