@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import itertools
+import re
 from pathlib import Path
 
 import pytest
@@ -233,3 +234,12 @@ def test_one_training_step_reads_in_few_files_and_few_climbs(tmp_path: Path) -> 
     assert max(entries.values()) <= 3, entries  # entered, then re-entered at most twice
     assert len(step) <= 8, step  # Trainer.step to the optimiser: the files a reader opens
     assert step[:2] == ["pix2pix.training.trainer", "pix2pix.methods.pix2pix"]
+
+
+def test_docs_hold_no_machine_specific_absolute_paths() -> None:
+    root = Path(__file__).parent.parent
+    pattern = re.compile(r"(?<![\w.])/(?:work|root|home|Users|tmp)/[\w.-]+")
+    files = [root / "README.md", *sorted((root / "docs").glob("*.md")),
+             *sorted((root / "docs").glob("*.json"))]  # fmt: skip
+    found = [f"{f.name}: {m.group(0)}" for f in files for m in pattern.finditer(f.read_text())]
+    assert not found, found[:5]
