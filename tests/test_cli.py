@@ -306,3 +306,14 @@ def test_quiet_and_verbose_are_taken_after_the_command_too(
     assert parser.parse_args(["-q", "cache", "list"]).quiet is True  # not reset by the command
     assert parser.parse_args(["cache", "list"]).quiet is False
     assert parser.parse_args(["data", "check", "x", "--verbose"]).verbose is True
+
+
+def test_every_long_command_takes_the_same_progress_flags() -> None:
+    from pix2pix.cli import build_parser
+
+    parser = build_parser()
+    long = [["train", "--out", "r"], ["translate", "x", "--checkpoint", "c", "--out", "o"],
+            ["evaluate", "--checkpoint", "c", "--data", "d"], ["data", "download", "facades"]]  # fmt: skip
+    for argv in long:
+        assert parser.parse_args([*argv, "--no-progress"]).progress is False, argv[0]
+        assert getattr(parser.parse_args(argv), "progress", True) is True, argv[0]

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from typing import get_args
 
-from pix2pix.cli.flags import uses
+from pix2pix.cli.flags import add_progress_flag, uses
 from pix2pix.data.tools.derive import OutLayout
 from pix2pix.data.tools.edges import EdgeMethod
 
@@ -286,6 +286,7 @@ def add_data_download(tools: Subparsers) -> None:
     d.add_argument("--url", help="download from this URL instead of the published one")
     d.add_argument("--archive", help="extract this already downloaded .tar.gz instead")
     d.add_argument("--sha256", metavar="HEX", help="refuse an archive with another SHA-256")
+    add_progress_flag(d)
     d.set_defaults(func=_data_download)
 
 
@@ -293,6 +294,11 @@ def _data_download(args: argparse.Namespace) -> None:
     from pix2pix.data.tools.download import download_dataset
 
     target = download_dataset(
-        args.name, args.out, url=args.url, archive=args.archive, sha256=args.sha256
+        args.name,
+        args.out,
+        url=args.url,
+        archive=args.archive,
+        sha256=args.sha256,
+        progress=args.progress,
     )
     print(f"dataset ready: {target}")

@@ -136,6 +136,12 @@ class Parser(argparse.ArgumentParser):
         sys.exit(2)
 
 
+def add_progress_flag(parser: argparse.ArgumentParser) -> None:
+    """--progress/--no-progress, as train and evaluate take it (their config field)."""
+    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
+                        help="show a progress bar (on a terminal)")  # fmt: skip
+
+
 def add_log_flags(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
     """-q/--quiet and -v/--verbose, before or after the command (`pix2pix train -q`); a
     command's copies leave the value alone unless given."""

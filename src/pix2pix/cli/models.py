@@ -10,7 +10,7 @@ import argparse
 import logging
 from typing import get_args
 
-from pix2pix.cli.flags import uses
+from pix2pix.cli.flags import add_progress_flag, uses
 from pix2pix.config import CompileChoice, Precision, Switch, Weights
 from pix2pix.errors import UserError
 from pix2pix.translate.tiling import TileStats
@@ -94,6 +94,7 @@ def add_translate(sub: Subparsers) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
     add_speed_flags(p)
     add_weights_flag(p)
+    add_progress_flag(p)
     p.set_defaults(func=_translate)
 
 
@@ -160,6 +161,7 @@ def _translate(args: argparse.Namespace) -> None:
         samples=args.samples,
         z_seed=args.z_seed,
         style=args.style,
+        progress=args.progress,
     )
     print(f"wrote {len(outputs)} image(s) to {args.out}")
 

@@ -57,7 +57,7 @@ def _verify(archive: Path, sha256: str | None, downloaded: bool) -> None:
     raise UserError(f"{archive}: SHA-256 {got} differs from the expected {sha256}; {fix}")
 
 
-def _fetch(url: str, part: Path, timeout: float) -> None:
+def _fetch(url: str, part: Path, timeout: float, progress: bool = True) -> None:
     """Download `url` into `part`, continuing a partial file if the server allows it."""
     have = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"Range": f"bytes={have}-"} if have else {})
@@ -74,7 +74,9 @@ def _fetch(url: str, part: Path, timeout: float) -> None:
         total = have + int(length) if length else None
         with (
             part.open("ab" if have else "wb") as f,
-            tqdm(total=total, initial=have, unit="B", unit_scale=True, disable=None) as bar,
+            tqdm(
+                total=total, initial=have, unit="B", unit_scale=True, disable=not progress or None
+            ) as bar,  # fmt: skip
         ):
             while chunk := response.read(CHUNK):
                 f.write(chunk)
@@ -120,8 +122,10 @@ def download_dataset(
     archive: str | Path | None = None,
     sha256: str | None = None,
     timeout: float = 30.0,
+    progress: bool = True,
 ) -> Path:
-    """Fetch and extract dataset `name` into out_dir/name (kept if already there).
+    """Fetch and extract dataset `name` into out_dir/name (kept if already there); a
+    progress bar on a terminal unless `progress` is off.
 
     `archive` extracts a .tar.gz you already have instead of downloading. `sha256` (hex)
     is checked against the archive before extraction.
@@ -151,7 +155,7 @@ def download_dataset(
             "away"
         )
     try:
-        _fetch(url, part, timeout)
+        _fetch(url, part, timeout, progress)
     except http.client.IncompleteRead:  # the connection closed inside the body
         raise UserError(
             f"{url}: download stopped early (the connection closed mid-file); run the same "
