@@ -229,3 +229,16 @@ def test_translate_refuses_a_photo_given_to_a_label_model(
     code, _, err = run_cli(capsys, "translate", labels.parent, "--checkpoint", run,
                            "--out", tmp_path / "out2")  # fmt: skip
     assert code == 2 and "photo.png: 100% of its pixels are far" in error_line(err)
+
+
+def test_a_loaded_model_reads_well_in_a_notebook(tmp_path: Path) -> None:
+    import pix2pix
+
+    data = write_labels(tmp_path / "data", count=2)
+    run = fit(label_config(data).replace(train={"max_steps": 1}), tmp_path / "run")
+    text = repr(pix2pix.load(run, device="cpu", precision="fp32", compile="off"))
+    assert text.startswith("Pix2Pix(oasis spade_32, ") and "M parameters, 3 -> 3 channels" in text
+    assert "takes z (64); cpu, fp32" in text and str(run) in text and "Speed(" not in text
+    # the notebook entry points at the top of the package (0.1's module path still works)
+    assert pix2pix.translate_files.__module__ == "pix2pix.translate.files"
+    assert callable(pix2pix.evaluate) and pix2pix.evaluate.evaluate.__name__ == "evaluate"

@@ -138,18 +138,28 @@ class Parser(argparse.ArgumentParser):
 
 def add_progress_flag(parser: argparse.ArgumentParser) -> None:
     """--progress/--no-progress, as train and evaluate take it (their config field)."""
-    parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
-                        help="show a progress bar (on a terminal)")  # fmt: skip
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="show a progress bar (on a terminal)",
+    )
 
 
 def add_log_flags(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
     """-q/--quiet and -v/--verbose, before or after the command (`pix2pix train -q`); a
     command's copies leave the value alone unless given."""
     default: Any = False if top else argparse.SUPPRESS
-    parser.add_argument("-q", "--quiet", action="store_true", default=default,
-                        help="only print warnings")  # fmt: skip
-    parser.add_argument("-v", "--verbose", action="store_true", default=default,
-                        help="also print debugging messages")  # fmt: skip
+    parser.add_argument(
+        "-q", "--quiet", action="store_true", default=default, help="only print warnings"
+    )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        default=default,
+        help="also print debugging messages",
+    )
     for action in parser._actions:
         if isinstance(action, argparse._SubParsersAction):
             for command in dict.fromkeys(action.choices.values()):  # aliases: once

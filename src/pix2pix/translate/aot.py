@@ -28,13 +28,13 @@ import hashlib
 import json
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from pix2pix.runtime import cpu_model
+from pix2pix.runtime import COMPILE_MIN_IMAGES, cpu_model
 from pix2pix.translate import aotcache
 from pix2pix.translate.aotcache import cache_dir
 
@@ -192,6 +192,15 @@ class AotGenerator:
         self._runners: dict[tuple, Runner] = {}
         self._digest: str | None = None
         self._lock = threading.Lock()
+
+    def plan(self, batches: Mapping[tuple[int, int, int], int], channels: int, stride: int):
+        """Compile (when none is cached) the padded shapes of the job's forward passes
+        (B, H, W) that at least COMPILE_MIN_IMAGES images share."""
+        self.planned = frozenset(
+            (b, channels, -(-h // stride) * stride, -(-w // stride) * stride)
+            for (b, h, w), images in batches.items()
+            if images >= COMPILE_MIN_IMAGES
+        )
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         mode = "paper" if self.generator.training else "eval"

@@ -27,7 +27,6 @@ from pix2pix.data.files.images import (
 from pix2pix.methods import method_of
 from pix2pix.nets.inference import inference_mode, run_any_size
 from pix2pix.runtime import (
-    COMPILE_MIN_IMAGES,
     DTYPES,
     Speed,
     available_memory,
@@ -37,7 +36,7 @@ from pix2pix.runtime import (
     resolve_speed,
 )
 from pix2pix.translate.aot import AotGenerator
-from pix2pix.translate.samples import encode_images
+from pix2pix.translate.samples import encode_images, sample_codes
 from pix2pix.translate.tiling import (
     TILE_STATS,
     ReadRows,
@@ -138,27 +137,25 @@ class Pix2Pix:
         (B, H, W). Shapes of at least COMPILE_MIN_IMAGES images get a package compiled
         (when none is cached), others run as they are: a compilation (~20 s and 100+ MB
         for unet_256) is repaid only after a couple of hundred images."""
-        if not isinstance(self._run, AotGenerator):
-            return
-        s = self.stride
-        self._run.planned = frozenset(
-            (b, self.in_channels, -(-h // s) * s, -(-w // s) * s)
-            for (b, h, w), images in batches.items()
-            if images >= COMPILE_MIN_IMAGES
-        )
+        if isinstance(self._run, AotGenerator):
+            self._run.plan(batches, self.in_channels, self.stride)
 
     def encode(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(mu, logvar) (B, nz) of output-side images y (B, C_out, H, W) in [-1, 1]."""
         return encode_images(self, y)
 
     def sample_z(self, n: int, seed: int | None = None) -> torch.Tensor:
-        """`n` codes (n, nz) ~ N(0, I) (bicyclegan), drawn on the CPU from a generator of
-        their own: a seed gives the same codes on every device and path."""
-        spec = next((s for s in self.extra_inputs if s.name == "z"), None)
-        if spec is None:
-            raise ValueError(f"this {self.method.__name__} model takes no latent code z")
-        gen = torch.Generator().manual_seed(seed) if seed is not None else None
-        return torch.randn(n, spec.channels, generator=gen)
+        """`n` codes (n, nz) ~ N(0, I), the same for a seed on every device and path."""
+        return sample_codes(self, n, seed)
+
+    def __repr__(self) -> str:
+        m, params = self.config.model, sum(p.numel() for p in self.generator.parameters())
+        extra = "".join(f", takes {s.name} ({s.channels})" for s in self.extra_inputs)
+        return (
+            f"Pix2Pix({m.method} {m.generator}, {params / 1e6:.1f}M parameters, "
+            f"{self.in_channels} -> {self.out_channels} channels{extra}; {self.device}, "
+            f"{self.speed}; {self.path or 'not from a checkpoint folder'})"
+        )
 
     @property
     def in_channels(self) -> int:

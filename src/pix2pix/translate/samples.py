@@ -38,6 +38,16 @@ def encode_images(model: Any, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tens
     return mu.float().cpu(), logvar.float().cpu()
 
 
+def sample_codes(model: Any, n: int, seed: int | None) -> torch.Tensor:
+    """`n` codes (n, nz) ~ N(0, I) for `model`'s latent input z, drawn on the CPU from a
+    generator of their own: a seed gives the same codes on every device and path."""
+    spec = next((s for s in model.extra_inputs if s.name == "z"), None)
+    if spec is None:
+        raise ValueError(f"this {model.method.__name__} model takes no latent code z")
+    gen = torch.Generator().manual_seed(seed) if seed is not None else None
+    return torch.randn(n, spec.channels, generator=gen)
+
+
 def job_codes(model: Any, samples: int, z_seed: int, style: Path | None) -> torch.Tensor | None:
     """The (K, nz) codes every input is translated with; None for a model without a code
     (which then takes neither --samples above 1 nor --style)."""

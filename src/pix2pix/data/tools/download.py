@@ -76,7 +76,7 @@ def _fetch(url: str, part: Path, timeout: float, progress: bool = True) -> None:
             part.open("ab" if have else "wb") as f,
             tqdm(
                 total=total, initial=have, unit="B", unit_scale=True, disable=not progress or None
-            ) as bar,  # fmt: skip
+            ) as bar,
         ):
             while chunk := response.read(CHUNK):
                 f.write(chunk)
