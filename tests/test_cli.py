@@ -321,3 +321,33 @@ def test_every_long_command_takes_the_same_progress_flags() -> None:
     for argv in long:
         assert progress([*argv, "--no-progress"]) is False, argv[0]
         assert progress(argv) in (True, "unset"), argv[0]  # unset: the field's default, on
+
+
+def readme_commands(text: str) -> list[str]:
+    """Every `pix2pix ...` command line in the README's shell blocks (continuations joined)."""
+    commands = []
+    for block in re.findall(r"```(?:bash|sh|console)\n(.*?)```", text, flags=re.S):
+        joined = re.sub(r"\\\n\s*", " ", block)
+        for line in joined.splitlines():
+            line = line.strip().removeprefix("$ ")
+            if line.startswith("pix2pix "):
+                commands.append(line)
+    return commands
+
+
+def test_every_readme_command_parses_against_the_cli() -> None:
+    import shlex
+
+    from pix2pix.cli import build_parser
+
+    text = (Path(__file__).parent.parent / "README.md").read_text()
+    commands = readme_commands(text)
+    assert len(commands) >= 20
+    parser = build_parser()
+    for command in commands:
+        argv = shlex.split(command, comments=True)[1:]
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit:
+            pytest.fail(f"README command does not parse: {command}")
+        assert callable(args.func), command
