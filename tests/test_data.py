@@ -201,3 +201,16 @@ def test_odd_width_aligned_image_is_named(tmp_path: Path) -> None:
     save_image(np.zeros((10, 21, 3), np.uint8), tmp_path / "odd.png")
     with pytest.raises(UserError, match=r"odd\.png: width 21 is odd"):
         dataset(tmp_path)
+
+
+def test_images_far_from_the_load_size_get_advice() -> None:
+    from pix2pix.config import DataConfig
+    from pix2pix.data.pairs.transforms import size_advice
+
+    small = size_advice([(64, 64)] * 3, DataConfig())  # 64 px under the default 286/256
+    assert small and "use --load-size 72 --crop-size 64 --generator unet_64" in small
+    big = size_advice([(1024, 1024)], DataConfig())
+    assert big and "--crop-size 1024 --generator unet_1024" in big
+    assert size_advice([(256, 256)], DataConfig()) is None  # the paper's facades
+    assert size_advice([(64, 64)], DataConfig(load_size=72, crop_size=64)) is None
+    assert size_advice([(64, 64)], DataConfig(preprocess="crop", crop_size=64)) is None

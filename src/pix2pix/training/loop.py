@@ -32,6 +32,7 @@ from pix2pix.data.pairs.datasets import PairedDataset, resolve_format
 from pix2pix.data.pairs.holdout import split_holdout
 from pix2pix.data.pairs.labels import label_rule
 from pix2pix.data.pairs.sampler import EpochBatchSampler
+from pix2pix.data.pairs.transforms import size_advice
 from pix2pix.errors import UserError, setting
 from pix2pix.fileio import first_missing, remove_if_empty
 from pix2pix.html import batch_grid
@@ -130,6 +131,9 @@ def _fit(
         seed=t.seed,
         labels=label_rule(config),
     )
+    advice = size_advice(dataset.sizes, config.data) if progress.step == 0 else None
+    if advice:
+        log.warning("%s: %s", dataset.root, advice)
     dataset, val_pairs = split_holdout(dataset, config)  # unchanged without --val-fraction
     if t.batch_size > 1 and len(dataset.output_sizes()) > 1:
         raise UserError(

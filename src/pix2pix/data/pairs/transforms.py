@@ -98,3 +98,22 @@ def apply_params(arr: np.ndarray, params: JointParams, resample: int = Image.BIC
     if params.flip:
         arr = arr[:, ::-1]
     return np.ascontiguousarray(arr)
+
+
+def size_advice(sizes: list[tuple[int, int]], cfg: DataConfig) -> str | None:
+    """A warning when --load-size resizes the images far from their own size (a 64 px
+    or 1024 px dataset under the default 286/256), with the sizes that fit them; None
+    when the sizes suit them (or no square resize happens)."""
+    if cfg.resize != "square" or not sizes:
+        return None
+    sides = sorted(min(w, h) for w, h in sizes)
+    side = sides[len(sides) // 2]  # the median image's shorter side
+    if cfg.load_size <= 2 * side and side <= 2 * cfg.load_size:
+        return None
+    crop = 2 ** (min(max(side, 32), 1024).bit_length() - 1)  # unet_<crop> exists for 32..1024
+    return (
+        f"the images are about {side} px and --load-size {cfg.load_size} resizes them "
+        f"{cfg.load_size / side:.1f}x before the {cfg.crop_size} crop; for {side} px data "
+        f"use --load-size {round(crop * 286 / 256)} --crop-size {crop} --generator "
+        f"unet_{crop}, or --preprocess crop to train on crops at full resolution"
+    )
