@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import re
@@ -312,8 +313,13 @@ def test_every_long_command_takes_the_same_progress_flags() -> None:
     from pix2pix.cli import build_parser
 
     parser = build_parser()
-    long = [["train", "--out", "r"], ["translate", "x", "--checkpoint", "c", "--out", "o"],
-            ["evaluate", "--checkpoint", "c", "--data", "d"], ["data", "download", "facades"]]  # fmt: skip
+    long = [
+        ["train", "--out", "r"],
+        ["translate", "x", "--checkpoint", "c", "--out", "o"],
+        ["evaluate", "--checkpoint", "c", "--data", "d"],
+        ["data", "download", "facades"],
+    ]
+
     def progress(argv: list[str]) -> object:  # config flags are kept as "<section>.progress"
         parsed = vars(parser.parse_args(argv))
         return next((v for k, v in parsed.items() if k.split(".")[-1] == "progress"), "unset")
@@ -351,3 +357,23 @@ def test_every_readme_command_parses_against_the_cli() -> None:
         except SystemExit:
             pytest.fail(f"README command does not parse: {command}")
         assert callable(args.func), command
+
+
+def test_help_shows_no_empty_defaults_and_logs_show_no_reprs() -> None:
+    from pix2pix.cli import build_parser
+    from pix2pix.runtime import Speed
+
+    def parsers(parser):  # every command's parser, nested ones too
+        yield parser
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in dict.fromkeys(action.choices.values()):
+                    yield from parsers(sub)
+
+    for parser in parsers(build_parser()):
+        text = parser.format_help()
+        assert "(default: None)" not in text and "(default: )" not in text, parser.prog
+    assert (
+        str(Speed("bf16", True, True, "max-autotune"))
+        == "bf16, channels-last, compiled (max-autotune)"
+    )
