@@ -86,20 +86,63 @@ def discriminator_loss(
 
 
 def reconstruction_loss(
-    fake: torch.Tensor, target: torch.Tensor, kind: str = "l1", scale: int = 1
+    fake: torch.Tensor,
+    target: torch.Tensor,
+    kind: str = "l1",
+    scale: int = 1,
+    levels: int = 4,
+    weights: Sequence[float] = (),
 ) -> torch.Tensor:
     """Mean absolute (l1, the paper's) or squared (l2) error between output and target,
     (B, C, H, W) in [-1, 1]; with `scale` > 1 both are first average-pooled scale x scale
-    (a few pixels of misregistration then cost little)."""
+    (a few pixels of misregistration then cost little). pyramid: the L1 of each of
+    `levels` Gaussian pyramid levels (`gaussian_pyramid`), times `weights` (finest first;
+    empty: 1 each), summed."""
     fake, target = fake.float(), target.float()
     if scale > 1:
         fake = F.avg_pool2d(fake, scale, ceil_mode=True)
         target = F.avg_pool2d(target, scale, ceil_mode=True)
     if kind == "l2":
         return F.mse_loss(fake, target)
+    if kind == "pyramid":
+        pairs = zip(gaussian_pyramid(fake, levels), gaussian_pyramid(target, levels))
+        w = list(weights) or [1.0] * levels
+        return sum((wl * F.l1_loss(f, t) for wl, (f, t) in zip(w, pairs)), fake.new_zeros(()))
     if kind != "l1":
-        raise ValueError(f"unknown reconstruction loss {kind!r}; use l1 or l2")
+        raise ValueError(f"unknown reconstruction loss {kind!r}; use l1, l2 or pyramid")
     return F.l1_loss(fake, target)
+
+
+_BINOMIAL = (1.0, 4.0, 6.0, 4.0, 1.0)  # the 5-tap Gaussian of Burt and Adelson's pyramid
+
+
+def gaussian_pyramid(x: torch.Tensor, levels: int) -> list[torch.Tensor]:
+    """[x, G(x), G(G(x)), ...] (`levels` images) for x (B, C, H, W): each level the one
+    before blurred by the separable 5-tap binomial kernel [1, 4, 6, 4, 1] / 16 (edges
+    reflected) and subsampled 2x. Stops early when a side would fall below 2 pixels."""
+    out = [x]
+    k1 = x.new_tensor(_BINOMIAL) / 16.0
+    kernel = (k1[:, None] * k1[None, :]).expand(x.shape[1], 1, 5, 5)  # (C, 1, 5, 5)
+    for _ in range(levels - 1):
+        if min(x.shape[-2:]) < 4:
+            break
+        x = F.conv2d(F.pad(x, (2, 2, 2, 2), mode="reflect"), kernel, groups=x.shape[1])
+        x = x[:, :, ::2, ::2]
+        out.append(x)
+    return out
+
+
+def focal_frequency_loss(fake: torch.Tensor, target: torch.Tensor, alpha: float = 1.0):
+    """Focal frequency loss (Jiang et al., ICCV 2021) of (B, C, H, W) images: with F the
+    orthonormal 2-D FFT per channel, d = |F(fake) - F(target)|^2 at each frequency, the
+    mean of w * d where the weight w = d^alpha scaled to [0, 1] per image and channel
+    (by its maximum) and not differentiated: the frequencies G gets most wrong count most."""
+    diff = torch.fft.fft2(fake.float(), norm="ortho") - torch.fft.fft2(target.float(), norm="ortho")
+    d = diff.real**2 + diff.imag**2  # (B, C, H, W)
+    with torch.no_grad():
+        w = d.pow(alpha)
+        w = w / w.amax(dim=(-2, -1), keepdim=True).clamp(min=1e-12)
+    return (w * d).mean()
 
 
 Features = Sequence[Sequence[torch.Tensor]]  # per scale: activations, then the logits

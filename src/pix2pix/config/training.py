@@ -64,10 +64,20 @@ class TrainConfig:
     """Weight of the adversarial term in G's loss (the paper's: 1; 0 trains on the
     reconstruction loss alone, the paper's "L1 only" ablation, and skips D's step)."""
     reconstruction: Reconstruction = "l1"
-    """G's reconstruction loss: l1 (the paper's; it blurs less) or l2 (mean squared error)."""
+    """G's reconstruction loss: l1 (the paper's; it blurs less), l2 (mean squared error) or
+    pyramid (L1 summed over a Gaussian pyramid of output and target, as PyramidPix2pix:
+    coarse levels forgive pairs a few pixels out of register)."""
     reconstruction_scale: int = 1
     """Compute the reconstruction loss on output and target average-pooled by this factor
     (for pairs a few pixels out of register); 1: at full resolution, the paper's."""
+    pyramid_levels: int = 4
+    """Levels of --reconstruction pyramid (1: plain L1 at full resolution)."""
+    pyramid_weights: str = ""
+    """Weights of the pyramid levels, finest first, comma-separated (e.g. 1,1,2,4); empty:
+    1 for every level."""
+    ffl_weight: float = 0.0
+    """Weight of the focal frequency loss (Jiang et al. 2021): the output's and target's
+    2-D spectra compared, each frequency weighted by how wrong it is; 0: off."""
     ema_decay: float = 0.0
     """Keep an exponential moving average of G's weights and batch-norm buffers with this
     decay (e.g. 0.999; warm-up: min(decay, (1 + step) / (10 + step))); validation, best/,
@@ -142,6 +152,14 @@ class TrainConfig:
         for name in ("lambda_kl", "lambda_z", "lambda_labelmix", "mode_seeking"):
             at_least(self, name, 0.0)
         at_least(self, "reconstruction_scale", 1)
+        at_least(self, "pyramid_levels", 1)
+        at_least(self, "ffl_weight", 0.0)
+        weights = self.level_weights
+        if len(weights) not in (0, self.pyramid_levels) or any(w < 0 for w in weights):
+            raise ConfigError(
+                f"{ref('pyramid_weights')} {self.pyramid_weights!r}: give {self.pyramid_levels} "
+                "weights >= 0, finest level first (or none)"
+            )
         if not 0.0 <= self.ema_decay < 1.0:
             raise ConfigError(
                 f"{ref('ema_decay')} {self.ema_decay} is out of range; use 0 <= d < 1 (0: off)"
@@ -171,6 +189,17 @@ class TrainConfig:
     @property
     def total_epochs(self) -> int:
         return self.epochs + self.decay_epochs
+
+    @property
+    def level_weights(self) -> tuple[float, ...]:
+        """--pyramid-weights as numbers (empty: 1 per level); a non-number is a ConfigError."""
+        try:
+            return tuple(float(w) for w in self.pyramid_weights.split(",") if w.strip())
+        except ValueError:
+            raise ConfigError(
+                f"{ref('pyramid_weights')} {self.pyramid_weights!r} is not a list of numbers; "
+                "give e.g. 1,1,2,4"
+            ) from None
 
     @property
     def augment_policy(self) -> tuple[str, ...]:

@@ -41,7 +41,9 @@ class OASISMethod(Method):
     def __init__(self, config: RunConfig) -> None:
         super().__init__(config)
         m, t = config.model, config.train
-        unsupported = [ref(n) for n in ("r1_gamma", "feature_matching") if getattr(t, n) > 0]
+        unsupported = [
+            ref(n) for n in ("r1_gamma", "feature_matching", "ffl_weight") if getattr(t, n) > 0
+        ]
         unsupported += [ref("augment")] if t.augment_policy else []
         unsupported += [ref("d_scales")] if m.d_scales > 1 else []
         if unsupported:
@@ -129,7 +131,14 @@ class OASISMethod(Method):
         with kit.autocast():
             logits = self.run["d_frozen"](fake)
         loss_gan = oasis_class_loss(logits, onehot)
-        loss_l1 = reconstruction_loss(fake, real_b, t.reconstruction, t.reconstruction_scale)
+        loss_l1 = reconstruction_loss(
+            fake,
+            real_b,
+            t.reconstruction,
+            t.reconstruction_scale,
+            t.pyramid_levels,
+            t.level_weights,
+        )
         loss = t.lambda_gan * loss_gan + t.lambda_l1 * loss_l1
         kit.scaler.scale(loss).backward()
         kit.scaler.step(opt)

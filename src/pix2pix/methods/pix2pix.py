@@ -18,6 +18,7 @@ from pix2pix.losses import (
     d_accuracy,
     discriminator_loss,
     feature_matching_loss,
+    focal_frequency_loss,
     generator_loss,
     r1_penalty,
     reconstruction_loss,
@@ -154,8 +155,18 @@ class Pix2PixMethod(Method):
                 (fake_in,) = self.augment(self.d_input(real_a, fake))
                 fake_logits = self.run["d_frozen"](fake_in)
             loss_gan = generator_loss(fake_logits, t.gan_loss)
-        loss_l1 = reconstruction_loss(fake, real_b, t.reconstruction, t.reconstruction_scale)
+        loss_l1 = reconstruction_loss(
+            fake,
+            real_b,
+            t.reconstruction,
+            t.reconstruction_scale,
+            t.pyramid_levels,
+            t.level_weights,
+        )
         loss = t.lambda_gan * loss_gan + t.lambda_l1 * loss_l1
+        if t.ffl_weight > 0:
+            out["loss_g_ffl"] = focal_frequency_loss(fake, real_b)
+            loss = loss + t.ffl_weight * out["loss_g_ffl"]
         if "loss_g_fm" in out:
             loss = loss + t.feature_matching * out["loss_g_fm"]
         kit.scaler.scale(loss).backward()

@@ -1,0 +1,83 @@
+"""Objectives for pairs that do not line up (issue 29): the Gaussian-pyramid L1, the
+focal frequency loss, `pix2pix data misalign`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+
+from conftest import tiny_config, write_aligned
+from pix2pix import fit
+from pix2pix.errors import ConfigError
+from pix2pix.losses import focal_frequency_loss, gaussian_pyramid, reconstruction_loss
+
+
+def test_gaussian_pyramid_levels_by_hand() -> None:
+    x = torch.zeros(1, 1, 8, 8)
+    x[0, 0, 4, 4] = 1.0
+    levels = gaussian_pyramid(x, 3)
+    assert [tuple(t.shape[-2:]) for t in levels] == [(8, 8), (4, 4), (2, 2)]
+    # the 5x5 binomial kernel's centre is (6/16)^2; its mass is 1 (a constant stays put)
+    assert levels[1][0, 0, 2, 2].item() == pytest.approx(36 / 256)
+    # the even taps of [1, 4, 6, 4, 1] / 16 hold half the mass per axis: a quarter is kept
+    assert levels[1].sum().item() == pytest.approx(((1 + 6 + 1) / 16) ** 2)
+    flat = gaussian_pyramid(torch.full((2, 3, 16, 16), 0.3), 4)
+    assert all(torch.allclose(t, torch.full_like(t, 0.3)) for t in flat)
+    assert len(gaussian_pyramid(torch.zeros(1, 1, 4, 4), 5)) == 2  # stops before 2 px
+
+
+def test_pyramid_reconstruction_sums_weighted_level_l1s() -> None:
+    torch.manual_seed(0)
+    target = torch.rand(1, 3, 16, 16) * 2 - 1
+    fake = torch.roll(target, shifts=2, dims=-1)  # two pixels out of register
+    fl, tl = gaussian_pyramid(fake, 3), gaussian_pyramid(target, 3)
+    by_hand = sum(w * (f - t).abs().mean() for w, f, t in zip((1.0, 2.0, 4.0), fl, tl))
+    got = reconstruction_loss(fake, target, "pyramid", levels=3, weights=(1.0, 2.0, 4.0))
+    assert got.item() == pytest.approx(by_hand.item(), rel=1e-6)
+    assert reconstruction_loss(fake, target, "pyramid", levels=1).item() == pytest.approx(
+        F.l1_loss(fake, target).item()
+    )
+    # coarser levels forgive the shift: each level's L1 is smaller than the one before
+    errors = [(f - t).abs().mean().item() for f, t in zip(fl, tl)]
+    assert errors[0] > errors[1] > errors[2]
+
+
+def test_focal_frequency_loss_by_hand() -> None:
+    target = torch.rand(1, 1, 8, 8)
+    # a constant offset c lives at the DC frequency alone: d_DC = c^2 HW, its weight 1,
+    # every other frequency 0, so the mean over the HW frequencies is c^2
+    assert focal_frequency_loss(target + 0.5, target).item() == pytest.approx(0.25, rel=1e-5)
+    assert focal_frequency_loss(target, target).item() == 0.0
+    # two frequencies wrong, one twice as much in amplitude: d = 4e and e; weights 1 and
+    # 1/4, so the loss is (4e + e/4) / HW, and only the error's own frequencies count
+    h = w = 8
+    yy, xx = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
+    wave = torch.cos(2 * torch.pi * xx / w)  # frequency (0, +-1): |F|^2 = HW/4 at each
+    fake = target + 0.2 * wave + 0.1 * torch.cos(2 * torch.pi * yy / h)
+    e = (0.1**2) * h * w / 4  # the (+-1, 0) pair's d; the (0, +-1) pair's is 4e
+    expected = (2 * 4 * e + 2 * e / 4) / (h * w)
+    assert focal_frequency_loss(fake, target).item() == pytest.approx(expected, rel=1e-4)
+
+
+def test_each_option_changes_the_step_and_bad_weights_are_refused(tmp_path: Path) -> None:
+    data = write_aligned(tmp_path / "data")
+    runs = {
+        "l1": {},
+        "pyramid": {"reconstruction": "pyramid", "pyramid_levels": 3},
+        "ffl": {"ffl_weight": 10.0},
+    }
+    weights = {}
+    for name, train in runs.items():
+        cfg = tiny_config(data, train={"max_steps": 1, **train})
+        weights[name] = load_file(fit(cfg, tmp_path / name) / "generator.safetensors")
+    for name in ("pyramid", "ffl"):
+        assert not all(torch.equal(weights["l1"][k], weights[name][k]) for k in weights["l1"])
+    with pytest.raises(ConfigError, match="pyramid_weights '1,2': give 3 weights"):
+        tiny_config(data, train={"reconstruction": "pyramid", "pyramid_levels": 3,
+                                 "pyramid_weights": "1,2"})  # fmt: skip
+    with pytest.raises(ConfigError, match="not a list of numbers"):
+        tiny_config(data, train={"pyramid_weights": "1,x"})
