@@ -81,3 +81,57 @@ def test_each_option_changes_the_step_and_bad_weights_are_refused(tmp_path: Path
                                  "pyramid_weights": "1,2"})  # fmt: skip
     with pytest.raises(ConfigError, match="not a list of numbers"):
         tiny_config(data, train={"pyramid_weights": "1,x"})
+
+
+def test_misalign_moves_one_side_within_bounds_reproducibly(tmp_path: Path) -> None:
+    import numpy as np
+
+    from pix2pix.data.files.images import read_image, save_image
+    from pix2pix.data.tools.misalign import misalign, warp
+
+    # warp: a pure shift moves a dot by exactly that many pixels
+    dot = np.zeros((32, 32, 1), np.uint8)
+    dot[10, 12] = 255
+    moved = warp(dot, 3.0, -2.0, 0.0, 1.0)
+    assert np.unravel_index(moved[:, :, 0].argmax(), (32, 32)) == (8, 15)
+    rng = np.random.default_rng(0)
+    src = tmp_path / "src"
+    for i in range(3):
+        a = rng.integers(0, 256, (32, 32, 3), np.uint8)
+        b = np.zeros((32, 32, 3), np.uint8)
+        b[14:18, 14:18] = 255  # a square whose centre shows how far B moved
+        save_image(np.concatenate([a, b], axis=1), src / "train" / f"{i}.png")
+    first = misalign(src, tmp_path / "one", max_shift=4, max_rotate=2, seed=3)
+    again = misalign(src, tmp_path / "two", max_shift=4, max_rotate=2, seed=3)
+    other = misalign(src, tmp_path / "three", max_shift=4, max_rotate=2, seed=4)
+    assert [p.relative_to(tmp_path / "one") for p in first] == [
+        p.relative_to(tmp_path / "two") for p in again
+    ]
+    assert all(x.read_bytes() == y.read_bytes() for x, y in zip(first, again))  # by seed
+    assert any(x.read_bytes() != y.read_bytes() for x, y in zip(first, other))
+    for path in first:
+        both = read_image(path)
+        original = read_image(src / "train" / path.name)
+        assert np.array_equal(both[:, :32], original[:, :32])  # A untouched
+        ys, xs = np.nonzero(both[:, 32:, 0] > 127)
+        shift = max(abs(ys.mean() - 15.5), abs(xs.mean() - 15.5))
+        assert shift <= 4 + 1  # within --max-shift (+1 for the rotation about the centre)
+
+
+def test_misalign_refuses_to_write_over_its_input(tmp_path: Path, capsys) -> None:
+    from conftest import error_line, run_cli
+
+    src = write_aligned(tmp_path / "src", count=2)
+    before = sorted((p.name, p.read_bytes()) for p in src.iterdir())
+    for out in (src, src / "inside"):
+        code, _, err = run_cli(capsys, "data", "misalign", src, "--out", out)
+        assert code == 2 and "inside the input" in error_line(err)
+    code, _, err = run_cli(
+        capsys, "data", "misalign", src, "--out", tmp_path / "o", "--max-shift", "-1"
+    )
+    assert code == 2 and "--max-shift -1.0 is out of range" in error_line(err)
+        "--max-shift", "max_shift"
+    )
+    assert sorted((p.name, p.read_bytes()) for p in src.iterdir()) == before
+    code, out, err = run_cli(capsys, "data", "misalign", src, "--out", tmp_path / "ok")
+    assert code == 0 and "wrote 2 file(s)" in out, err

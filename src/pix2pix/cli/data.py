@@ -148,6 +148,43 @@ def _add_downscale(sub: Subparsers) -> None:
     p.set_defaults(func=_downscale)
 
 
+def _add_misalign(sub: Subparsers) -> None:
+    p = sub.add_parser(
+        "misalign",
+        help="an aligned dataset -> a copy with one side moved (seeded)",
+        description="Copy a dataset (A|B files or A/ + B/, with its train/val/test) with one "
+        "side of every pair moved by a random shift, rotation and scale about the centre, "
+        "drawn per file from --seed: pairs that no longer line up, for benchmarks of "
+        "misalignment-tolerant objectives (--reconstruction pyramid, --ffl-weight).",
+    )
+    p.add_argument("src", metavar="SRC", help="the aligned dataset folder")
+    p.add_argument("--side", choices=("A", "B"), default="B", help="the side moved (default: B)")
+    p.add_argument("--max-shift", type=float, default=8.0, help="pixels per axis (default: 8)")
+    p.add_argument("--max-rotate", type=float, default=3.0, help="degrees (default: 3)")
+    p.add_argument(
+        "--max-scale", type=float, default=0.0, help="relative, 0.02: +-2%% (default: 0)"
+    )
+    p.add_argument("--seed", type=int, default=0, help="the same seed, the same copy (default: 0)")
+    _common(p)
+    p.set_defaults(func=_misalign)
+
+
+def _misalign(args: argparse.Namespace) -> None:
+    from pix2pix.data.tools.misalign import misalign
+
+    written = misalign(
+        args.src,
+        args.out,
+        side=args.side,
+        max_shift=args.max_shift,
+        max_rotate=args.max_rotate,
+        max_scale=args.max_scale,
+        seed=args.seed,
+        workers=args.workers,
+    )
+    _wrote(len(written), "file(s)", args.out)
+
+
 def _add_check(sub: Subparsers) -> None:
     p = sub.add_parser(
         "check",
@@ -170,12 +207,14 @@ DATA_TOOLS: list[Callable[[Subparsers], None]] = [
     _add_colorize,
     _add_inpaint,
     _add_downscale,
+    _add_misalign,
     _add_check,
 ]
 
 
 def add_data_tools(sub: Subparsers) -> None:
-    """Register combine, separate, split, edges, colorize, inpaint, downscale and check."""
+    """Register combine, separate, split, edges, colorize, inpaint, downscale, misalign
+    and check."""
     for add in DATA_TOOLS:
         add(sub)
 
