@@ -133,3 +133,26 @@ def test_misalign_refuses_to_write_over_its_input(tmp_path: Path, capsys) -> Non
     assert sorted((p.name, p.read_bytes()) for p in src.iterdir()) == before
     code, out, err = run_cli(capsys, "data", "misalign", src, "--out", tmp_path / "ok")
     assert code == 0 and "wrote 2 file(s)" in out, err
+
+
+def test_health_names_misalignment_when_l1_plateaus_high_while_d_wins() -> None:
+    from pix2pix.training.health import ADVICE, Health
+
+    def feed(health: Health, steps: int, record: dict) -> list[str]:
+        out: list[str] = []
+        for i in range(steps):  # the outputs follow the targets: no collapse
+            t = torch.full((1,), float(i))
+            out += health.after_step({"step": i, **record}, t, t)
+        return out
+
+    assert feed(Health(plateau=2, patience=2), 6, {"loss_g_l1": 0.4, "d_acc": 0.97}) == [
+        "l1_plateau",
+        "misaligned",
+    ]
+    assert feed(Health(plateau=2, patience=2), 6, {"loss_g_l1": 0.4, "d_acc": 0.6}) == [
+        "l1_plateau"
+    ]  # D does not win: a hard task, not misaligned pairs
+    assert feed(Health(plateau=2, patience=2), 6, {"loss_g_l1": 0.05, "d_acc": 0.97}) == [
+        "l1_plateau"
+    ]  # low: a fitted model
+    assert "--reconstruction pyramid" in ADVICE["misaligned"]

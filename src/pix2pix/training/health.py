@@ -11,7 +11,10 @@ what usually helps.
   improved on the best block by 1% for `patience` blocks;
 - collapse: the outputs stop depending on the input: from one batch to the next, the
   mean change of G's output is under 5% of the mean change of the target, for
-  `window` steps in a row.
+  `window` steps in a row;
+- misaligned: an l1_plateau at a high loss (best block mean above HIGH_L1) while D told
+  real from fake in over 90% of patches through the block: the signature of pairs that
+  do not line up, which L1 can only blur.
 """
 
 from __future__ import annotations
@@ -38,7 +41,14 @@ ADVICE = {
     "collapse": "G's outputs barely change with the input (mode collapse). Usually "
     "helps: --lambda-l1 100 (the paper's), --feature-matching 10, --spectral-norm, "
     "restarting from an earlier checkpoint",
+    "misaligned": "the reconstruction loss has stopped falling at a high value while D "
+    "tells real from fake: the signature of pairs that do not line up (L1 blurs them). "
+    "Check a few pairs overlaid; usually helps: --reconstruction pyramid, "
+    "--reconstruction-scale 4, --ffl-weight 1 (`pix2pix data misalign` makes such pairs "
+    "from aligned ones, to compare)",
 }
+
+HIGH_L1 = 0.1  # mean |G(x) - y| on [-1, 1] (5% of the range) a fitted model stays above
 
 
 @dataclass
@@ -67,6 +77,7 @@ class Health:
     patience: int = 4
     streaks: dict[str, Streak] = field(default_factory=dict)
     _block: list[float] = field(default_factory=list)
+    _block_acc: list[float] = field(default_factory=list)
     _best: float = float("inf")
     _stale: int = 0
     _previous: tuple[torch.Tensor, torch.Tensor] | None = None
@@ -83,8 +94,15 @@ class Health:
             due.append("d_wins")
         if "d_acc" in record and self._streak("d_perfect", record["d_acc"] > 0.99):
             due.append("d_perfect")
+        if "d_acc" in record:
+            self._block_acc.append(record["d_acc"])
         if "loss_g_l1" in record and self._plateaued(record["loss_g_l1"]):
             due.append("l1_plateau")
+            accuracy = sum(self._block_acc) / max(1, len(self._block_acc))
+            if self._best > HIGH_L1 and accuracy > 0.9:
+                due.append("misaligned")
+        if len(self._block) == 0:  # a block ended: D's accuracy is judged per block
+            self._block_acc = []
         if self._collapsed(fake.detach(), target.detach()):
             due.append("collapse")
         return due
