@@ -13,7 +13,12 @@ from safetensors.torch import load_file
 from conftest import tiny_config, write_aligned
 from pix2pix import fit
 from pix2pix.errors import ConfigError
-from pix2pix.losses import focal_frequency_loss, gaussian_pyramid, reconstruction_loss
+from pix2pix.losses import (
+    focal_frequency_loss,
+    gaussian_pyramid,
+    patch_nce_loss,
+    reconstruction_loss,
+)
 
 
 def test_gaussian_pyramid_levels_by_hand() -> None:
@@ -69,12 +74,13 @@ def test_each_option_changes_the_step_and_bad_weights_are_refused(tmp_path: Path
         "l1": {},
         "pyramid": {"reconstruction": "pyramid", "pyramid_levels": 3},
         "ffl": {"ffl_weight": 10.0},
+        "nce": {"nce_weight": 1.0, "nce_layers": "0,1", "nce_patches": 8},
     }
     weights = {}
     for name, train in runs.items():
         cfg = tiny_config(data, train={"max_steps": 1, **train})
         weights[name] = load_file(fit(cfg, tmp_path / name) / "generator.safetensors")
-    for name in ("pyramid", "ffl"):
+    for name in ("pyramid", "ffl", "nce"):
         assert not all(torch.equal(weights["l1"][k], weights[name][k]) for k in weights["l1"])
     with pytest.raises(ConfigError, match="pyramid_weights '1,2': give 3 weights"):
         tiny_config(data, train={"reconstruction": "pyramid", "pyramid_levels": 3,
@@ -156,3 +162,31 @@ def test_health_names_misalignment_when_l1_plateaus_high_while_d_wins() -> None:
         "l1_plateau"
     ]  # low: a fitted model
     assert "--reconstruction pyramid" in ADVICE["misaligned"]
+
+
+def test_patch_nce_by_hand_positives_and_negatives() -> None:
+    q = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])  # (B=1, N=2 patches, D=2)
+    # each query's positive (its own place) at similarity 1, its negative at 0
+    expected = torch.log(1 + torch.exp(torch.tensor(-1.0)))
+    assert patch_nce_loss(q, q, tau=1.0).item() == pytest.approx(expected.item(), rel=1e-6)
+    swapped = q.flip(1)  # the keys' places exchanged: positives at 0, negatives at 1
+    worse = torch.log(1 + torch.exp(torch.tensor(1.0)))
+    assert patch_nce_loss(q, swapped, tau=1.0).item() == pytest.approx(worse.item(), rel=1e-6)
+    assert patch_nce_loss(q, q, tau=0.07) < patch_nce_loss(q, q, tau=1.0)  # sharper
+
+
+def test_patch_nce_trains_resumes_and_refuses_models_it_cannot_read(tmp_path: Path) -> None:
+    data = write_aligned(tmp_path / "data")
+    cfg = tiny_config(data, train={"nce_weight": 1.0, "nce_layers": "0,2", "nce_patches": 8})
+    whole = fit(cfg, tmp_path / "whole")
+    assert (whole / "nce_head.safetensors").is_file()
+    fit(cfg.replace(train={"max_steps": 2}), tmp_path / "split")
+    split = fit(cfg, tmp_path / "split", resume=True)
+    for name in ("generator", "nce_head"):
+        a, b = (load_file(c / f"{name}.safetensors") for c in (whole, split))
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    with pytest.raises(ConfigError, match="nce_weight needs a U-Net without a code"):
+        fit(tiny_config(data, model={"generator": "resnet_6blocks"},
+                        train={"nce_weight": 1.0}), tmp_path / "resnet")  # fmt: skip
+    with pytest.raises(ConfigError, match="nce_layers '0,7': unet_32 has encoder levels 0..4"):
+        fit(tiny_config(data, train={"nce_weight": 1.0, "nce_layers": "0,7"}), tmp_path / "deep")

@@ -220,3 +220,13 @@ def labelmix_loss(
     its logits on the real and the fake image, mean squared over logits and pixels."""
     target = mask * d_real.float() + (1 - mask) * d_fake.float()
     return (d_mixed.float() - target).pow(2).mean()
+
+
+def patch_nce_loss(query: torch.Tensor, key: torch.Tensor, tau: float = 0.07) -> torch.Tensor:
+    """Supervised PatchNCE (after Park et al., ECCV 2020): query (B, N, D) features of N
+    patches of G's output and key (B, N, D) of the same N places in the target, both
+    L2-normalised. Each query's positive is the key at its own place, its negatives the
+    other N - 1 keys of its image: the cross-entropy of the similarities / tau, averaged."""
+    logits = torch.bmm(query.float(), key.float().transpose(1, 2)) / tau  # (B, N, N)
+    target = torch.arange(query.shape[1], device=query.device).expand(query.shape[0], -1)
+    return F.cross_entropy(logits.flatten(0, 1), target.flatten())

@@ -75,6 +75,15 @@ class TrainConfig:
     pyramid_weights: str = ""
     """Weights of the pyramid levels, finest first, comma-separated (e.g. 1,1,2,4); empty:
     1 for every level."""
+    nce_weight: float = 0.0
+    """Weight of a supervised PatchNCE term (Park et al. 2020) on G's own encoder
+    features (no pretrained network): patches of the output should match the target's
+    patch at the same place more than its other patches; U-Nets without a code whose
+    input and output have the same channels; 0: off."""
+    nce_layers: str = "0,2,4"
+    """U-Net encoder levels PatchNCE compares (0: the first, full-width one), comma-separated."""
+    nce_patches: int = 256
+    """Patches PatchNCE samples per level and image."""
     ffl_weight: float = 0.0
     """Weight of the focal frequency loss (Jiang et al. 2021): the output's and target's
     2-D spectra compared, each frequency weighted by how wrong it is; 0: off."""
@@ -154,6 +163,10 @@ class TrainConfig:
         at_least(self, "reconstruction_scale", 1)
         at_least(self, "pyramid_levels", 1)
         at_least(self, "ffl_weight", 0.0)
+        at_least(self, "nce_weight", 0.0)
+        at_least(self, "nce_patches", 2)
+        if not self.nce_levels:
+            raise ConfigError(f"{ref('nce_layers')} is empty; give encoder levels such as 0,2,4")
         weights = self.level_weights
         if len(weights) not in (0, self.pyramid_levels) or any(w < 0 for w in weights):
             raise ConfigError(
@@ -189,6 +202,19 @@ class TrainConfig:
     @property
     def total_epochs(self) -> int:
         return self.epochs + self.decay_epochs
+
+    @property
+    def nce_levels(self) -> list[int]:
+        """--nce-layers as sorted distinct levels; a non-integer is a ConfigError."""
+        try:
+            levels = sorted({int(v) for v in self.nce_layers.split(",") if v.strip()})
+        except ValueError:
+            levels = [-1]
+        if any(v < 0 for v in levels):
+            raise ConfigError(
+                f"{ref('nce_layers')} {self.nce_layers!r}: give encoder levels >= 0, e.g. 0,2,4"
+            )
+        return levels
 
     @property
     def level_weights(self) -> tuple[float, ...]:

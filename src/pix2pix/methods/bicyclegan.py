@@ -70,7 +70,9 @@ class BicycleGANMethod(Method):
                 "code; use 8 (the official default)"
             )
         unsupported = [
-            ref(n) for n in ("r1_gamma", "feature_matching", "ffl_weight") if getattr(t, n) > 0
+            ref(n)
+            for n in ("r1_gamma", "feature_matching", "ffl_weight", "nce_weight")
+            if getattr(t, n) > 0
         ]
         unsupported += [ref("reconstruction")] if t.reconstruction != "l1" else []
         unsupported += [ref("reconstruction_scale")] if t.reconstruction_scale != 1 else []

@@ -42,7 +42,9 @@ class OASISMethod(Method):
         super().__init__(config)
         m, t = config.model, config.train
         unsupported = [
-            ref(n) for n in ("r1_gamma", "feature_matching", "ffl_weight") if getattr(t, n) > 0
+            ref(n)
+            for n in ("r1_gamma", "feature_matching", "ffl_weight", "nce_weight")
+            if getattr(t, n) > 0
         ]
         unsupported += [ref("augment")] if t.augment_policy else []
         unsupported += [ref("d_scales")] if m.d_scales > 1 else []

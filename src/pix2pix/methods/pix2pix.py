@@ -13,13 +13,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from pix2pix.config import RunConfig
+from pix2pix.config import RunConfig, ref
+from pix2pix.errors import ConfigError
 from pix2pix.losses import (
     d_accuracy,
     discriminator_loss,
     feature_matching_loss,
     focal_frequency_loss,
     generator_loss,
+    patch_nce_loss,
     r1_penalty,
     reconstruction_loss,
 )
@@ -27,6 +29,27 @@ from pix2pix.methods.augment import augment_pairs
 from pix2pix.methods.base import Method, generator_of
 from pix2pix.nets import build_discriminator
 from pix2pix.nets.inference import run_any_size
+from pix2pix.nets.layers import PatchHead
+
+
+def nce_head(config: RunConfig, g: nn.Module) -> nn.Module:
+    """PatchNCE's head for the levels --nce-layers names of U-Net `g` (which must read
+    output-side images: no code, as many input as output channels)."""
+    m, levels = config.model, config.train.nce_levels
+    encode = getattr(g, "encode", None)
+    if encode is None or m.nz or m.in_channels != m.out_channels:
+        raise ConfigError(
+            f"{ref('nce_weight')} needs a U-Net without a code whose input and output have the "
+            f"same channels (its encoder reads the output); this is {m.generator} "
+            f"{m.in_channels} -> {m.out_channels} channels"
+        )
+    if max(levels) >= g.depth:
+        raise ConfigError(
+            f"{ref('nce_layers')} {config.train.nce_layers!r}: {m.generator} has encoder "
+            f"levels 0..{g.depth - 1}"
+        )
+    widths = [g.encoder[i][-1 if i == 0 else 1].out_channels for i in levels]
+    return PatchHead(widths)
 
 
 class DiscriminatorPair(nn.Module):
@@ -54,6 +77,9 @@ class Pix2PixMethod(Method):
         self.modules = {"generator": generator_of(config), "discriminator": build_discriminator(m)}
         lr_d = t.lr if t.lr_d is None else t.lr_d  # --lr-d: two time-scale update rule
         self.param_groups = {"g": ("generator", t.lr), "d": ("discriminator", lr_d)}
+        if t.nce_weight > 0:  # PatchNCE's projection head, trained with G
+            self.modules["nce_head"] = nce_head(config, self.modules["generator"])
+            self.param_groups["h"] = ("nce_head", t.lr)
 
     @property
     def g(self) -> nn.Module:
@@ -67,7 +93,10 @@ class Pix2PixMethod(Method):
         """G in DDP; D's own step (fake and real pairs in one call) in DDP; D in G's
         step outside it: frozen there, it has no gradients to average."""
         pair = DiscriminatorPair(self.d)
-        return {"g": (self.g, True), "d_pair": (pair, True), "d_frozen": (self.d, False)}
+        runs = {"g": (self.g, True), "d_pair": (pair, True), "d_frozen": (self.d, False)}
+        if "nce_head" in self.modules:  # PatchNCE's head: trained in G's step
+            runs["nce_head"] = (self.modules["nce_head"], True)
+        return runs
 
     @classmethod
     def inference_module(cls, config: RunConfig, init: bool = True) -> nn.Module:
@@ -167,12 +196,34 @@ class Pix2PixMethod(Method):
         if t.ffl_weight > 0:
             out["loss_g_ffl"] = focal_frequency_loss(fake, real_b)
             loss = loss + t.ffl_weight * out["loss_g_ffl"]
+        if t.nce_weight > 0:
+            out["loss_g_nce"] = self._patch_nce(fake, real_b)
+            loss = loss + t.nce_weight * out["loss_g_nce"]
         if "loss_g_fm" in out:
             loss = loss + t.feature_matching * out["loss_g_fm"]
         kit.scaler.scale(loss).backward()
         kit.scaler.step(opt)
         self.d.requires_grad_(True)
         return {"loss_g": loss, "loss_g_gan": loss_gan, "loss_g_l1": loss_l1, **out}
+
+    def _patch_nce(self, fake: torch.Tensor, real_b: torch.Tensor) -> torch.Tensor:
+        """PatchNCE between G's encoder features of its output (queries) and of the
+        target (keys, the encoder not taught by them), at --nce-patches random places per
+        level (the same places for both)."""
+        t, g, n = self.config.train, self.g, len(fake)
+        with self.kit.autocast():
+            queries = g.encode(fake, t.nce_levels)
+            with torch.no_grad():
+                keys = g.encode(real_b, t.nce_levels)
+            # one pass of the head over both (one forward per backward under DDP)
+            both = self.run["nce_head"]([torch.cat([q, k]) for q, k in zip(queries, keys)])
+        losses = []
+        for feats in both:  # (2B, D, h, w)
+            flat = feats.flatten(2)  # (2B, D, hw)
+            where = torch.randperm(flat.shape[2], device=flat.device)[: t.nce_patches]
+            picked = flat[:, :, where].transpose(1, 2)  # (2B, N, D)
+            losses.append(patch_nce_loss(picked[:n], picked[n:]))
+        return torch.stack(losses).mean()
 
     def _features(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
         """D's activations per scale (a single PatchGAN is one scale)."""

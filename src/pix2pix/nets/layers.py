@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import torch
 from torch import nn
 
 # Factory table: norm name -> constructor taking the channel count. Instance norm has no
@@ -40,3 +41,18 @@ def init_weights(module: nn.Module, std: float = 0.02) -> None:
         elif isinstance(m, nn.BatchNorm2d) and m.affine:
             nn.init.normal_(m.weight, 1.0, std)
             nn.init.zeros_(m.bias)
+
+
+class PatchHead(nn.Module):
+    """PatchNCE's projection (Park et al. 2020): per feature level, a two-layer MLP
+    (1x1 convs, ReLU between) from the level's channels to `dim`, then L2-normalised:
+    [(B, C_l, h_l, w_l)] -> [(B, dim, h_l, w_l)]."""
+
+    def __init__(self, channels: list[int], dim: int = 256) -> None:
+        super().__init__()
+        self.mlps = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(c, dim, 1), nn.ReLU(), nn.Conv2d(dim, dim, 1)) for c in channels
+        )
+
+    def forward(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [nn.functional.normalize(m(f), dim=1) for m, f in zip(self.mlps, features)]

@@ -101,6 +101,16 @@ class UNet(nn.Module):
                 block = nn.Sequential(*layers)
             self.decoder.append(block)
 
+    def encode(self, x: torch.Tensor, levels: list[int]) -> list[torch.Tensor]:
+        """The encoder's outputs at `levels` (0: (B, ngf, H/2, W/2), ...) for an image x
+        of the input's channels (a model without a code); the encoder runs only as deep as
+        the deepest level asked for."""
+        out, h = {}, x
+        for i, block in enumerate(self.encoder[: max(levels) + 1]):
+            h = block(h)
+            out[i] = h
+        return [out[i] for i in levels]
+
     def forward(self, x: torch.Tensor, z: torch.Tensor | None = None) -> torch.Tensor:
         """x (B, in, H, W) in [-1, 1]; z (B, nz), given exactly when `nz` > 0."""
         if (z is not None) != (self.nz > 0):
