@@ -66,6 +66,9 @@ VARIANTS: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
     "bicyclegan": ("--method bicyclegan (the official defaults: batch 2, lsgan, instance norm, "
                    "unconditional 2-scale D and D2, lambda_L1 10, nz 8 at every level)",
                    {"model": {"method": "bicyclegan"}}),
+    "bicyclegan_improved": ("--method bicyclegan --recipe improved (its EMA, DiffAugment for D "
+                            "and D2, resize-conv decoder)",
+                            {"model": {"method": "bicyclegan"}, "train": {"recipe": "improved"}}),
     "bicyclegan_ms": ("--method bicyclegan --mode-seeking 1",
                       {"model": {"method": "bicyclegan"}, "train": {"mode_seeking": 1.0}}),
     "spade": ("--recipe spade --labels palette --palette facades (SPADE G, 2-scale PatchGAN, "
