@@ -7,6 +7,7 @@ kebab-case.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from pix2pix.config.choices import (
     AUGMENTATIONS,
@@ -202,6 +203,16 @@ class TrainConfig:
     @property
     def total_epochs(self) -> int:
         return self.epochs + self.decay_epochs
+
+    @property
+    def reconstruction_spec(self) -> dict[str, Any]:
+        """The keywords of `losses.reconstruction_loss` these settings stand for."""
+        return {
+            "kind": self.reconstruction,
+            "scale": self.reconstruction_scale,
+            "levels": self.pyramid_levels,
+            "weights": self.level_weights,
+        }
 
     @property
     def nce_levels(self) -> list[int]:

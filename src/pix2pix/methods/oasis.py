@@ -133,14 +133,7 @@ class OASISMethod(Method):
         with kit.autocast():
             logits = self.run["d_frozen"](fake)
         loss_gan = oasis_class_loss(logits, onehot)
-        loss_l1 = reconstruction_loss(
-            fake,
-            real_b,
-            t.reconstruction,
-            t.reconstruction_scale,
-            t.pyramid_levels,
-            t.level_weights,
-        )
+        loss_l1 = reconstruction_loss(fake, real_b, **t.reconstruction_spec)
         loss = t.lambda_gan * loss_gan + t.lambda_l1 * loss_l1
         kit.scaler.scale(loss).backward()
         kit.scaler.step(opt)

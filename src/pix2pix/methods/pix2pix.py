@@ -184,14 +184,7 @@ class Pix2PixMethod(Method):
                 (fake_in,) = self.augment(self.d_input(real_a, fake))
                 fake_logits = self.run["d_frozen"](fake_in)
             loss_gan = generator_loss(fake_logits, t.gan_loss)
-        loss_l1 = reconstruction_loss(
-            fake,
-            real_b,
-            t.reconstruction,
-            t.reconstruction_scale,
-            t.pyramid_levels,
-            t.level_weights,
-        )
+        loss_l1 = reconstruction_loss(fake, real_b, **t.reconstruction_spec)
         loss = t.lambda_gan * loss_gan + t.lambda_l1 * loss_l1
         if t.ffl_weight > 0:
             out["loss_g_ffl"] = focal_frequency_loss(fake, real_b)
