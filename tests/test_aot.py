@@ -23,7 +23,6 @@ from pix2pix.nets import build_generator
 from pix2pix.runtime import Speed, default_speed, resolve_speed
 from pix2pix.translate import Pix2Pix, aotcache, translate_files
 from pix2pix.translate import aot as aot_module
-from pix2pix.translate import model as model_module
 from pix2pix.translate.aot import AotGenerator, cache_dir
 from test_speed import TOL, trained_generator
 
@@ -339,7 +338,7 @@ def test_only_sizes_enough_images_of_the_job_share_are_compiled(
 
     assert _batch_shapes([(32, 32)] * 5 + [(40, 32)], 2) == {
         (2, 32, 32): 4, (1, 32, 32): 1, (1, 32, 40): 1}  # fmt: skip
-    monkeypatch.setattr(model_module, "COMPILE_MIN_IMAGES", 3)
+    monkeypatch.setattr(aot_module, "COMPILE_MIN_IMAGES", 3)  # what AotGenerator.plan reads
     built_for: list[tuple] = []
 
     def no_build(generator, x, path, info):
