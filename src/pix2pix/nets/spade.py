@@ -118,5 +118,6 @@ class SPADEGenerator(nn.Module):
         for i, block in enumerate(self.blocks):
             if i:
                 x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-            x = block(x, m)
+            # the map at this level's size, once for the block's three SPADE layers
+            x = block(x, F.interpolate(m, size=x.shape[2:], mode="nearest"))
         return torch.tanh(self.out(F.leaky_relu(x, 0.2)))
