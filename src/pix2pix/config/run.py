@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from pix2pix.config.fields import ref
-from pix2pix.config.recipes import explicit_recipe, fill_recipe, recipe_flags
+from pix2pix.config.recipes import RECIPES, explicit_recipe, fill_recipe, recipe_flags
 from pix2pix.config.sections import (
     SECTIONS,
     DataConfig,
@@ -138,10 +138,11 @@ class RunConfig:
 
     def replace(self, **sections: dict[str, Any]) -> RunConfig:
         """Copy with some fields changed: `cfg.replace(train={"seed": 1})`. A new method
-        or recipe (which may name a method) takes its method's code size unless one is
+        or a recipe that names one takes its method's code size unless one is
         given (`nz` is the method's default)."""
         model = sections.get("model", {})
-        new_method = "method" in model or "recipe" in sections.get("train", {})
+        recipe = RECIPES.get(sections.get("train", {}).get("recipe", ""), {})
+        new_method = "method" in model or "method" in recipe.get("model", {})
         if new_method and "nz" not in model:
             sections = {**sections, "model": {**model, "nz": None}}
         parts = {
