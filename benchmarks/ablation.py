@@ -220,6 +220,14 @@ def main() -> None:
         help="a variant with batch B trains B times the epochs (equal steps)",
     )
     parser.add_argument("--picture", default="", help="also write input | variants | target")
+    parser.add_argument(
+        "--palette",
+        default="facades",
+        help="the label side's palette (a name or a JSON file): label variants and the segmenter",
+    )
+    parser.add_argument(
+        "--photo-side", default="A", help="which side of each pair holds the photo (facades: A)"
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     names = [n for n in args.only.split(",") if n] or list(VARIANTS)
