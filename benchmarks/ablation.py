@@ -87,6 +87,22 @@ VARIANTS: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
                  {"model": {"labels": "palette", "generator": "spade"},
                   "data": {"palette": PALETTE},
                   "train": {"recipe": "oasis", "lambda_l1": 10.0}}),
+    # pairs that do not line up (issue 29): each option on top of the improved recipe; the
+    # FFL weight is set on the L1's scale (lambda_L1 100), NCE's as in CUT (1)
+    "improved_scale4": ("--recipe improved --reconstruction-scale 4 (L1 on 4x-pooled images)",
+                        {"train": {"recipe": "improved", "reconstruction_scale": 4}}),
+    "improved_pyramid": ("--recipe improved --reconstruction pyramid (4 levels)",
+                         {"train": {"recipe": "improved", "reconstruction": "pyramid"}}),
+    "improved_ffl": ("--recipe improved --ffl-weight 100",
+                     {"train": {"recipe": "improved", "ffl_weight": 100.0}}),
+    "improved_nce": ("--recipe improved --nce-weight 1",
+                     {"train": {"recipe": "improved", "nce_weight": 1.0}}),
+    "improved_pyramid_nce": ("--recipe improved --reconstruction pyramid --nce-weight 1",
+                             {"train": {"recipe": "improved", "reconstruction": "pyramid",
+                                        "nce_weight": 1.0}}),
+    "improved_pyramid_ffl": ("--recipe improved --reconstruction pyramid --ffl-weight 100",
+                             {"train": {"recipe": "improved", "reconstruction": "pyramid",
+                                        "ffl_weight": 100.0}}),
 }  # fmt: skip
 
 
@@ -126,8 +142,9 @@ def run_variant(args: argparse.Namespace, name: str, segmenter: Path | None) -> 
     checkpoint = fit(config, run_dir, resume=resume)
     seconds = step_seconds(run_dir)
     _, summary = evaluate(
-        checkpoint, args.data, out / "eval", split="test", fid=True, segmenter=segmenter,
-        samples=args.samples, device=args.device, progress=False, overwrite=True,
+        checkpoint, args.eval_data or args.data, out / "eval", split="test", fid=True,
+        segmenter=segmenter, samples=args.samples, device=args.device, progress=False,
+        overwrite=True,
     )  # fmt: skip
     result = {
         "name": name,
@@ -160,7 +177,9 @@ def row(result: dict[str, Any], args: argparse.Namespace) -> str:
 
 def table(results: list[dict[str, Any]], args: argparse.Namespace) -> str:
     head = (
-        f"{args.data} {args.direction}, {args.size}x{args.size}, unet_{args.size}, "
+        f"{args.data} {args.direction}"
+        + (f" (scored on {args.eval_data})" if args.eval_data else "")
+        + f", {args.size}x{args.size}, unet_{args.size}, "
         f"{args.epochs} epochs of batch 1"
         + (" (as many steps for a larger batch)" if args.same_steps else "")
         + f", seed {args.seed} unless named; test pairs, "
@@ -198,6 +217,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default="../shared/data/facades")
     parser.add_argument("--out", default="runs/ablation")
+    parser.add_argument(
+        "--eval-data",
+        default="",
+        help="score (and train the segmenter) on this dataset's test pairs instead of --data's "
+        "(e.g. train on a `pix2pix data misalign` copy, score on the aligned originals)",
+    )
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--epochs", type=int, default=5, help="total (half decaying)")
     parser.add_argument("--seed", type=int, default=0)
@@ -237,9 +262,9 @@ def main() -> None:
     out = Path(args.out)
     segmenter: Path | None = out / "segmenter" if args.segmenter_epochs else None
     if segmenter is not None and not (segmenter / "config.json").exists():
-        seg = SegmenterConfig(root=args.data, palette=args.palette, photo_side=args.photo_side,
-                              size=args.size, epochs=args.segmenter_epochs,
-                              device=args.device)  # fmt: skip
+        seg = SegmenterConfig(root=args.eval_data or args.data, palette=args.palette,
+                              photo_side=args.photo_side, size=args.size,
+                              epochs=args.segmenter_epochs, device=args.device)  # fmt: skip
         train_segmenter(seg, segmenter)
     results = []
     for name in names:
