@@ -14,6 +14,7 @@ from conftest import tiny_config, write_aligned
 from pix2pix import fit
 from pix2pix.errors import ConfigError
 from pix2pix.losses import (
+    adaptive_nce_weights,
     focal_frequency_loss,
     gaussian_pyramid,
     patch_nce_loss,
@@ -173,6 +174,38 @@ def test_patch_nce_by_hand_positives_and_negatives() -> None:
     worse = torch.log(1 + torch.exp(torch.tensor(1.0)))
     assert patch_nce_loss(q, swapped, tau=1.0).item() == pytest.approx(worse.item(), rel=1e-6)
     assert patch_nce_loss(q, q, tau=0.07) < patch_nce_loss(q, q, tau=1.0)  # sharper
+
+
+def test_adaptive_nce_weights_by_hand() -> None:
+    q = torch.tensor([[[1.0, 0.0], [0.0, 1.0]]])
+    k = torch.tensor([[[1.0, 0.0], [1.0, 0.0]]])  # patch 0 agrees (s = 1), patch 1 not (s = 0)
+    assert torch.equal(adaptive_nce_weights(q, k, progress=0.0), torch.ones(1, 2))
+    full = adaptive_nce_weights(q, k, progress=1.0, sigma=0.5)
+    assert full[0, 0].item() == pytest.approx(1.0)
+    assert full[0, 1].item() == pytest.approx(torch.exp(torch.tensor(-2.0)).item())  # 1/(2*.25)
+    half = adaptive_nce_weights(q, k, progress=0.5, sigma=0.5)
+    assert half[0, 1].item() == pytest.approx(0.5 + 0.5 * full[0, 1].item())
+    assert torch.equal(adaptive_nce_weights(q, k, progress=7.0), full)  # progress capped at 1
+    # weighted NCE: the disagreeing patch's own cross-entropy counts less
+    plain, weighted = patch_nce_loss(q, k, tau=1.0), patch_nce_loss(q, k, tau=1.0, weights=full)
+    per_patch = [torch.log(1 + torch.exp(torch.tensor(d))).item() for d in (0.0, 0.0)]
+    assert plain.item() == pytest.approx(sum(per_patch) / 2)
+    ce = F.cross_entropy(torch.tensor([[1.0, 1.0], [0.0, 0.0]]), torch.tensor([0, 1]),
+                         reduction="none")  # fmt: skip
+    assert weighted.item() == pytest.approx(((ce * full[0]).sum() / full.sum()).item(), rel=1e-6)
+
+
+def test_adaptive_nce_changes_the_step_and_resumes_exactly(tmp_path: Path) -> None:
+    data = write_aligned(tmp_path / "data")
+    base = {"nce_weight": 1.0, "nce_layers": "0,2", "nce_patches": 8, "max_steps": 4}
+    plain = fit(tiny_config(data, train=base), tmp_path / "plain")
+    cfg = tiny_config(data, train={**base, "nce_adaptive_steps": 2})
+    whole = fit(cfg, tmp_path / "whole")
+    fit(cfg.replace(train={"max_steps": 2}), tmp_path / "split")
+    split = fit(cfg.replace(train={"max_steps": 4}), tmp_path / "split", resume=True)
+    a, b, c = (load_file(x / "generator.safetensors") for x in (whole, split, plain))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], c[k]) for k in a)  # the weighting changed G's updates
 
 
 def test_patch_nce_trains_resumes_and_refuses_models_it_cannot_read(tmp_path: Path) -> None:

@@ -222,11 +222,32 @@ def labelmix_loss(
     return (d_mixed.float() - target).pow(2).mean()
 
 
-def patch_nce_loss(query: torch.Tensor, key: torch.Tensor, tau: float = 0.07) -> torch.Tensor:
+def patch_nce_loss(
+    query: torch.Tensor, key: torch.Tensor, tau: float = 0.07, weights: torch.Tensor | None = None
+) -> torch.Tensor:
     """Supervised PatchNCE (after Park et al., ECCV 2020): query (B, N, D) features of N
     patches of G's output and key (B, N, D) of the same N places in the target, both
     L2-normalised. Each query's positive is the key at its own place, its negatives the
-    other N - 1 keys of its image: the cross-entropy of the similarities / tau, averaged."""
+    other N - 1 keys of its image: the cross-entropy of the similarities / tau, averaged
+    over the patches, or weighted by `weights` (B, N) (the adaptive variant)."""
     logits = torch.bmm(query.float(), key.float().transpose(1, 2)) / tau  # (B, N, N)
     target = torch.arange(query.shape[1], device=query.device).expand(query.shape[0], -1)
-    return F.cross_entropy(logits.flatten(0, 1), target.flatten())
+    per_patch = F.cross_entropy(logits.flatten(0, 1), target.flatten(), reduction="none")
+    if weights is None:
+        return per_patch.mean()
+    return (per_patch * weights.flatten().float()).sum() / weights.float().sum().clamp(min=1e-12)
+
+
+def adaptive_nce_weights(
+    query: torch.Tensor, key: torch.Tensor, progress: float, sigma: float = 0.5
+) -> torch.Tensor:
+    """Patch weights (B, N) of the adaptive supervised PatchNCE (after Li et al., MICCAI
+    2023, for pairs that do not line up): a patch whose output and target features
+    disagree (cosine similarity s of its positive pair far from 1) is likely a place where
+    the pair is inconsistent, so it counts less as training goes on:
+    w = (1 - p) + p * exp(-(1 - s)^2 / (2 sigma^2)), p the progress in [0, 1] (0: every
+    patch 1, plain supervised PatchNCE). Not differentiated."""
+    with torch.no_grad():
+        s = (query.float() * key.float()).sum(-1)  # (B, N), both L2-normalised
+        p = min(max(progress, 0.0), 1.0)
+        return (1 - p) + p * torch.exp(-((1 - s) ** 2) / (2 * sigma**2))

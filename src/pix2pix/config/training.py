@@ -85,6 +85,10 @@ class TrainConfig:
     """U-Net encoder levels PatchNCE compares (0: the first, full-width one), comma-separated."""
     nce_patches: int = 256
     """Patches PatchNCE samples per level and image."""
+    nce_adaptive_steps: int = 0
+    """The adaptive supervised PatchNCE (for pairs that do not line up): over this many
+    steps, patches whose output and target features disagree come to count less
+    (`pix2pix.losses.adaptive_nce_weights`); 0: plain supervised PatchNCE."""
     ffl_weight: float = 0.0
     """Weight of the focal frequency loss (Jiang et al. 2021): the output's and target's
     2-D spectra compared, each frequency weighted by how wrong it is; 0: off."""
@@ -166,6 +170,7 @@ class TrainConfig:
         at_least(self, "ffl_weight", 0.0)
         at_least(self, "nce_weight", 0.0)
         at_least(self, "nce_patches", 2)
+        at_least(self, "nce_adaptive_steps", 0)
         if not self.nce_levels:
             raise ConfigError(f"{ref('nce_layers')} is empty; give encoder levels such as 0,2,4")
         weights = self.level_weights

@@ -16,6 +16,7 @@ from torch import nn
 from pix2pix.config import RunConfig, ref
 from pix2pix.errors import ConfigError
 from pix2pix.losses import (
+    adaptive_nce_weights,
     d_accuracy,
     discriminator_loss,
     feature_matching_loss,
@@ -215,7 +216,11 @@ class Pix2PixMethod(Method):
             flat = feats.flatten(2)  # (2B, D, hw)
             where = torch.randperm(flat.shape[2], device=flat.device)[: t.nce_patches]
             picked = flat[:, :, where].transpose(1, 2)  # (2B, N, D)
-            losses.append(patch_nce_loss(picked[:n], picked[n:]))
+            weights = None
+            if t.nce_adaptive_steps:
+                progress = self.kit.steps / t.nce_adaptive_steps
+                weights = adaptive_nce_weights(picked[:n], picked[n:], progress)
+            losses.append(patch_nce_loss(picked[:n], picked[n:], weights=weights))
         return torch.stack(losses).mean()
 
     def _features(self, x: torch.Tensor) -> list[list[torch.Tensor]]:
