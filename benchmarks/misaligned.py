@@ -1,0 +1,106 @@
+"""Pairs that do not line up: the options' step time, and a picture of what they do.
+
+    python -m benchmarks.misaligned speed --size 128 [--steps 8]
+    python -m benchmarks.misaligned picture --plain RUN --best RUN --data ../shared/data/facades
+        --moved runs/facades_mis --out picture.png [--rows 4]
+
+speed: the median seconds of one training step (random tensors, batch 1, SIZE x SIZE) of
+`--recipe improved` and of each misalignment option on top of it, measured one after the
+other in this process (the base first and last, so a machine that slows down shows), and
+the ratio to the base.
+
+picture: rows of test pairs: input | the target as a model trained on the moved copy saw
+it (from --moved) | the plain model's output | the best model's output | the aligned target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from benchmarks.labels import measure
+from pix2pix.config import RunConfig
+from pix2pix.data.files.encoding import output_array
+from pix2pix.data.files.images import from_tensor, save_image
+from pix2pix.data.pairs.folders import find_pairs
+from pix2pix.evaluation.pairs import load_eval_pair, model_input, target_tensor
+from pix2pix.html import image_grid
+from pix2pix.translate import Pix2Pix
+
+OPTIONS: dict[str, dict[str, Any]] = {
+    "improved (base)": {},
+    "--reconstruction-scale 4": {"reconstruction_scale": 4},
+    "--reconstruction pyramid": {"reconstruction": "pyramid"},
+    "--ffl-weight 100": {"ffl_weight": 100.0},
+    "--nce-weight 1": {"nce_weight": 1.0},
+    "--nce-weight 1 --nce-adaptive-steps 2000": {"nce_weight": 1.0, "nce_adaptive_steps": 2000},
+    "--reconstruction pyramid --nce-weight 1": {"reconstruction": "pyramid", "nce_weight": 1.0},
+}
+
+
+def speed(args: argparse.Namespace) -> None:
+    size = args.size
+    runs = [*OPTIONS, "improved (base)"]
+    results = []
+    for name in runs:
+        train = {"recipe": "improved", "device": "cpu", "precision": args.precision}
+        config = RunConfig.from_dict({
+            "model": {"generator": f"unet_{size}", "in_channels": 3, "out_channels": 3},
+            "data": {"crop_size": size, "load_size": size},
+            "train": {**train, **OPTIONS[name]},
+        })  # fmt: skip
+        results.append({"option": name, **measure(config, args.steps)})
+    base = (results[0]["s_per_step"] + results[-1]["s_per_step"]) / 2
+    print(f"{platform.processor() or platform.machine()}, torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads, {size}x{size}, batch 1, "
+          f"precision {args.precision}")  # fmt: skip
+    print("| option (on --recipe improved) | s/step | x base |\n|---|---|---|")
+    for r in results:
+        r["x_base"] = r["s_per_step"] / base
+        print(f"| {r['option']} | {r['s_per_step']:.3f} | {r['x_base']:.2f} |")
+    if args.out:
+        Path(args.out).write_text(json.dumps(results, indent=2) + "\n")
+
+
+def picture(args: argparse.Namespace) -> None:
+    torch.manual_seed(0)
+    load = dict(device="cpu", precision="fp32", compile="off")
+    plain, best = (Pix2Pix.load(p, **load) for p in (args.plain, args.best))  # type: ignore[arg-type]
+    aligned = find_pairs(Path(args.data) / "test", "auto")[: args.rows]
+    moved = {p.a.name: p for p in find_pairs(Path(args.moved) / "test", "auto")}
+    grid = []
+    for pair in aligned:
+        p = load_eval_pair(pair, plain.config)
+        shifted = load_eval_pair(moved[pair.a.name], plain.config)
+        x = model_input(p, plain.config)
+        outs = [output_array(m.translate_tensor(x)[0], x[0], m.config.data) for m in (plain, best)]
+        target, seen = (from_tensor(target_tensor(q)[0], "uint8") for q in (p, shifted))
+        grid.append([np.asarray(p.input), seen, *outs, target])
+    save_image(image_grid(grid), Path(args.out))
+    print("wrote", args.out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("speed")
+    s.add_argument("--size", type=int, default=128)
+    s.add_argument("--steps", type=int, default=8)
+    s.add_argument("--precision", default="auto")
+    s.add_argument("--out", default="", help="also write the results as JSON here")
+    p = sub.add_parser("picture")
+    for flag in ("--plain", "--best", "--data", "--moved", "--out"):
+        p.add_argument(flag, required=True)
+    p.add_argument("--rows", type=int, default=4)
+    args = parser.parse_args()
+    speed(args) if args.command == "speed" else picture(args)
+
+
+if __name__ == "__main__":
+    main()
