@@ -12,7 +12,7 @@ from typing import get_args
 
 from pix2pix.cli.flags import add_progress_flag, uses
 from pix2pix.config import CompileChoice, Precision, Switch, Weights
-from pix2pix.errors import UserError
+from pix2pix.errors import UserError, setting
 from pix2pix.translate.tiling import TileStats
 
 log = logging.getLogger("pix2pix")
@@ -294,8 +294,20 @@ def add_export(sub: Subparsers) -> None:
     )
     uses(p, networks=True)
     p.add_argument("--checkpoint", required=True, help="run folder or checkpoint folder")
-    p.add_argument("--format", required=True, choices=FORMATS, help="onnx or torchscript")
-    p.add_argument("--out", required=True, metavar="FILE", help="the exported file (e.g. g.onnx)")
+    p.add_argument(
+        "--format",
+        required=True,
+        choices=[*FORMATS, "web"],
+        help="onnx, torchscript, or web: a static site (index.html, model.onnx, ONNX Runtime "
+        "Web) that draws or opens an image and translates it in the browser, offline",
+    )
+    p.add_argument("--out", required=True, metavar="PATH", help="file (g.onnx); web: a folder")
+    p.add_argument(
+        "--runtime",
+        metavar="DIR",
+        help="--format web: the onnxruntime-web npm package, unpacked (its folder, dist/ or a "
+        "folder with node_modules/onnxruntime-web); default: npm pack it now",
+    )
     p.add_argument(
         "--eval",
         action="store_true",
@@ -315,6 +327,16 @@ def add_export(sub: Subparsers) -> None:
 
 def _export(args: argparse.Namespace) -> None:
     from pix2pix.export import export_checkpoint
+
+    if args.format == "web":
+        from pix2pix.serve.web import export_web
+
+        site = export_web(args.checkpoint, args.out, runtime=args.runtime, eval_mode=args.eval,
+                          overwrite=args.overwrite, weights=args.weights)  # fmt: skip
+        mb = (site / "model.onnx").stat().st_size / 2**20
+        return print(f"wrote {site}/ (model.onnx {mb:.1f} MB): python -m http.server -d {site}")
+    if args.runtime:
+        raise UserError(f"{setting('--runtime')} is for --format web")
 
     result = export_checkpoint(
         args.checkpoint,
