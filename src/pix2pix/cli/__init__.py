@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pix2pix._version import __version__
 from pix2pix.cli.cache import add_cache
 from pix2pix.cli.data import add_data
+from pix2pix.cli.distill import add_distill
 from pix2pix.cli.evaluate import add_evaluate, add_segmenter
 from pix2pix.cli.flags import Parser, Subparsers, add_log_flags, add_pixel_limit
 from pix2pix.cli.interop import add_import, add_push
@@ -28,6 +29,7 @@ log = logging.getLogger("pix2pix")
 
 COMMANDS: list[Callable[[Subparsers], None]] = [
     add_train,
+    add_distill,
     add_translate,
     add_export,
     add_serve,

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Literal, get_args
 
 Direction = Literal["AtoB", "BtoA"]
-Layout = Literal["auto", "aligned", "paired"]
+Layout = Literal["auto", "aligned", "paired", "inputs"]
 Preprocess = Literal["resize_and_crop", "crop", "scale_width", "scale_width_and_crop", "none"]
 Resize = Literal["square", "width"]
 # What each preprocess does, the one place it is decided: (resize to --load-size: square

@@ -137,7 +137,8 @@ class DataConfig:
     split: str = "train"
     """Subfolder of --data to train on, when it exists."""
     layout: Layout = "auto"
-    """aligned: each file holds A and B side by side; paired: A/ and B/ folders; auto."""
+    """aligned: each file holds A and B side by side; paired: A/ and B/ folders; inputs:
+    each file is an input alone (no target: for --method distill); auto."""
     direction: Direction = "AtoB"
     """AtoB translates A (left/A folder) into B; BtoA the reverse (facades labels->photo)."""
     preprocess: Preprocess = "resize_and_crop"

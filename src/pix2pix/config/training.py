@@ -89,6 +89,15 @@ class TrainConfig:
     """The adaptive supervised PatchNCE (for pairs that do not line up): over this many
     steps, patches whose output and target features disagree come to count less
     (`pix2pix.losses.adaptive_nce_weights`); 0: plain supervised PatchNCE."""
+    teacher: str = ""
+    """--method distill: the teacher's run or checkpoint folder (a pix2pix U-Net or ResNet
+    model); its translation of each input is the student's target."""
+    distill_features: float = 1.0
+    """--method distill: weight of the feature term, the mean squared error between the
+    student's encoder features (mapped by learned 1x1 convs) and the teacher's (U-Nets)."""
+    distill_layers: str = ""
+    """--method distill: the encoder levels the feature term compares, comma-separated;
+    empty: those of 1, 3, 5 the networks have."""
     ffl_weight: float = 0.0
     """Weight of the focal frequency loss (Jiang et al. 2021): the output's and target's
     2-D spectra compared, each frequency weighted by how wrong it is; 0: off."""

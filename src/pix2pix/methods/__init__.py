@@ -12,6 +12,7 @@ from pix2pix.config import RunConfig, ref
 from pix2pix.errors import ConfigError
 from pix2pix.methods.base import ExtraInput, Method
 from pix2pix.methods.bicyclegan import BicycleGANMethod
+from pix2pix.methods.distill import DistillMethod
 from pix2pix.methods.oasis import OASISMethod
 from pix2pix.methods.pix2pix import Pix2PixMethod
 from pix2pix.runtime import Kit
@@ -20,6 +21,7 @@ METHODS: dict[str, type[Method]] = {
     "pix2pix": Pix2PixMethod,
     "bicyclegan": BicycleGANMethod,
     "oasis": OASISMethod,
+    "distill": DistillMethod,
 }
 
 

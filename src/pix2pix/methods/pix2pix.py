@@ -195,10 +195,17 @@ class Pix2PixMethod(Method):
             loss = loss + t.nce_weight * out["loss_g_nce"]
         if "loss_g_fm" in out:
             loss = loss + t.feature_matching * out["loss_g_fm"]
+        for name, (weight, term) in self.extra_g_terms(real_a).items():
+            out[name] = term
+            loss = loss + weight * term
         kit.scaler.scale(loss).backward()
         kit.scaler.step(opt)
         self.d.requires_grad_(True)
         return {"loss_g": loss, "loss_g_gan": loss_gan, "loss_g_l1": loss_l1, **out}
+
+    def extra_g_terms(self, real_a: torch.Tensor) -> dict[str, tuple[float, torch.Tensor]]:
+        """Further terms of G's loss a subclass adds: name -> (weight, loss)."""
+        return {}
 
     def _patch_nce(self, fake: torch.Tensor, real_b: torch.Tensor) -> torch.Tensor:
         """PatchNCE between G's encoder features of its output (queries) and of the

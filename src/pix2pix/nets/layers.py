@@ -56,3 +56,15 @@ class PatchHead(nn.Module):
 
     def forward(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
         return [nn.functional.normalize(m(f), dim=1) for m, f in zip(self.mlps, features)]
+
+
+class FeatureAdapter(nn.Module):
+    """Distillation's map from a student's feature widths to a teacher's: one 1x1 conv
+    per level, [(B, C_s, h, w)] -> [(B, C_t, h, w)]."""
+
+    def __init__(self, student: list[int], teacher: list[int]) -> None:
+        super().__init__()
+        self.convs = nn.ModuleList(nn.Conv2d(s, t, 1) for s, t in zip(student, teacher))
+
+    def forward(self, features: list[torch.Tensor]) -> list[torch.Tensor]:
+        return [conv(f) for conv, f in zip(self.convs, features)]

@@ -90,6 +90,8 @@ def find_pairs(root: Path, layout: str = "auto") -> list[PairFiles]:
         layout = detect_layout(root)
     if layout == "aligned":
         pairs = [PairFiles(p.stem, p) for p in list_images(root)]
+    elif layout == "inputs":  # inputs alone (distillation): each file stands for both sides
+        pairs = [PairFiles(p.stem, p, p) for p in list_images(root)]
     else:
         a_dirs, b_dirs = side_folders(root, "A"), side_folders(root, "B")
         for side, found in (("A", a_dirs), ("B", b_dirs)):
