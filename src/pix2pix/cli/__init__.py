@@ -16,9 +16,10 @@ from pix2pix.cli.cache import add_cache
 from pix2pix.cli.data import add_data
 from pix2pix.cli.distill import add_distill
 from pix2pix.cli.evaluate import add_evaluate, add_segmenter
+from pix2pix.cli.export import add_export
 from pix2pix.cli.flags import Parser, Subparsers, add_log_flags, add_pixel_limit
 from pix2pix.cli.interop import add_import, add_push
-from pix2pix.cli.models import add_export, add_serve, add_translate
+from pix2pix.cli.models import add_serve, add_translate
 from pix2pix.cli.train import add_demo, add_train
 from pix2pix.errors import UserError
 from pix2pix.training.distributed import is_main_process

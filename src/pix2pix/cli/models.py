@@ -12,7 +12,7 @@ from typing import get_args
 
 from pix2pix.cli.flags import add_progress_flag, uses
 from pix2pix.config import CompileChoice, Precision, Switch, Weights
-from pix2pix.errors import UserError, setting
+from pix2pix.errors import UserError
 from pix2pix.translate.tiling import TileStats
 
 log = logging.getLogger("pix2pix")
@@ -276,82 +276,3 @@ def _serve(args: argparse.Namespace) -> None:
         )
     print(f"pix2pix demo: http://{args.host}:{args.port}/  (Ctrl-C to stop)", flush=True)
     serve(app, host=args.host, port=args.port)
-
-
-def add_export(sub: Subparsers) -> None:
-    from pix2pix.export import DEFAULT_TOLERANCE, FORMATS
-
-    p = sub.add_parser(
-        "export",
-        help="export the generator to ONNX or TorchScript, verified against PyTorch",
-        description="Export the generator: input (B, C_in, H, W) float32 in [-1, 1], H and W "
-        "multiples of the generator's stride (256 for unet_256, 4 for resnet_*), batch, "
-        "height and width dynamic; output (B, C_out, H, W) in [-1, 1]. Dropout is off. "
-        "Batch norm uses the statistics of the translated batch, as the paper's inference "
-        "(default), or the running statistics from training (--eval). The written file is "
-        "run (onnxruntime or torch.jit.load) on two random input sizes and compared with "
-        "PyTorch in the same mode; if it differs by more than --tolerance, nothing is written.",
-    )
-    uses(p, networks=True)
-    p.add_argument("--checkpoint", required=True, help="run folder or checkpoint folder")
-    p.add_argument(
-        "--format",
-        required=True,
-        choices=[*FORMATS, "web"],
-        help="onnx, torchscript, or web: a static site (index.html, model.onnx, ONNX Runtime "
-        "Web) that draws or opens an image and translates it in the browser, offline",
-    )
-    p.add_argument("--out", required=True, metavar="PATH", help="file (g.onnx); web: a folder")
-    p.add_argument(
-        "--runtime",
-        metavar="DIR",
-        help="--format web: the onnxruntime-web npm package, unpacked (its folder, dist/ or a "
-        "folder with node_modules/onnxruntime-web); default: npm pack it now",
-    )
-    p.add_argument(
-        "--eval",
-        action="store_true",
-        help="batch norm with running statistics (default: the batch's own statistics, "
-        "the paper's inference); dropout is off either way",
-    )
-    p.add_argument(
-        "--tolerance",
-        type=float,
-        default=DEFAULT_TOLERANCE,
-        help=f"largest accepted |exported - PyTorch| (default: {DEFAULT_TOLERANCE:g})",
-    )
-    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
-    add_weights_flag(p)
-    p.set_defaults(func=_export)
-
-
-def _export(args: argparse.Namespace) -> None:
-    from pix2pix.export import export_checkpoint
-
-    if args.format == "web":
-        from pix2pix.serve.web import export_web
-
-        site = export_web(args.checkpoint, args.out, runtime=args.runtime, eval_mode=args.eval,
-                          overwrite=args.overwrite, weights=args.weights)  # fmt: skip
-        mb = (site / "model.onnx").stat().st_size / 2**20
-        return print(f"wrote {site}/ (model.onnx {mb:.1f} MB): python -m http.server -d {site}")
-    if args.runtime:
-        raise UserError(f"{setting('--runtime')} is for --format web")
-
-    result = export_checkpoint(
-        args.checkpoint,
-        args.format,
-        args.out,
-        eval_mode=args.eval,
-        tolerance=args.tolerance,
-        overwrite=args.overwrite,
-        weights=args.weights,
-    )
-    for check in result.checks:
-        shape = "x".join(map(str, check.shape))
-        print(f"verified input {shape}: max |{args.format} - pytorch| = {check.max_abs_diff:.3g}")
-    mode = "running statistics" if result.eval_mode else "batch statistics"
-    print(
-        f"wrote {result.path} (batch norm: {mode}; dropout off; "
-        f"H, W multiples of {result.stride}; tolerance {result.tolerance:g})"
-    )
