@@ -209,8 +209,14 @@ def picture(out: Path, names: list[str], path: Path, rows: int = 4) -> Path:
     first = out / names[0] / "eval" / "images"
     stems = sorted((p.name[: -len("_input.png")] for p in first.glob("*_input.png")),
                    key=lambda s: (len(s), s))[:rows]  # fmt: skip
+
+    def output(name: str, stem: str) -> Path:  # with --samples K: the first sample
+        outputs = out / name / "eval" / "outputs"
+        plain = outputs / f"{stem}.png"
+        return plain if plain.exists() else outputs / f"{stem}_00.png"
+
     grid = [[read_image(first / f"{stem}_input.png", 3)]
-            + [read_image(out / n / "eval" / "outputs" / f"{stem}.png", 3) for n in names]
+            + [read_image(output(n, stem), 3) for n in names]
             + [read_image(first / f"{stem}_target.png", 3)] for stem in stems]  # fmt: skip
     save_image(image_grid(grid), path)
     return path
