@@ -1,9 +1,9 @@
 """`pix2pix export --format web`: a static site that translates in the browser.
 
-The folder holds index.html, web.js and style.css (from `static/web/`), model.onnx (the
-generator, exported and verified as `pix2pix.export` does), model.json (what the page
-needs: channels, canvas size, the drawing tools of `serve`, a latent code's size) and
-ort/, ONNX Runtime Web's WASM runtime (and its WebGPU build when the runtime folder has
+The folder holds index.html and web.js (from `static/web/`), style.css (the served
+page's), model.onnx (the generator, exported and verified as `pix2pix.export` does),
+model.json (what the page needs: channels, canvas size, the drawing tools of `serve`, a
+latent code's size) and ort/, ONNX Runtime Web's WASM runtime (and its WebGPU build when the runtime folder has
 one) copied from the npm package. Nothing is loaded from elsewhere: any static file
 server (`python -m http.server`) serves it, offline.
 
@@ -37,7 +37,7 @@ WEBGPU_FILES = (
     "ort-wasm-simd-threaded.jsep.wasm",
     "ort-wasm-simd-threaded.jsep.mjs",
 )
-PAGE_FILES = ("index.html", "web.js", "style.css")
+PAGE_FILES = ("web/index.html", "web/web.js", "style.css")  # the style: serve's page's
 
 
 def runtime_dist(runtime: Path) -> Path:
@@ -137,8 +137,8 @@ def export_web(
             for name in WASM_FILES + (WEBGPU_FILES if "webgpu" in runtimes else ()):
                 shutil.copyfile(dist / name, site / "ort" / name)
             for name in PAGE_FILES:
-                (site / name).write_bytes(files("pix2pix.serve").joinpath(f"static/web/{name}")
-                                          .read_bytes())  # fmt: skip
+                data = files("pix2pix.serve").joinpath(f"static/{name}").read_bytes()
+                (site / Path(name).name).write_bytes(data)
             info = page_info(generator, config, eval_mode, runtimes)
             (site / "model.json").write_text(json.dumps(info, indent=2) + "\n")
     return out
