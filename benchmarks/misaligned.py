@@ -73,11 +73,11 @@ def picture(args: argparse.Namespace) -> None:
     load = dict(device="cpu", precision="fp32", compile="off")
     plain, best = (Pix2Pix.load(p, **load) for p in (args.plain, args.best))  # type: ignore[arg-type]
     aligned = find_pairs(Path(args.data) / "test", "auto")[: args.rows]
-    moved = {p.a.name: p for p in find_pairs(Path(args.moved) / "test", "auto")}
+    moved = {p.a.stem: p for p in find_pairs(Path(args.moved) / "test", "auto")}
     grid = []
     for pair in aligned:
         p = load_eval_pair(pair, plain.config)
-        shifted = load_eval_pair(moved[pair.a.name], plain.config)
+        shifted = load_eval_pair(moved[pair.a.stem], plain.config)
         x = model_input(p, plain.config)
         outs = [output_array(m.translate_tensor(x)[0], x[0], m.config.data) for m in (plain, best)]
         target, seen = (from_tensor(target_tensor(q)[0], "uint8") for q in (p, shifted))
