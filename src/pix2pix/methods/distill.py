@@ -26,7 +26,7 @@ from pix2pix.checkpoint import find_checkpoint, generator_file, load_weights, re
 from pix2pix.config import RunConfig, ref
 from pix2pix.errors import ConfigError
 from pix2pix.methods.base import generator_of
-from pix2pix.methods.pix2pix import Pix2PixMethod
+from pix2pix.methods.pix2pix import Pix2PixMethod, encoder_widths
 from pix2pix.nets.inference import inference_mode, run_any_size
 from pix2pix.nets.layers import FeatureAdapter
 
@@ -46,10 +46,6 @@ def load_teacher(path: str) -> tuple[nn.Module, RunConfig]:
     teacher = generator_of(config, init=False)
     load_weights(teacher, generator_file(ckpt, "auto"))
     return teacher.requires_grad_(False), config
-
-
-def encoder_widths(g: nn.Module, levels: list[int]) -> list[int]:
-    return [g.encoder[i][-1 if i == 0 else 1].out_channels for i in levels]
 
 
 class DistillMethod(Pix2PixMethod):

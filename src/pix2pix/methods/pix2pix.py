@@ -49,8 +49,12 @@ def nce_head(config: RunConfig, g: nn.Module) -> nn.Module:
             f"{ref('nce_layers')} {config.train.nce_layers!r}: {m.generator} has encoder "
             f"levels 0..{g.depth - 1}"
         )
-    widths = [g.encoder[i][-1 if i == 0 else 1].out_channels for i in levels]
-    return PatchHead(widths)
+    return PatchHead(encoder_widths(g, levels))
+
+
+def encoder_widths(g: nn.Module, levels: list[int]) -> list[int]:
+    """The channels of U-Net `g`'s encoder outputs at `levels`."""
+    return [g.encoder[i][-1 if i == 0 else 1].out_channels for i in levels]
 
 
 class DiscriminatorPair(nn.Module):

@@ -3,9 +3,9 @@
 The folder holds index.html and web.js (from `static/web/`), style.css (the served
 page's), model.onnx (the generator, exported and verified as `pix2pix.export` does),
 model.json (what the page needs: channels, canvas size, the drawing tools of `serve`, a
-latent code's size) and ort/, ONNX Runtime Web's WASM runtime (and its WebGPU build when the runtime folder has
-one) copied from the npm package. Nothing is loaded from elsewhere: any static file
-server (`python -m http.server`) serves it, offline.
+latent code's size) and ort/, ONNX Runtime Web's WASM runtime (and its WebGPU build when
+the runtime folder has one) copied from the npm package. Nothing is loaded from
+elsewhere: any static file server (`python -m http.server`) serves it, offline.
 
 The runtime comes from `runtime` (an `onnxruntime-web` package folder, its dist/, or a
 folder with node_modules/onnxruntime-web), or, when not given, from `npm pack` of the
