@@ -11,7 +11,9 @@ depend on the weights), the inputs N random 256x256 PNGs. Variants, each a new p
   PIL in and out (`--worker`, this file);
 - ours, cold: `pix2pix translate` with an empty compile cache (what a first job sees);
 - ours, warm: the same with the compiled generator in the cache (every later job on
-  this machine; primed once with `--compile aot`, which is timed on its own).
+  this machine; primed once with `--compile aot`, which is timed on its own);
+- with `--backends`: ours in fp32 NCHW (what `auto` is on a CPU without native bf16),
+  `--backend onnxruntime` and `--backend onnxruntime --quantize int8`, each warm.
 
 Per image: the difference between the largest and smallest job's wall times over the
 difference in images (start-up excluded). Variants alternate (A B C A B C).
@@ -82,6 +84,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     prime = timed(ours(min(args.images), "--compile", "aot"), env)  # builds the package
     variants = {"baseline": (baseline, env), "ours, cold cache": (ours, cold_env),
                 "ours, warm cache": (ours, env)}  # fmt: skip
+    if args.backends:  # each primed once (its compiled package or ONNX file cached)
+        fp32 = ("--precision", "fp32", "--channels-last", "off")
+        ort = ("--backend", "onnxruntime")
+        for name, extra in (("ours fp32 (no native bf16), warm", fp32),
+                            ("onnxruntime, warm", ort),
+                            ("onnxruntime int8, warm", (*ort, "--quantize", "int8"))):  # fmt: skip
+            first = ("--compile", "aot") if extra is fp32 else ()
+            timed(ours(min(args.images), *extra, *first), env)
+            variants[name] = (lambda n, extra=extra: ours(n, *extra), env)
     times: dict[str, dict[int, list[float]]] = {v: {n: [] for n in args.images} for v in variants}
     for _ in range(args.reps):
         for n in args.images:
@@ -110,6 +121,9 @@ def main() -> None:
     parser.add_argument("--generator", default="unet_256")
     parser.add_argument("--reps", type=int, default=2)
     parser.add_argument("--eval", action="store_true", help="eval-mode inference")
+    parser.add_argument(
+        "--backends", action="store_true", help="also fp32 (compiled), onnxruntime and its int8"
+    )
     parser.add_argument("--out", default="runs/translate_process")
     parser.add_argument("--json", help="write the figures here")
     args = parser.parse_args()

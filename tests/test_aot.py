@@ -134,6 +134,19 @@ def test_a_paper_mode_package_gives_the_eager_picture_for_the_same_seed(
     assert all(torch.equal(v, stats[k]) for k, v in model.generator.state_dict().items())
 
 
+def test_an_eval_mode_package_of_a_generator_with_dropout_is_built_and_run(cache) -> None:
+    # the noise wrapper asked an eval-mode export for masks it never takes: every such
+    # build failed (StopIteration) and translated uncompiled
+    torch.manual_seed(0)
+    g = build_generator(config(**PAPER).model).eval()
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    before = packages()
+    model = translator(g, "build", **PAPER)
+    y = model.translate_tensor(x, eval_mode=True)
+    assert len(packages() - before) == 1 and ran_a_package(model)
+    assert (y - eager(g, **PAPER).translate_tensor(x, eval_mode=True)).abs().max() < TOL["fp32"]
+
+
 def test_a_strided_input_reaches_the_package_dense(built) -> None:
     # item 5: a view (a crop, ab[:, :3]) was indexed with the compiled strides
     g, x, y, _ = built

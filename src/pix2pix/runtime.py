@@ -92,10 +92,15 @@ class Speed:
     compile: bool = False
     compile_mode: str | None = None  # None: torch.compile's default mode
     aot: str = "off"
+    backend: str = "torch"  # or onnxruntime (CPU inference, float32: translate.onnxrt)
+    quantize: str = "off"  # onnxruntime: int8 (dynamic quantisation)
 
     def __str__(self) -> str:
         """For logs: "bf16, channels-last, compiled (max-autotune)"."""
         parts = [self.precision]
+        if self.backend != "torch":
+            q = ", int8 weights" if self.quantize != "off" else ""
+            return ", ".join([*parts, f"{self.backend}{q}"])
         parts += ["channels-last"] if self.channels_last else []
         if self.compile:
             parts.append(f"compiled ({self.compile_mode})" if self.compile_mode else "compiled")
@@ -139,13 +144,24 @@ def resolve_speed(
     channels_last: str = "auto",
     compile: str = "auto",
     images: int | None = None,
+    backend: str = "auto",
+    quantize: str = "off",
 ) -> Speed:
     """Concrete settings from 'auto'/explicit choices ('on'/'off' for the switches;
     `compile` also takes a torch.compile mode from COMPILE_MODES, which turns it on, and
     for CPU inference 'aot': compile ahead of time now if no package is cached).
 
     `images`: how many images an inference job will translate (decides 'auto' compile).
+    `backend`: auto or torch, or onnxruntime for CPU inference (float32; `quantize`
+    int8 quantises its weights); auto is torch (onnxruntime measured slower, see
+    docs/PERFORMANCE.md).
     """
+    if backend not in ("auto", "torch", "onnxruntime"):
+        raise ConfigError(
+            f"{setting('--backend')} {backend!r} is not valid; choose auto, torch or onnxruntime"
+        )
+    if backend == "onnxruntime" or quantize != "off":
+        return _onnxruntime_speed(device, purpose, precision, compile, backend, quantize)
     if compile == "aot" and (purpose != "infer" or device.type != "cpu"):
         raise ConfigError(
             f"{setting('--compile')} aot is for translating on the CPU; use on or off here"
@@ -164,6 +180,26 @@ def resolve_speed(
             f"{setting('--precision')} fp16 needs a CUDA device (got {device}); use bf16 or fp32"
         )
     return speed
+
+
+def _onnxruntime_speed(
+    device: torch.device, purpose: Purpose, precision: str, compile: str, backend: str, q: str
+) -> Speed:
+    """The checked settings of `--backend onnxruntime [--quantize int8]`."""
+    problem = None
+    if backend != "onnxruntime":
+        problem = f"{setting('--quantize')} {q} is for {setting('--backend')} onnxruntime"
+    elif q not in ("off", "int8"):
+        problem = f"{setting('--quantize')} {q!r} is not valid; choose off or int8"
+    elif purpose != "infer" or device.type != "cpu":
+        problem = f"{setting('--backend')} onnxruntime runs on the CPU; use --device cpu"
+    elif precision not in ("auto", "fp32"):
+        problem = f"{setting('--backend')} onnxruntime runs float32; drop --precision {precision}"
+    elif compile not in ("auto", "off"):
+        problem = f"{setting('--backend')} onnxruntime compiles by itself; drop --compile {compile}"
+    if problem:
+        raise ConfigError(problem)
+    return Speed("fp32", backend="onnxruntime", quantize=q)
 
 
 def configure_backends() -> None:

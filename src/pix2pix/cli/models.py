@@ -93,6 +93,7 @@ def add_translate(sub: Subparsers) -> None:
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
     add_speed_flags(p)
+    add_backend_flags(p)
     add_weights_flag(p)
     add_progress_flag(p)
     p.set_defaults(func=_translate)
@@ -106,6 +107,25 @@ def add_weights_flag(p: argparse.ArgumentParser) -> None:
         choices=get_args(Weights),
         help="which generator weights: auto (the moving average a run trained with "
         "--ema-decay saved, else G's own), ema, raw (G's own)",
+    )
+
+
+def add_backend_flags(p: argparse.ArgumentParser) -> None:
+    """--backend, --quantize: what runs the generator on the CPU."""
+    p.add_argument(
+        "--backend",
+        default="auto",
+        choices=("auto", "torch", "onnxruntime"),
+        help="auto (torch), torch, or onnxruntime: the generator exported to ONNX (once per "
+        "model, size and machine, kept with the compiled ones) and run by ONNX Runtime on "
+        "the CPU in float32 (needs pix2pix[export])",
+    )
+    p.add_argument(
+        "--quantize",
+        default="off",
+        choices=("off", "int8"),
+        help="onnxruntime: int8 weights by dynamic quantisation (changes the outputs "
+        "slightly; docs/PERFORMANCE.md)",
     )
 
 
@@ -142,6 +162,8 @@ def _translate(args: argparse.Namespace) -> None:
         precision=args.precision,
         channels_last=args.channels_last,
         compile=args.compile,
+        backend=args.backend,
+        quantize=args.quantize,
         weights=args.weights,  # what to compile: the sizes 200+ images share (translate_files)
     )
     outputs = translate_files(

@@ -104,6 +104,8 @@ class _WithMasks(nn.Module):
         self.generator = generator
 
     def forward(self, x: torch.Tensor, *masks: torch.Tensor) -> torch.Tensor:
+        if not masks:  # eval mode (or no dropout): the dropout layers as they are
+            return self.generator(x)
         with masked(self.generator, iter(masks)):
             return self.generator(x)
 
@@ -123,7 +125,9 @@ def build_package(generator: nn.Module, x: torch.Tensor, path: Path, info: dict)
     drawn = [
         n.target
         for n in program.graph.nodes
-        if n.op == "call_function" and any(r in str(n.target) for r in RANDOM_OPS)
+        if n.op == "call_function"
+        and any(r in str(n.target) for r in RANDOM_OPS)
+        and not (str(n.target).startswith("aten.dropout") and n.args[2:3] == (False,))  # off
     ]
     if drawn:  # noise the masks do not cover (a functional dropout): eager only
         raise TypeError(f"the exported generator draws random numbers itself ({drawn[0]})")

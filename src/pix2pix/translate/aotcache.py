@@ -1,7 +1,8 @@
 """The folder of compiled generators (`pix2pix.translate.aot`): names, durability, size.
 
-Each package `<key>.pt2` has a sidecar `<key>.json` (`FORMAT`) with its size, SHA-256,
-what it was built for and the dropout inputs it takes. The sidecar is written (and
+Each package `<key>.pt2` (or ONNX file `<key>.onnx`, `translate.onnxrt`) has a sidecar
+`<key>.json` (`FORMAT`) with its size, SHA-256, what it was built for and the dropout
+inputs it takes. The sidecar is written (and
 fsynced) before the package is renamed into place, so a package with no sidecar, or one
 whose size or digest differs from it, is damaged (a power cut, a partial copy): it is
 deleted and rebuilt, never run. The sidecar's mtime is the package's last use; past
@@ -36,9 +37,10 @@ log = logging.getLogger("pix2pix.translate.aot")
 FORMAT = "pix2pix-aot-package"
 DEFAULT_MAX = 2 * 2**30
 UNITS = {"K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
-PACKAGE = re.compile(r"^[0-9a-f]{32}\.pt2$")
+PACKAGE = re.compile(r"^[0-9a-f]{32}\.(pt2|onnx)$")
+SUFFIXES = (".pt2", ".onnx")  # compiled packages; ONNX files of translate --backend onnxruntime
 TEMPORARY = re.compile(
-    r"^\.(?P<key>[0-9a-f]{32})\.(?:(?P<host>[0-9a-f]{8})-(?P<pid>\d+)\.)?[^.]+\.tmp\.(pt2|json)$"
+    r"^\.(?P<key>[0-9a-f]{32})\.(?:(?P<host>[0-9a-f]{8})-(?P<pid>\d+)\.)?[^.]+\.tmp\.(pt2|onnx|json)$"
 )
 STALE_AGE = 24 * 3600  # a temporary file of another host (a shared folder) older than this
 # /proc/cpuinfo flags that change the code a compiler may emit (x86); Arm lists only ISA
@@ -195,14 +197,14 @@ def entries(folder: Path | None = None) -> list[Entry]:
     found = []
     for p in sorted(folder.iterdir()) if folder.is_dir() else ():
         stem, suffix = p.stem, p.suffix
-        if not PACKAGE.match(stem + ".pt2") or suffix not in (".pt2", ".json"):
+        if not PACKAGE.match(stem + ".pt2") or suffix not in (*SUFFIXES, ".json"):
             continue
-        package = p.with_suffix(".pt2")
-        info = read_sidecar(package)
+        info = read_sidecar(p)
         try:
-            if suffix == ".json" and info is not None and not package.exists():  # orphan
+            orphan = not any(p.with_suffix(s).exists() for s in SUFFIXES)
+            if suffix == ".json" and info is not None and orphan:
                 found.append(Entry(p, 0, p.stat().st_mtime, info))
-            elif suffix == ".pt2" and (info is not None or _legacy(p)):
+            elif suffix in SUFFIXES and (info is not None or (suffix == ".pt2" and _legacy(p))):
                 used = sidecar_of(p).stat().st_mtime if info else p.stat().st_mtime
                 found.append(Entry(p, p.stat().st_size, used, info or {}))
         except OSError:  # removed meanwhile by another process
@@ -255,7 +257,7 @@ def tidy(keep: Path | None = None) -> None:
         log.info(
             "compile cache over %.0f MB: removing %s (last used %s)", cap / 2**20, e.path.name, used
         )
-        remove(e.path.with_suffix(".pt2"))
+        remove(e.path)
         total -= e.size
 
 
@@ -265,7 +267,7 @@ def clear(folder: Path | None = None) -> tuple[int, int]:
     folder = folder or cache_dir()
     count = freed = 0
     for e in entries(folder):
-        remove(e.path.with_suffix(".pt2"))
+        remove(e.path)
         count, freed = count + 1, freed + e.size
     for p in stale_temporaries(folder):
         freed += p.stat().st_size

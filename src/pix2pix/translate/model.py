@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import dataclasses
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -36,6 +35,7 @@ from pix2pix.runtime import (
     resolve_speed,
 )
 from pix2pix.translate.aot import AotGenerator
+from pix2pix.translate.onnxrt import cpu_runner
 from pix2pix.translate.samples import encode_images, sample_codes
 from pix2pix.translate.tiling import (
     TILE_STATS,
@@ -83,13 +83,8 @@ class Pix2Pix:
         # inputs beyond the image the method's generator takes (a latent code, a label map)
         self.extra_inputs = self.method.extra_inputs(config)
         self._run = compiled(self.generator, self.speed, "infer")
-        # compiled packages take the image alone: a generator with extra inputs runs as
-        # torch.compile (or eager) has it
-        if self.speed.aot != "off" and owned and device.type == "cpu" and not self.extra_inputs:
-            # compiled packages only for weights that are ours: a caller's module may
-            # change after this (a trainer's generator between validations)
-            net = dataclasses.asdict(config.model)
-            self._run = AotGenerator(self.generator, net, build=self.speed.aot == "build")
+        if owned and device.type == "cpu":  # weights that are ours (a caller's may change)
+            self._run = cpu_runner(self.generator, config, self.speed) or self._run
         self.config = config
         self.device = device
         self._lock = threading.RLock()  # inference toggles module modes: one call at a time
@@ -108,6 +103,8 @@ class Pix2Pix:
         compile: str = "auto",
         images: int | None = None,
         weights: str = "auto",
+        backend: str = "auto",
+        quantize: str = "off",
     ) -> Pix2Pix:
         """From a checkpoint folder or a run folder (its latest/); no training flags needed.
 
@@ -127,7 +124,9 @@ class Pix2Pix:
             generator = load_weights(method.inference_module(config, init=False), file)
         generator.eval()  # ours: at rest in eval mode
         dev = resolve_device(device)
-        speed = resolve_speed(dev, "infer", precision, channels_last, compile, images)
+        speed = resolve_speed(
+            dev, "infer", precision, channels_last, compile, images, backend, quantize
+        )
         model = cls(generator, config, dev, speed, owned=True)
         model.path = ckpt  # where the method's other modules are (an encoder)
         return model
