@@ -17,8 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from conftest import error_line, run_cli
+from pix2pix.export.runtimes import compress_weights, onnx_runner
 from pix2pix.serve.web import export_web
 from pix2pix.translate import Pix2Pix
 from test_serve import make_model
@@ -66,14 +68,15 @@ def as_image(flat: list[int], size: int) -> np.ndarray:
     not CHROMIUM.exists(),
     reason="needs Chromium at /usr/bin/chromium (apt-get install -y chromium)",
 )
+@pytest.mark.parametrize("weights", ["fp32", "int8"])
 def test_site_draws_and_translates_in_chromium_as_python_does(
-    tmp_path: Path, runtime: Path, static_server: tuple[Path, str]
+    tmp_path: Path, runtime: Path, static_server: tuple[Path, str], weights: str
 ) -> None:
     from playwright.sync_api import sync_playwright
 
     site, url = static_server
     make_model(tmp_path / "ck", palette="facades")  # unet_64, palette drawing tools
-    export_web(tmp_path / "ck", site, runtime=runtime, eval_mode=True)
+    export_web(tmp_path / "ck", site, runtime=runtime, eval_mode=True, web_weights=weights)
     info = json.loads((site / "model.json").read_text())
     assert info["drawing"]["mode"] == "palette" and info["runtimes"] == ["wasm"]
     assert sorted(p.name for p in (site / "ort").iterdir()) == sorted(
@@ -109,8 +112,13 @@ def test_site_draws_and_translates_in_chromium_as_python_does(
     assert not errors, f"the page logged errors: {errors}"
     assert len(np.unique(drawn.reshape(-1, 3), axis=0)) == 2  # background and the stroke
     assert "ms (wasm)" in status
-    model = Pix2Pix.load(tmp_path / "ck", device="cpu", precision="fp32", compile="off")
-    want = np.asarray(model.translate_array(drawn, eval_mode=True))
+    if weights == "fp32":
+        model = Pix2Pix.load(tmp_path / "ck", device="cpu", precision="fp32", compile="off")
+        want = np.asarray(model.translate_array(drawn, eval_mode=True))
+    else:  # the int8 file as ONNX Runtime runs it in Python (its kernels restored in WASM)
+        x = torch.from_numpy(drawn).permute(2, 0, 1)[None].float() / 127.5 - 1
+        y = onnx_runner(site / "model.onnx")(x)[0].permute(1, 2, 0).clamp(-1, 1)
+        want = ((y + 1) * 127.5).round().byte().numpy()
     diff = np.abs(shown.astype(int) - want.astype(int))
     assert diff.max() <= 1, f"browser and Python differ by up to {diff.max()} levels"
     assert diff.std() > 0 or want.std() > 0  # a real image, not a blank canvas
@@ -143,3 +151,47 @@ def test_web_export_command_and_its_refusals(
     code, _, err = run_cli(capsys, "export", "--checkpoint", tmp_path / "ck", "--format", "onnx",
                            "--out", tmp_path / "g.onnx", "--runtime", runtime)  # fmt: skip
     assert code == 2 and "--runtime is for --format web" in error_line(err)
+
+
+def test_web_weights_shrink_the_kernels_and_record_what_that_changes(
+    tmp_path: Path, runtime: Path
+) -> None:
+    make_model(tmp_path / "ck")
+    sizes, records = {}, {}
+    for fmt in ("fp32", "fp16", "int8"):
+        site = export_web(tmp_path / "ck", tmp_path / fmt, runtime=runtime, web_weights=fmt)
+        sizes[fmt] = (site / "model.onnx").stat().st_size
+        records[fmt] = json.loads((site / "model.json").read_text())["weights"]
+    assert records["fp32"]["levels_max"] == 0
+    assert sizes["fp16"] < 0.6 * sizes["fp32"] and sizes["int8"] < 0.35 * sizes["fp32"]
+    assert 0 < records["fp16"]["levels_max"] < records["int8"]["levels_max"] < 20
+
+
+def test_int8_kernels_are_per_channel_symmetric_and_fp16_ones_rounded(tmp_path: Path) -> None:
+    import onnx
+    from onnx import helper, numpy_helper
+
+    w = np.array([[[[0.25, -1.0]]], [[[0.02, 0.006]]]], dtype=np.float32)  # (2, 1, 1, 2)
+    b = np.array([0.3, -0.3], dtype=np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["input", "w", "b"], ["output"])], "g",
+        [helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, [1, 1, 1, 2])],
+        [helper.make_tensor_value_info("output", onnx.TensorProto.FLOAT, [1, 2, 1, 1])],
+        [numpy_helper.from_array(w, "w"), numpy_helper.from_array(b, "b")],
+    )  # fmt: skip
+    x = torch.tensor([[[[1.0, 2.0]]]])
+    SCALES = np.array([1, 0.02])[:, None, None, None] / 127
+    for fmt, want_w in (
+        # scale per output channel: max|w| / 127 (1/127, then 0.02/127)
+        ("int8", np.array([[[[32, -127]]], [[[127, 38]]]]) * SCALES),
+        ("fp16", w.astype(np.float16).astype(np.float64)),
+    ):  # fmt: skip
+        path = tmp_path / f"{fmt}.onnx"
+        onnx.save_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+        compress_weights(path, fmt)
+        stored = {i.name: numpy_helper.to_array(i) for i in onnx.load(path).graph.initializer}
+        assert stored["b"].dtype == np.float32  # a bias stays as it was
+        assert stored[f"w.{fmt}"].dtype == (np.int8 if fmt == "int8" else np.float16)
+        got = onnx_runner(path)(x).flatten().numpy()
+        expected = (want_w[:, 0, 0] * x[0, 0, 0].numpy()).sum(axis=1) + b
+        assert np.allclose(got, expected, atol=1e-6), (fmt, got, expected)

@@ -4,6 +4,7 @@ static web site that translates in the browser, or a Gradio app."""
 from __future__ import annotations
 
 import argparse
+import json
 
 from pix2pix.cli.flags import Subparsers, uses
 from pix2pix.cli.models import add_weights_flag
@@ -41,6 +42,13 @@ def add_export(sub: Subparsers) -> None:
         "folder with node_modules/onnxruntime-web); default: npm pack it now",
     )
     p.add_argument(
+        "--web-weights",
+        default="fp32",
+        choices=("fp32", "fp16", "int8"),
+        help="--format web: the kernels in model.onnx as fp32, fp16 (half the size) or int8 "
+        "(a quarter; per-channel scales); computed in float32 either way",
+    )
+    p.add_argument(
         "--eval",
         action="store_true",
         help="batch norm with running statistics (default: the batch's own statistics, "
@@ -64,9 +72,15 @@ def _export(args: argparse.Namespace) -> None:
         from pix2pix.serve.web import export_web
 
         site = export_web(args.checkpoint, args.out, runtime=args.runtime, eval_mode=args.eval,
-                          overwrite=args.overwrite, weights=args.weights)  # fmt: skip
+                          overwrite=args.overwrite, weights=args.weights,
+                          web_weights=args.web_weights)  # fmt: skip
         mb = (site / "model.onnx").stat().st_size / 2**20
-        return print(f"wrote {site}/ (model.onnx {mb:.1f} MB): python -m http.server -d {site}")
+        w = json.loads((site / "model.json").read_text())["weights"]
+        change = (
+            f", {w['levels_max']:.2f} levels at most from fp32" if w["format"] != "fp32" else ""
+        )
+        return print(f"wrote {site}/ (model.onnx {mb:.1f} MB, {w['format']} weights{change}): "
+                     f"python -m http.server -d {site}")  # fmt: skip
     if args.format == "gradio":
         from pix2pix.serve.space import export_gradio
 
@@ -75,8 +89,9 @@ def _export(args: argparse.Namespace) -> None:
         return print(
             f"wrote {site}/: cd {site} && pip install -r requirements.txt && python app.py"
         )
-    if args.runtime:
-        raise UserError(f"{setting('--runtime')} is for --format web")
+    if args.runtime or args.web_weights != "fp32":
+        flag = "--runtime" if args.runtime else "--web-weights"
+        raise UserError(f"{setting(flag)} is for --format web")
 
     result = export_checkpoint(
         args.checkpoint,
