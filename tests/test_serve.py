@@ -205,7 +205,7 @@ def test_page_and_schema_are_local(model: Pix2Pix) -> None:
     page = client.get("/")
     assert page.status_code == 200 and "<canvas" in page.text
     assert "default-src 'self'" in page.headers["content-security-policy"]
-    for name in ("app.js", "style.css"):
+    for name in ("app.js", "canvas.js", "style.css"):
         asset = client.get(f"/static/{name}")
         assert asset.status_code == 200 and len(asset.text) > 100
     files = [f for f in STATIC.rglob("*") if f.is_file()]  # the web export's page too

@@ -1,10 +1,11 @@
 """`pix2pix export --format web`: a static site that translates in the browser.
 
-The folder holds index.html and web.js (from `static/web/`), style.css (the served
-page's), model.onnx (the generator, exported and verified as `pix2pix.export` does),
-model.json (what the page needs: channels, canvas size, the drawing tools of `serve`, a
-latent code's size) and ort/, ONNX Runtime Web's WASM runtime (and its WebGPU build when
-the runtime folder has one) copied from the npm package. Nothing is loaded from
+The folder holds index.html and web.js (from `static/web/`), style.css and canvas.js
+(the served page's style and drawing tools), model.onnx (the generator, exported and
+verified as `pix2pix.export` does), model.json (what the page needs: channels, canvas
+size, the drawing tools of `serve`, a latent code's size) and ort/, ONNX Runtime Web's
+WASM runtime (and its WebGPU build when the runtime folder has one) copied from the npm
+package. Nothing is loaded from
 elsewhere: any static file server (`python -m http.server`) serves it, offline.
 
 The runtime comes from `runtime` (an `onnxruntime-web` package folder, its dist/, or a
@@ -38,7 +39,8 @@ WEBGPU_FILES = (
     "ort-wasm-simd-threaded.jsep.wasm",
     "ort-wasm-simd-threaded.jsep.mjs",
 )
-PAGE_FILES = ("web/index.html", "web/web.js", "style.css")  # the style: serve's page's
+# the style sheet and the drawing tools are those of serve's page
+PAGE_FILES = ("web/index.html", "web/web.js", "style.css", "canvas.js")
 
 
 def runtime_dist(runtime: Path) -> Path:

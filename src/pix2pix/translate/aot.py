@@ -181,6 +181,19 @@ def dense(x: torch.Tensor) -> tuple[torch.Tensor, str]:
     return x.contiguous(memory_format=fmt), "nhwc" if nhwc else "nchw"
 
 
+def key_record(digest: str, description: dict, key: tuple) -> dict:
+    """What a cached file for input `key` depends on besides its kind: the weights'
+    digest, the network, the input, torch, the CPU and its instruction-set features."""
+    return {
+        "weights": digest,
+        "net": description,
+        "input": list(key),
+        "torch": torch.__version__,
+        "cpu": cpu_model(),
+        **aotcache.machine(),
+    }
+
+
 class AotGenerator:
     """Callable like `generator` for inference; runs a cached compiled package per input
     shape and mode (`build`: compile a missing one first, else run the generator).
@@ -220,14 +233,7 @@ class AotGenerator:
         """Everything a package for `key` depends on."""
         if self._digest is None:
             self._digest = weights_digest(self.generator)
-        return {
-            "weights": self._digest,
-            "net": self.description,
-            "input": list(key),
-            "torch": torch.__version__,
-            "cpu": cpu_model(),
-            **aotcache.machine(),
-        }
+        return key_record(self._digest, self.description, key)
 
     def package_path(self, key: tuple) -> Path:
         name = hashlib.blake2b(json.dumps(self.what(key), sort_keys=True).encode(), digest_size=16)

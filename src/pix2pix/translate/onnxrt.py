@@ -31,13 +31,14 @@ from torch import nn
 from pix2pix.config import RunConfig
 from pix2pix.errors import UserError, setting
 from pix2pix.methods import method_of
-from pix2pix.runtime import Speed, cpu_model
+from pix2pix.runtime import Speed
 from pix2pix.translate import aotcache
 from pix2pix.translate.aot import (
     AotGenerator,
     MaskSpec,
     _WithMasks,
     draw_masks,
+    key_record,
     masked,
     weights_digest,
 )
@@ -173,16 +174,8 @@ class OrtGenerator:
             self._digest = weights_digest(self.generator)
         import onnxruntime
 
-        return {
-            "weights": self._digest,
-            "net": self.description,
-            "input": list(key),
-            "backend": f"onnxruntime {onnxruntime.__version__}",
-            "quantize": self.quantize,
-            "torch": torch.__version__,
-            "cpu": cpu_model(),
-            **aotcache.machine(),
-        }
+        backend = {"backend": f"onnxruntime {onnxruntime.__version__}", "quantize": self.quantize}
+        return {**key_record(self._digest, self.description, key), **backend}
 
     def file_path(self, key: tuple) -> Path:
         name = hashlib.blake2b(json.dumps(self.what(key), sort_keys=True).encode(), digest_size=16)

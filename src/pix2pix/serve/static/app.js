@@ -8,8 +8,7 @@ const ctx = canvas.getContext("2d");
 const output = $("output");
 
 let info = null; // GET /info
-let colour = 1; // index into info.drawing.colours; 0 is the background
-let stroke = null; // last point of the stroke being drawn, in canvas pixels
+let tools = null; // drawingTools (canvas.js)
 let busy = false; // a canvas translation is in flight
 let again = false; // the canvas changed while it was
 let issued = 0; // requests sent
@@ -17,74 +16,9 @@ let shown = 0; // the newest request whose answer is on screen
 let outputUrl = null;
 let zSeed = 0; // a model with a latent code: the code on screen (translate --z-seed)
 
-const rgb = (c) => `rgb(${c[0]}, ${c[1]}, ${c[2]})`;
-
 function setStatus(text, error = false) {
   $("status").textContent = text;
   $("status").classList.toggle("error", error);
-}
-
-function select(index) {
-  colour = index;
-  for (const b of $("swatches").children) {
-    b.setAttribute("aria-checked", String(Number(b.dataset.index) === index));
-  }
-}
-
-function buildSwatches(drawing) {
-  const box = $("swatches");
-  drawing.colours.forEach((c, i) => {
-    const b = document.createElement("button");
-    b.type = "button";
-    b.className = "swatch";
-    b.dataset.index = String(i);
-    b.setAttribute("role", "radio");
-    b.title = `${drawing.names[i]} (${c.join(", ")})`;
-    if (drawing.mode === "pen") {
-      b.classList.add("tool");
-      b.textContent = drawing.names[i];
-      box.prepend(b); // pen, then eraser
-    } else {
-      b.style.background = rgb(c);
-      box.append(b);
-    }
-    b.addEventListener("click", () => select(i));
-  });
-  select(1);
-}
-
-// Brushes are pixel-aligned discs drawn as 1-pixel-high rectangles: no anti-aliasing, so
-// a label map keeps exactly the palette's colours.
-function stamp(x, y) {
-  const r = Math.max(0, (Number($("brush").value) - 1) / 2);
-  const cx = Math.round(x);
-  const cy = Math.round(y);
-  ctx.fillStyle = rgb(info.drawing.colours[colour]);
-  for (let dy = -Math.floor(r); dy <= Math.floor(r); dy++) {
-    const half = Math.floor(Math.sqrt(r * r - dy * dy));
-    ctx.fillRect(cx - half, cy + dy, 2 * half + 1, 1);
-  }
-}
-
-function line(a, b) {
-  const n = Math.max(1, Math.ceil(Math.max(Math.abs(b.x - a.x), Math.abs(b.y - a.y))));
-  for (let i = 1; i <= n; i++) {
-    stamp(a.x + ((b.x - a.x) * i) / n, a.y + ((b.y - a.y) * i) / n);
-  }
-}
-
-// Pointer position in canvas pixels (the canvas is scaled and letterboxed by CSS).
-function position(event) {
-  const box = canvas.getBoundingClientRect();
-  const scale = Math.min(box.width / canvas.width, box.height / canvas.height);
-  const left = box.left + (box.width - canvas.width * scale) / 2;
-  const top = box.top + (box.height - canvas.height * scale) / 2;
-  return { x: (event.clientX - left) / scale, y: (event.clientY - top) / scale };
-}
-
-function clearCanvas() {
-  ctx.fillStyle = rgb(info.drawing.colours[0]);
-  ctx.fillRect(0, 0, canvas.width, canvas.height);
 }
 
 async function errorText(res) {
@@ -183,35 +117,9 @@ async function start() {
     `channel(s); images up to ${info.max_pixels} pixels`;
   $("hint").textContent =
     drawing.mode === "palette" ? "label colours (the first is the background)" : "pen and eraser";
-  canvas.width = drawing.width;
-  canvas.height = drawing.height;
-  buildSwatches(drawing);
-  const side = drawing.width;
-  $("brush").value = String(
-    drawing.mode === "palette" ? Math.max(3, Math.round(side / 12)) : Math.max(1, Math.round(side / 100)),
-  );
-  clearCanvas();
-
-  canvas.addEventListener("pointerdown", (e) => {
-    canvas.setPointerCapture(e.pointerId);
-    stroke = position(e);
-    stamp(stroke.x, stroke.y);
-  });
-  canvas.addEventListener("pointermove", (e) => {
-    if (!stroke) return;
-    const p = position(e);
-    line(stroke, p);
-    stroke = p;
-  });
-  const end = () => {
-    if (!stroke) return;
-    stroke = null;
-    translateCanvas();
-  };
-  canvas.addEventListener("pointerup", end);
-  canvas.addEventListener("pointercancel", end);
+  tools = drawingTools(canvas, drawing, translateCanvas);
   $("clear").addEventListener("click", () => {
-    clearCanvas();
+    tools.clear();
     translateCanvas();
   });
   $("upload").addEventListener("change", () => {

@@ -12,14 +12,11 @@ const outCtx = out.getContext("2d");
 let info = null; // model.json
 let session = null; // ort.InferenceSession
 let backend = "wasm";
-let colour = 1; // index into info.drawing.colours; 0 is the background
-let stroke = null;
+let tools = null; // drawingTools (canvas.js)
 let busy = false;
 let again = false;
 let zSeed = 0; // a model with a latent code: the code on screen
 let generation = 0; // translations shown
-
-const rgb = (c) => `rgb(${c[0]}, ${c[1]}, ${c[2]})`;
 
 function setStatus(text, error = false) {
   $("status").textContent = text;
@@ -130,62 +127,6 @@ async function translateCanvas() {
   }
 }
 
-function select(index) {
-  colour = index;
-  for (const b of $("swatches").children) {
-    b.setAttribute("aria-checked", String(Number(b.dataset.index) === index));
-  }
-}
-
-function buildSwatches(drawing) {
-  drawing.colours.forEach((c, i) => {
-    const b = document.createElement("button");
-    b.type = "button";
-    b.className = "swatch";
-    b.dataset.index = String(i);
-    b.setAttribute("role", "radio");
-    b.title = `${drawing.names[i]} (${c.join(", ")})`;
-    if (drawing.mode === "pen") {
-      b.classList.add("tool");
-      b.textContent = drawing.names[i];
-      $("swatches").prepend(b);
-    } else {
-      b.style.background = rgb(c);
-      $("swatches").append(b);
-    }
-    b.addEventListener("click", () => select(i));
-  });
-  select(1);
-}
-
-// Pixel-aligned discs, never anti-aliased: a label map keeps the palette's colours.
-function stamp(x, y) {
-  const r = Math.max(0, (Number($("brush").value) - 1) / 2);
-  ctx.fillStyle = rgb(info.drawing.colours[colour]);
-  for (let dy = -Math.floor(r); dy <= Math.floor(r); dy++) {
-    const half = Math.floor(Math.sqrt(r * r - dy * dy));
-    ctx.fillRect(Math.round(x) - half, Math.round(y) + dy, 2 * half + 1, 1);
-  }
-}
-
-function line(a, b) {
-  const n = Math.max(1, Math.ceil(Math.max(Math.abs(b.x - a.x), Math.abs(b.y - a.y))));
-  for (let i = 1; i <= n; i++) stamp(a.x + ((b.x - a.x) * i) / n, a.y + ((b.y - a.y) * i) / n);
-}
-
-function position(event) {
-  const box = canvas.getBoundingClientRect();
-  const scale = Math.min(box.width / canvas.width, box.height / canvas.height);
-  const left = box.left + (box.width - canvas.width * scale) / 2;
-  const top = box.top + (box.height - canvas.height * scale) / 2;
-  return { x: (event.clientX - left) / scale, y: (event.clientY - top) / scale };
-}
-
-function clearCanvas() {
-  ctx.fillStyle = rgb(info.drawing.colours[0]);
-  ctx.fillRect(0, 0, canvas.width, canvas.height);
-}
-
 async function open(file) {
   try {
     const bitmap = await createImageBitmap(file, { imageOrientation: "from-image" });
@@ -222,33 +163,9 @@ async function start() {
     `channel(s), ${d.width}×${d.height}, batch norm: ${info.batch_norm}; ${backend}`;
   $("hint").textContent =
     d.mode === "palette" ? "label colours (the first is the background)" : "pen and eraser";
-  canvas.width = d.width;
-  canvas.height = d.height;
-  buildSwatches(d);
-  $("brush").value = String(
-    d.mode === "palette" ? Math.max(3, Math.round(d.width / 12)) : Math.max(1, Math.round(d.width / 100)),
-  );
-  clearCanvas();
-  canvas.addEventListener("pointerdown", (e) => {
-    canvas.setPointerCapture(e.pointerId);
-    stroke = position(e);
-    stamp(stroke.x, stroke.y);
-  });
-  canvas.addEventListener("pointermove", (e) => {
-    if (!stroke) return;
-    const p = position(e);
-    line(stroke, p);
-    stroke = p;
-  });
-  const end = () => {
-    if (!stroke) return;
-    stroke = null;
-    translateCanvas();
-  };
-  canvas.addEventListener("pointerup", end);
-  canvas.addEventListener("pointercancel", end);
+  tools = drawingTools(canvas, d, translateCanvas);
   $("clear").addEventListener("click", () => {
-    clearCanvas();
+    tools.clear();
     translateCanvas();
   });
   $("upload").addEventListener("change", () => {
