@@ -14,6 +14,7 @@ from PIL import Image
 from benchmarks import knobs
 from benchmarks.throughput import run, table
 from conftest import write_aligned
+from pix2pix.runtime import native_bf16
 
 REQUIRED = (
     "device", "torch", "train_baseline_ips", "train_fast_ips", "train_speedup",
@@ -129,10 +130,16 @@ def test_whole_process_translation_benchmark_times_every_variant(tmp_path: Path)
     from benchmarks import translate_process
 
     args = argparse.Namespace(images=[1, 2], size=32, generator="unet_32", reps=1, eval=True,
-                              out=str(tmp_path / "tp"))  # fmt: skip
+                              out=str(tmp_path / "tp"), backends=True)  # fmt: skip
     result = translate_process.run(args)
-    assert set(result["variants"]) == {"baseline", "ours, cold cache", "ours, warm cache"}
-    assert len(list((tmp_path / "tp" / "cache" / "aot").glob("*.pt2"))) == 1  # primed
+    assert set(result["variants"]) == {
+        "baseline", "ours, cold cache", "ours, warm cache", "ours fp32 (no native bf16), warm",
+        "onnxruntime, warm", "onnxruntime int8, warm",
+    }  # fmt: skip
+    cache = tmp_path / "tp" / "cache" / "aot"
+    # primed: auto's package and fp32's (the same one where the CPU has no native bf16)
+    assert len(list(cache.glob("*.pt2"))) == (2 if native_bf16("cpu") else 1)
+    assert len(list(cache.glob("*.onnx"))) == 2  # float32 and int8
     assert not (tmp_path / "tp" / "empty" / "aot").exists()  # cold: never built
     for name in ("base2", "ours2"):
         assert len(list((tmp_path / "tp" / name).glob("*.png"))) == 2
