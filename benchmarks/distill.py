@@ -3,6 +3,7 @@ the web page's speed in headless Chromium.
 
     python -m benchmarks.distill translate --teacher RUN --student RUN [--images 8,106]
                                            [--size 128] [--reps 2] [--out DIR]
+    python -m benchmarks.distill model --teacher RUN --student RUN [--size 128] [--runs 50]
     python -m benchmarks.distill web --site SITE [--size 256] [--runs 10]
 
 translate: the test inputs of `--data` (facades' label maps by default), resized to
@@ -11,6 +12,10 @@ process with its compiled generator cached (primed once with `--compile aot`), a
 the student with `--backend onnxruntime`; per image: the difference between the largest
 and smallest job's wall times over the difference in images (start-up excluded), as
 images per second and as a ratio against the teacher. Variants alternate.
+
+model: the generators alone in one process (`Pix2Pix.translate_tensor` of a 1 x 3 x size
+x size batch, paper mode, each with `auto` settings and its compiled package), alternated,
+medians in milliseconds and the student's speed-up.
 
 web: a site written by `pix2pix export --format web`, served by `http.server` and opened
 in headless Chromium (/usr/bin/chromium); the page's canvas is set to `--size` and
@@ -106,6 +111,27 @@ def translate(args: argparse.Namespace) -> dict[str, Any]:
             "variants": summarise(times, "image")}  # fmt: skip
 
 
+def model(args: argparse.Namespace) -> dict[str, Any]:
+    import time
+
+    from pix2pix.translate import Pix2Pix
+
+    nets = {n: Pix2Pix.load(ck, "cpu", compile="aot") for n, ck in
+            (("teacher", args.teacher), ("student", args.student))}  # fmt: skip
+    x = torch.rand(1, 3, args.size, args.size) * 2 - 1
+    times: dict[str, list[float]] = {n: [] for n in nets}
+    for net in nets.values():
+        net.translate_tensor(x)  # warm-up
+    for i in range(args.runs):
+        for name, net in nets.items():
+            start = time.perf_counter()
+            net.translate_tensor(x, seed=i)
+            times[name].append(1000 * (time.perf_counter() - start))
+    ms = {n: statistics.median(t) for n, t in times.items()}
+    return {"cpu": cpu_model(), "threads": torch.get_num_threads(), "size": args.size,
+            "ms": ms, "speedup": ms["teacher"] / ms["student"]}  # fmt: skip
+
+
 class Quiet(http.server.SimpleHTTPRequestHandler):
     def log_message(self, *args: object) -> None:
         pass
@@ -159,13 +185,18 @@ def main() -> None:
     t.add_argument("--size", type=int, default=128)
     t.add_argument("--reps", type=int, default=2)
     t.add_argument("--out", default="runs/distill_speed")
+    m = sub.add_parser("model")
+    m.add_argument("--teacher", required=True)
+    m.add_argument("--student", required=True)
+    m.add_argument("--size", type=int, default=128)
+    m.add_argument("--runs", type=int, default=50)
     w = sub.add_parser("web")
     w.add_argument("--site", required=True)
     w.add_argument("--size", type=int, default=256)
     w.add_argument("--runs", type=int, default=10)
     w.add_argument("--screenshot", help="also save the page as this PNG")
     w.add_argument("--open", help="with --screenshot: the image opened in the page first")
-    for p in (t, w):
+    for p in (t, m, w):
         p.add_argument("--json", help="write the figures here")
     args = parser.parse_args()
     if args.what == "translate":
@@ -176,7 +207,7 @@ def main() -> None:
                   f"({1 / v['per_image_s']:.1f} images/s, {v['per_image_speedup']:.2f}x the "
                   f"teacher); wall {v['wall_s']}")  # fmt: skip
     else:
-        result = web(args)
+        result = model(args) if args.what == "model" else web(args)
         print(json.dumps(result, indent=1))
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2) + "\n")

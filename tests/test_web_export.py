@@ -133,6 +133,7 @@ def test_web_export_command_and_its_refusals(
                            "--out", site, "--runtime", runtime)  # fmt: skip
     assert code == 0 and "model.onnx" in out and (site / "index.html").is_file()
     info = json.loads((site / "model.json").read_text())
+    assert info["weights"]["format"] == "fp16" and "fp16 weights" in out  # the default
     assert info["drawing"]["mode"] == "pen" and info["nz"] == 0
     # a second export over the first needs --overwrite; a folder of other files is refused
     code, _, err = run_cli(capsys, "export", "--checkpoint", tmp_path / "ck", "--format", "web",
@@ -151,6 +152,9 @@ def test_web_export_command_and_its_refusals(
     code, _, err = run_cli(capsys, "export", "--checkpoint", tmp_path / "ck", "--format", "onnx",
                            "--out", tmp_path / "g.onnx", "--runtime", runtime)  # fmt: skip
     assert code == 2 and "--runtime is for --format web" in error_line(err)
+    code, _, err = run_cli(capsys, "export", "--checkpoint", tmp_path / "ck", "--format", "onnx",
+                           "--out", tmp_path / "g.onnx", "--web-weights", "fp16")  # fmt: skip
+    assert code == 2 and "--web-weights is for --format web" in error_line(err)
 
 
 def test_web_weights_shrink_the_kernels_and_record_what_that_changes(

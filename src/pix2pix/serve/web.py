@@ -138,7 +138,7 @@ def export_web(
     eval_mode: bool = False,
     overwrite: bool = False,
     weights: str = "auto",
-    web_weights: str = "fp32",
+    web_weights: str = "fp16",
 ) -> Path:
     """Write the static site for `checkpoint` as the folder `out` (see the module doc).
     `web_weights`: fp16 or int8 store model.onnx's kernels smaller (`compress_model`).

@@ -255,8 +255,9 @@ class Pix2Pix:
             torch.random.fork_rng(devices=devices, enabled=seed is not None),
             inference_mode(self.generator, eval_mode),
         ):
-            if seed is not None:
-                torch.manual_seed(seed)
+            if seed is not None:  # on the CPU its generator alone (no lazy device seeding)
+                cpu = self.device.type == "cpu"
+                (torch.default_generator.manual_seed if cpu else torch.manual_seed)(seed)
             yield
 
     def tile_for(self, height: int, width: int, budget: int | None = None) -> int | None:
