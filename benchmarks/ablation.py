@@ -34,6 +34,9 @@ log = logging.getLogger("benchmarks.ablation")
 
 # name -> (what it is, overrides {section: {field: value}}); "paper" is the baseline.
 PALETTE = "<--palette>"  # a label variant's palette: the task's, from --palette
+# --align-shift of the aligned variants: 3/32 of the image (6 px at 64, 12 at 128), the
+# misaligned copies' shift bound (1/16) plus a margin for their rotation at a tile's centre
+ALIGN = "<3/32 of --size>"
 
 VARIANTS: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
     "paper": ("the paper's recipe (L1 + cGAN, 70x70 PatchGAN)", {}),
@@ -98,6 +101,17 @@ VARIANTS: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
                          {"train": {"recipe": "improved", "reconstruction": "pyramid"}}),
     "improved_ffl": ("--recipe improved --ffl-weight 100",
                      {"train": {"recipe": "improved", "ffl_weight": 100.0}}),
+    "improved_ffl_seed1": ("--recipe improved --ffl-weight 100, seed 1",
+                           {"train": {"recipe": "improved", "ffl_weight": 100.0, "seed": 1}}),
+    "improved_aligned": ("--recipe improved --reconstruction aligned (4x4 tiles, 3/32 of the size)",
+                         {"train": {"recipe": "improved", "reconstruction": "aligned",
+                                    "align_shift": ALIGN}}),
+    "improved_aligned_seed1": ("--recipe improved --reconstruction aligned, seed 1",
+                               {"train": {"recipe": "improved", "reconstruction": "aligned",
+                                          "align_shift": ALIGN, "seed": 1}}),
+    "improved_aligned_ffl": ("--recipe improved --reconstruction aligned --ffl-weight 100",
+                             {"train": {"recipe": "improved", "reconstruction": "aligned",
+                                        "align_shift": ALIGN, "ffl_weight": 100.0}}),
     "improved_nce": ("--recipe improved --nce-weight 1",
                      {"train": {"recipe": "improved", "nce_weight": 1.0}}),
     "improved_nce_adaptive": ("--recipe improved --nce-weight 1 --nce-adaptive-steps 2000",
@@ -127,6 +141,9 @@ def variant_config(args: argparse.Namespace, overrides: dict[str, dict[str, Any]
     }  # fmt: skip
     if overrides.get("data", {}).get("palette") == PALETTE:
         overrides = {**overrides, "data": {**overrides["data"], "palette": args.palette}}
+    if overrides.get("train", {}).get("align_shift") == ALIGN:
+        shift = round(args.size * 3 / 32)
+        overrides = {**overrides, "train": {**overrides["train"], "align_shift": shift}}
     config = RunConfig.from_dict(base).replace(**overrides)  # a recipe resolves in RunConfig
     batch = config.train.batch_size
     if args.same_steps and batch > 1:  # as many optimiser steps as batch 1 takes

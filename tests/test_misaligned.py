@@ -19,6 +19,7 @@ from pix2pix.losses import (
     gaussian_pyramid,
     patch_nce_loss,
     reconstruction_loss,
+    register_target,
 )
 
 
@@ -52,6 +53,36 @@ def test_pyramid_reconstruction_sums_weighted_level_l1s() -> None:
     assert errors[0] > errors[1] > errors[2]
 
 
+def test_register_target_moves_each_tile_back_by_its_own_shift() -> None:
+    torch.manual_seed(0)
+    fake = torch.rand(1, 3, 32, 32) * 2 - 1
+    # the top half of the target is the output moved by (2, -1), the bottom by (-3, 1)
+    target = torch.cat(
+        [fake.roll((2, -1), (2, 3))[:, :, :16], fake.roll((-3, 1), (2, 3))[:, :, 16:]], 2
+    )
+    registered = register_target(fake, target, shift=4, tiles=2)
+    # away from the tiles' edges (where a moved tile reaches into its neighbour or the
+    # replicated border) the registered target is the output exactly
+    for y0, x0 in ((0, 0), (0, 16), (16, 0), (16, 16)):
+        inner = (slice(None), slice(None), slice(y0 + 4, y0 + 12), slice(x0 + 4, x0 + 12))
+        assert torch.equal(registered[inner], fake[inner])
+    assert not torch.equal(target[:, :, 4:12, 4:12], fake[:, :, 4:12, 4:12])
+    # one tile cannot follow two shifts; a search of 0 pixels leaves the target as it is
+    one = register_target(fake, target, shift=4, tiles=1)
+    assert (one - fake).abs().mean() > (registered - fake).abs().mean()
+    assert torch.equal(register_target(fake, target, shift=0, tiles=2), target)
+    # the loss trains the output toward the registered target and never the target
+    fake.requires_grad_(True)
+    target.requires_grad_(True)
+    loss = reconstruction_loss(fake, target, "aligned", shift=4, tiles=2)
+    loss.backward()
+    assert loss.item() < F.l1_loss(fake, target).item() / 4
+    assert target.grad is None and fake.grad.abs().sum() > 0
+    assert reconstruction_loss(fake, target, "aligned", shift=0).item() == pytest.approx(
+        F.l1_loss(fake, target).item()
+    )
+
+
 def test_focal_frequency_loss_by_hand() -> None:
     target = torch.rand(1, 1, 8, 8)
     # a constant offset c lives at the DC frequency alone: d_DC = c^2 HW, its weight 1,
@@ -76,18 +107,21 @@ def test_each_option_changes_the_step_and_bad_weights_are_refused(tmp_path: Path
         "pyramid": {"reconstruction": "pyramid", "pyramid_levels": 3},
         "ffl": {"ffl_weight": 10.0},
         "nce": {"nce_weight": 1.0, "nce_layers": "0,1", "nce_patches": 8},
+        "aligned": {"reconstruction": "aligned", "align_shift": 2, "align_tiles": 2},
     }
     weights = {}
     for name, train in runs.items():
         cfg = tiny_config(data, train={"max_steps": 1, **train})
         weights[name] = load_file(fit(cfg, tmp_path / name) / "generator.safetensors")
-    for name in ("pyramid", "ffl", "nce"):
+    for name in ("pyramid", "ffl", "nce", "aligned"):
         assert not all(torch.equal(weights["l1"][k], weights[name][k]) for k in weights["l1"])
     with pytest.raises(ConfigError, match="pyramid_weights '1,2': give 3 weights"):
         tiny_config(data, train={"reconstruction": "pyramid", "pyramid_levels": 3,
                                  "pyramid_weights": "1,2"})  # fmt: skip
     with pytest.raises(ConfigError, match="not a list of numbers"):
         tiny_config(data, train={"pyramid_weights": "1,x"})
+    with pytest.raises(ConfigError, match="align_tiles 0 is out of range"):
+        tiny_config(data, train={"reconstruction": "aligned", "align_tiles": 0})
 
 
 def test_misalign_moves_one_side_within_bounds_reproducibly(tmp_path: Path) -> None:

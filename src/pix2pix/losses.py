@@ -92,12 +92,16 @@ def reconstruction_loss(
     scale: int = 1,
     levels: int = 4,
     weights: Sequence[float] = (),
+    shift: int = 8,
+    tiles: int = 4,
 ) -> torch.Tensor:
     """Mean absolute (l1, the paper's) or squared (l2) error between output and target,
     (B, C, H, W) in [-1, 1]; with `scale` > 1 both are first average-pooled scale x scale
     (a few pixels of misregistration then cost little). pyramid: the L1 of each of
     `levels` Gaussian pyramid levels (`gaussian_pyramid`), times `weights` (finest first;
-    empty: 1 each), summed."""
+    empty: 1 each), summed. aligned: L1 against the target re-registered to the output
+    (`register_target`: each of tiles x tiles tiles moved by the shift within +-`shift`
+    pixels that fits the output best)."""
     fake, target = fake.float(), target.float()
     if scale > 1:
         fake = F.avg_pool2d(fake, scale, ceil_mode=True)
@@ -108,9 +112,44 @@ def reconstruction_loss(
         pairs = zip(gaussian_pyramid(fake, levels), gaussian_pyramid(target, levels))
         w = list(weights) or [1.0] * levels
         return sum((wl * F.l1_loss(f, t) for wl, (f, t) in zip(w, pairs)), fake.new_zeros(()))
+    if kind == "aligned":
+        return F.l1_loss(fake, register_target(fake, target, shift, tiles))
     if kind != "l1":
-        raise ValueError(f"unknown reconstruction loss {kind!r}; use l1, l2 or pyramid")
+        raise ValueError(f"unknown reconstruction loss {kind!r}; use l1, l2, pyramid or aligned")
     return F.l1_loss(fake, target)
+
+
+@torch.no_grad()
+def register_target(fake: torch.Tensor, target: torch.Tensor, shift: int, tiles: int):
+    """The target (B, C, H, W) re-registered to the output: the image cut into tiles x
+    tiles tiles, each replaced by the target's content moved by the integer shift (dy, dx),
+    |dy|, |dx| <= `shift`, whose mean absolute luminance difference (channels averaged)
+    from the output over that tile is least (the first such shift in (dy, dx) order;
+    edges replicated). A pair a few pixels out of register then meets its L1 where the two
+    line up; a tile per region follows small rotations too. No gradient: only the output
+    is trained toward it."""
+    b, _, h, w = target.shape
+    s = max(0, min(int(shift), h - 1, w - 1))
+    if s == 0:
+        return target
+    padded = F.pad(target.float(), (s, s, s, s), mode="replicate")
+    gray, out_gray = padded.mean(1), fake.float().mean(1)  # the search compares luminance
+    costs = []
+    for dy in range(2 * s + 1):  # the dx shifts of one row of the window at once
+        rows = gray[:, dy : dy + h].unfold(2, w, 1)  # (B, H, 2s+1, W)
+        err = (rows - out_gray[:, :, None, :]).abs().transpose(1, 2)  # (B, 2s+1, H, W)
+        costs.append(F.adaptive_avg_pool2d(err, tiles))  # (B, 2s+1, T, T)
+    best = torch.stack(costs, 1).flatten(1, 2).argmin(1)  # (B, T, T): dy * (2s+1) + dx
+    out = torch.empty_like(padded[:, :, :h, :w])
+    edges_y = [i * h // tiles for i in range(tiles + 1)]
+    edges_x = [j * w // tiles for j in range(tiles + 1)]
+    for n in range(b):
+        for i in range(tiles):
+            for j in range(tiles):
+                dy, dx = divmod(int(best[n, i, j]), 2 * s + 1)
+                y0, y1, x0, x1 = edges_y[i], edges_y[i + 1], edges_x[j], edges_x[j + 1]
+                out[n, :, y0:y1, x0:x1] = padded[n, :, y0 + dy : y1 + dy, x0 + dx : x1 + dx]
+    return out
 
 
 _BINOMIAL = (1.0, 4.0, 6.0, 4.0, 1.0)  # the 5-tap Gaussian of Burt and Adelson's pyramid

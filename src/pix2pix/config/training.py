@@ -67,7 +67,9 @@ class TrainConfig:
     reconstruction: Reconstruction = "l1"
     """G's reconstruction loss: l1 (the paper's; it blurs less), l2 (mean squared error) or
     pyramid (L1 summed over a Gaussian pyramid of output and target, as PyramidPix2pix:
-    coarse levels forgive pairs a few pixels out of register)."""
+    coarse levels forgive pairs a few pixels out of register) or aligned (L1 against the
+    target re-registered to the output, tile by tile, by the shift within --align-shift
+    pixels that fits best: for pairs a few pixels out of register)."""
     reconstruction_scale: int = 1
     """Compute the reconstruction loss on output and target average-pooled by this factor
     (for pairs a few pixels out of register); 1: at full resolution, the paper's."""
@@ -76,6 +78,12 @@ class TrainConfig:
     pyramid_weights: str = ""
     """Weights of the pyramid levels, finest first, comma-separated (e.g. 1,1,2,4); empty:
     1 for every level."""
+    align_shift: int = 8
+    """Pixels (at the training size) --reconstruction aligned searches each way for each
+    tile's best shift: the pairs' misregistration, with a margin for rotation."""
+    align_tiles: int = 4
+    """--reconstruction aligned cuts the image into this many tiles per side, each with its
+    own shift (1: one shift for the whole image; more follow rotation and warping)."""
     nce_weight: float = 0.0
     """Weight of a supervised PatchNCE term (Park et al. 2020) on G's own encoder
     features (no pretrained network): patches of the output should match the target's
@@ -176,6 +184,8 @@ class TrainConfig:
             at_least(self, name, 0.0)
         at_least(self, "reconstruction_scale", 1)
         at_least(self, "pyramid_levels", 1)
+        at_least(self, "align_shift", 0)
+        at_least(self, "align_tiles", 1)
         at_least(self, "ffl_weight", 0.0)
         at_least(self, "nce_weight", 0.0)
         at_least(self, "nce_patches", 2)
@@ -226,6 +236,8 @@ class TrainConfig:
             "scale": self.reconstruction_scale,
             "levels": self.pyramid_levels,
             "weights": self.level_weights,
+            "shift": self.align_shift,
+            "tiles": self.align_tiles,
         }
 
     @property
