@@ -41,6 +41,12 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "--nce-weight 1": {"nce_weight": 1.0},
     "--nce-weight 1 --nce-adaptive-steps 2000": {"nce_weight": 1.0, "nce_adaptive_steps": 2000},
     "--reconstruction pyramid --nce-weight 1": {"reconstruction": "pyramid", "nce_weight": 1.0},
+    "--reconstruction aligned --align-shift 12": {"reconstruction": "aligned", "align_shift": 12},
+    "--reconstruction aligned --align-shift 12 --ffl-weight 100": {
+        "reconstruction": "aligned",
+        "align_shift": 12,
+        "ffl_weight": 100.0,
+    },
 }
 
 
