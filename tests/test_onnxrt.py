@@ -61,6 +61,17 @@ def test_paper_and_eval_mode_match_eager_and_a_new_translator_reuses_the_file(
     assert torch.equal(again.translate_tensor(x, seed=3), ort.translate_tensor(x, seed=3))
 
 
+def test_a_callers_module_runs_itself_with_a_warning(ckpt: Path, caplog) -> None:
+    loaded = Pix2Pix.load(ckpt, "cpu", **EAGER)
+    before, x = onnx_files(), torch.rand(1, 3, 64, 64) * 2 - 1
+    speed = resolve_speed(CPU, "infer", precision="fp32", backend="onnxruntime")
+    with caplog.at_level("WARNING"):
+        mine = Pix2Pix(loaded.generator, loaded.config, CPU, speed)
+    assert "this module is the caller's" in caplog.text and mine._run is loaded.generator
+    assert torch.equal(mine.translate_tensor(x, seed=1), loaded.translate_tensor(x, seed=1))
+    assert onnx_files() == before  # nothing exported
+
+
 def test_int8_weights_make_a_smaller_file_close_to_float32(ckpt: Path) -> None:
     x = torch.rand(1, 3, 64, 64) * 2 - 1
     fp32 = Pix2Pix.load(ckpt, "cpu", backend="onnxruntime")

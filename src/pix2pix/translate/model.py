@@ -83,8 +83,8 @@ class Pix2Pix:
         # inputs beyond the image the method's generator takes (a latent code, a label map)
         self.extra_inputs = self.method.extra_inputs(config)
         self._run = compiled(self.generator, self.speed, "infer")
-        if owned and device.type == "cpu":  # weights that are ours (a caller's may change)
-            self._run = cpu_runner(self.generator, config, self.speed) or self._run
+        if device.type == "cpu":
+            self._run = cpu_runner(self.generator, config, self.speed, owned) or self._run
         self.config = config
         self.device = device
         self._lock = threading.RLock()  # inference toggles module modes: one call at a time

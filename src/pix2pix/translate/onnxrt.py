@@ -49,11 +49,14 @@ QUANTIZE = ("off", "int8")
 Session = Callable[[torch.Tensor, list[torch.Tensor]], torch.Tensor]
 
 
-def cpu_runner(generator: nn.Module, config: RunConfig, speed: Speed) -> Callable | None:
+def cpu_runner(
+    generator: nn.Module, config: RunConfig, speed: Speed, owned: bool = True
+) -> Callable | None:
     """What runs a checkpoint's generator on the CPU instead of itself: an `OrtGenerator`
     (`--backend onnxruntime`), an `AotGenerator` (compiled packages), or None (eager or
     torch.compile). Both take the image alone: a generator with extra inputs (a code,
-    labels) runs as it is, and is refused by the onnxruntime backend."""
+    labels) runs as it is, and is refused by the onnxruntime backend. A caller's module
+    (not `owned`: its weights may change after the file is written) always runs itself."""
     extras = method_of(config).extra_inputs(config)
     if speed.backend == "onnxruntime" and extras:
         names = ", ".join(s.name for s in extras)
@@ -61,6 +64,11 @@ def cpu_runner(generator: nn.Module, config: RunConfig, speed: Speed) -> Callabl
             f"{setting('--backend')} onnxruntime runs generators of the image alone; this "
             f"one also takes {names}: use {setting('--backend')} torch"
         )
+    if not owned:
+        if speed.backend == "onnxruntime":
+            log.warning("backend onnxruntime runs models from Pix2Pix.load; this module is "
+                        "the caller's (its weights may change): running it in torch")  # fmt: skip
+        return None
     net = dataclasses.asdict(config.model)
     if speed.backend == "onnxruntime":
         return OrtGenerator(generator, net, quantize=speed.quantize)
