@@ -83,6 +83,47 @@ def test_register_target_moves_each_tile_back_by_its_own_shift() -> None:
     )
 
 
+def test_aligned_trains_g_and_d_on_the_registered_target(tmp_path: Path) -> None:
+    """One step of --reconstruction aligned on (input, target) is one step of plain L1 on
+    (input, the target registered to G's output): D's real pairs are registered too, so
+    D cannot learn that real pairs are the ones out of register."""
+    import copy
+
+    from pix2pix.training.trainer import Trainer
+
+    def trainer(**train) -> Trainer:
+        torch.manual_seed(0)
+        cfg = tiny_config("data", model={"in_channels": 3, "out_channels": 3},
+                          train={"precision": "fp32", **train})  # fmt: skip
+        return Trainer(cfg, torch.device("cpu"))
+
+    def weights(t: Trainer) -> dict[str, torch.Tensor]:
+        return {f"{n}.{k}": v for n, net in (("g", t.g), ("d", t.method.d))
+                for k, v in net.named_parameters()}  # fmt: skip
+
+    batch = torch.Generator().manual_seed(1)
+    a = torch.rand(2, 3, 32, 32, generator=batch) * 2 - 1
+    b = (torch.rand(2, 3, 32, 32, generator=batch) * 2 - 1).roll((2, -1), (2, 3))
+    aligned = trainer(reconstruction="aligned", align_shift=3, align_tiles=2)
+    plain = trainer()
+    with torch.no_grad():
+        torch.manual_seed(2)  # the dropout masks of the step
+        fake = copy.deepcopy(plain.g).train()(a)
+    registered = register_target(fake, b, 3, 2)
+    assert not torch.equal(registered, b)
+    torch.manual_seed(2)
+    aligned.step(a, b)
+    torch.manual_seed(2)
+    plain.step(a, registered)
+    mine, theirs = weights(aligned), weights(plain)
+    assert all(torch.allclose(mine[k], theirs[k], atol=1e-6) for k in mine)
+    unregistered = trainer()
+    torch.manual_seed(2)
+    unregistered.step(a, b)
+    d = {k: v for k, v in weights(unregistered).items() if k.startswith("d.")}
+    assert any(not torch.allclose(d[k], mine[k], atol=1e-6) for k in d)  # D saw the move
+
+
 def test_focal_frequency_loss_by_hand() -> None:
     target = torch.rand(1, 1, 8, 8)
     # a constant offset c lives at the DC frequency alone: d_DC = c^2 HW, its weight 1,

@@ -25,6 +25,7 @@ from pix2pix.losses import (
     patch_nce_loss,
     r1_penalty,
     reconstruction_loss,
+    register_target,
 )
 from pix2pix.methods.augment import augment_pairs
 from pix2pix.methods.base import Method, generator_of
@@ -129,6 +130,9 @@ class Pix2PixMethod(Method):
         """G forward, D step, G step. Returns detached losses and G(input)."""
         with self.kit.autocast():
             fake = self.generate(real_a)
+        t = self.config.train
+        if t.reconstruction == "aligned":  # every term, D's real pairs too, sees it re-registered
+            real_b = register_target(fake.detach(), real_b, t.align_shift, t.align_tiles)
         losses = {}
         if self.config.train.lambda_gan > 0:
             losses = self.d_step(real_a, real_b, fake)
@@ -189,7 +193,8 @@ class Pix2PixMethod(Method):
                 (fake_in,) = self.augment(self.d_input(real_a, fake))
                 fake_logits = self.run["d_frozen"](fake_in)
             loss_gan = generator_loss(fake_logits, t.gan_loss)
-        loss_l1 = reconstruction_loss(fake, real_b, **t.reconstruction_spec)
+        spec = t.reconstruction_spec  # an aligned target is registered already (`step`)
+        loss_l1 = reconstruction_loss(fake, real_b, **(spec | {"shift": 0}))
         loss = t.lambda_gan * loss_gan + t.lambda_l1 * loss_l1
         if t.ffl_weight > 0:
             out["loss_g_ffl"] = focal_frequency_loss(fake, real_b)
