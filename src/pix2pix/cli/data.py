@@ -155,7 +155,7 @@ def _add_misalign(sub: Subparsers) -> None:
         description="Copy a dataset (A|B files or A/ + B/, with its train/val/test) with one "
         "side of every pair moved by a random shift, rotation and scale about the centre, "
         "drawn per file from --seed: pairs that no longer line up, for benchmarks of "
-        "misalignment-tolerant objectives (--reconstruction pyramid, --ffl-weight).",
+        "misalignment-tolerant objectives (--reconstruction aligned or pyramid, --ffl-weight).",
     )
     p.add_argument("src", metavar="SRC", help="the aligned dataset folder")
     p.add_argument("--side", choices=("A", "B"), default="B", help="the side moved (default: B)")
