@@ -109,6 +109,11 @@ VARIANTS: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
     "improved_aligned_seed1": ("--recipe improved --reconstruction aligned, seed 1",
                                {"train": {"recipe": "improved", "reconstruction": "aligned",
                                           "align_shift": ALIGN, "seed": 1}}),
+    "improved_aligned_input": ("--recipe improved --reconstruction aligned --align-guide input "
+                               "--align-tiles 1 (3/32 of the size)",
+                               {"train": {"recipe": "improved", "reconstruction": "aligned",
+                                          "align_shift": ALIGN, "align_guide": "input",
+                                          "align_tiles": 1}}),
     "improved_aligned_ffl": ("--recipe improved --reconstruction aligned --ffl-weight 100",
                              {"train": {"recipe": "improved", "reconstruction": "aligned",
                                         "align_shift": ALIGN, "ffl_weight": 100.0}}),

@@ -15,6 +15,7 @@ from pix2pix import fit
 from pix2pix.errors import ConfigError
 from pix2pix.losses import (
     adaptive_nce_weights,
+    edge_strength,
     focal_frequency_loss,
     gaussian_pyramid,
     patch_nce_loss,
@@ -83,6 +84,27 @@ def test_register_target_moves_each_tile_back_by_its_own_shift() -> None:
     )
 
 
+def test_an_input_guide_registers_by_correlated_edges() -> None:
+    # a one-hot label map of rectangles and a "photo" whose colours differ per class (the
+    # luminance of one is not the other's) but whose edges are the map's, moved by (3, -2)
+    classes = torch.zeros(1, 3, 40, 40)
+    classes[:, 0] = 1
+    for k, (y0, y1, x0, x1) in enumerate([(6, 18, 5, 30), (22, 35, 12, 20)], start=1):
+        classes[:, :, y0:y1, x0:x1] = 0
+        classes[:, k, y0:y1, x0:x1] = 1
+    colours = torch.tensor([[0.2, -0.5, 0.9], [0.7, 0.1, -0.8], [-0.3, 0.6, 0.4]])
+    photo = torch.einsum("bkhw,kc->bchw", classes, colours)
+    moved = photo.roll((3, -2), (2, 3))
+    registered = register_target(None, moved, shift=5, tiles=1, guide=classes)
+    assert torch.equal(registered[:, :, 5:-5, 5:-5], photo[:, :, 5:-5, 5:-5])
+    # per tile: the same edges found where each tile has some
+    top = register_target(None, moved, shift=5, tiles=2, guide=classes)
+    assert torch.equal(top[:, :, 5:15, 5:15], photo[:, :, 5:15, 5:15])
+    # edge strength: |d/dx| + |d/dy| summed over channels
+    ramp = torch.arange(4.0).expand(1, 2, 3, 4)
+    assert torch.equal(edge_strength(ramp)[0], torch.tensor([[2.0, 2, 2, 0]] * 3))
+
+
 def test_aligned_trains_g_and_d_on_the_registered_target(tmp_path: Path) -> None:
     """One step of --reconstruction aligned on (input, target) is one step of plain L1 on
     (input, the target registered to G's output): D's real pairs are registered too, so
@@ -149,12 +171,13 @@ def test_each_option_changes_the_step_and_bad_weights_are_refused(tmp_path: Path
         "ffl": {"ffl_weight": 10.0},
         "nce": {"nce_weight": 1.0, "nce_layers": "0,1", "nce_patches": 8},
         "aligned": {"reconstruction": "aligned", "align_shift": 2, "align_tiles": 2},
+        "guided": {"reconstruction": "aligned", "align_shift": 2, "align_guide": "input"},
     }
     weights = {}
     for name, train in runs.items():
         cfg = tiny_config(data, train={"max_steps": 1, **train})
         weights[name] = load_file(fit(cfg, tmp_path / name) / "generator.safetensors")
-    for name in ("pyramid", "ffl", "nce", "aligned"):
+    for name in ("pyramid", "ffl", "nce", "aligned", "guided"):
         assert not all(torch.equal(weights["l1"][k], weights[name][k]) for k in weights["l1"])
     with pytest.raises(ConfigError, match="pyramid_weights '1,2': give 3 weights"):
         tiny_config(data, train={"reconstruction": "pyramid", "pyramid_levels": 3,

@@ -120,30 +120,64 @@ def reconstruction_loss(
 
 
 @torch.no_grad()
-def register_target(fake: torch.Tensor, target: torch.Tensor, shift: int, tiles: int):
-    """The target (B, C, H, W) re-registered to the output: the image cut into tiles x
-    tiles tiles, each replaced by the target's content moved by the integer shift (dy, dx),
-    |dy|, |dx| <= `shift`, whose mean absolute luminance difference (channels averaged)
-    from the output over that tile is least (the first such shift in (dy, dx) order;
-    edges replicated). A pair a few pixels out of register then meets its L1 where the two
-    line up; a tile per region follows small rotations too. No gradient: only the output
-    is trained toward it."""
-    b, _, h, w = target.shape
+def register_target(
+    fake: torch.Tensor,
+    target: torch.Tensor,
+    shift: int,
+    tiles: int,
+    guide: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The target (B, C, H, W) re-registered: the image cut into tiles x tiles tiles, each
+    replaced by the target's content moved by the integer shift (dy, dx), |dy|, |dx| <=
+    `shift` (edges replicated), that fits best (the first such shift in (dy, dx) order).
+    Without a `guide`, best is the least mean absolute luminance difference (channels
+    averaged) from the output `fake`; with one (the input, (B, C', H, W)), the most
+    correlated edges: the normalised cross-correlation of the two images' gradient
+    magnitudes (`edge_strength`), for inputs whose edges are the target's (label maps,
+    sketches, gray images). A pair a few pixels out of register then meets its L1 where
+    the two line up; a tile per region follows small rotations too. No gradient."""
+    h, w = target.shape[-2:]
     s = max(0, min(int(shift), h - 1, w - 1))
     if s == 0:
         return target
     padded = F.pad(target.float(), (s, s, s, s), mode="replicate")
-    gray, out_gray = padded.mean(1), fake.float().mean(1)  # the search compares luminance
+    if guide is None:
+        moved, fixed = padded.mean(1), fake.float().mean(1)  # luminance
+    else:
+        moved, fixed = edge_strength(padded), edge_strength(guide.float())
+        pool = lambda x: F.adaptive_avg_pool2d(x, tiles)  # noqa: E731
+        mean_f = pool(fixed[:, None])
+        std_f = (pool(fixed[:, None] ** 2) - mean_f**2).clamp_min(0).sqrt()
     costs = []
     for dy in range(2 * s + 1):  # the dx shifts of one row of the window at once
-        rows = gray[:, dy : dy + h].unfold(2, w, 1)  # (B, H, 2s+1, W)
-        err = (rows - out_gray[:, :, None, :]).abs().transpose(1, 2)  # (B, 2s+1, H, W)
-        costs.append(F.adaptive_avg_pool2d(err, tiles))  # (B, 2s+1, T, T)
+        rows = moved[:, dy : dy + h].unfold(2, w, 1).transpose(1, 2)  # (B, 2s+1, H, W)
+        if guide is None:
+            costs.append(F.adaptive_avg_pool2d((rows - fixed[:, None]).abs(), tiles))
+            continue
+        mean_m = pool(rows)
+        std_m = (pool(rows**2) - mean_m**2).clamp_min(0).sqrt()
+        ncc = (pool(rows * fixed[:, None]) - mean_m * mean_f) / (std_m * std_f + 1e-8)
+        costs.append(-ncc)  # (B, 2s+1, T, T)
     best = torch.stack(costs, 1).flatten(1, 2).argmin(1)  # (B, T, T): dy * (2s+1) + dx
+    return _moved_tiles(padded, best, s, (h, w))
+
+
+def edge_strength(x: torch.Tensor) -> torch.Tensor:
+    """(B, C, H, W) -> (B, H, W): |horizontal| + |vertical| forward differences summed over
+    channels (a one-hot label map's boundaries count as a photo's edges do)."""
+    dx = F.pad((x[..., :, 1:] - x[..., :, :-1]).abs(), (0, 1, 0, 0))
+    dy = F.pad((x[..., 1:, :] - x[..., :-1, :]).abs(), (0, 0, 0, 1))
+    return (dx + dy).sum(1)
+
+
+def _moved_tiles(padded: torch.Tensor, best: torch.Tensor, s: int, size: tuple[int, int]):
+    """The (H, W) image whose tile (i, j) of sample n is `padded` (the target padded by s)
+    read at the offset best[n, i, j] = dy * (2s + 1) + dx."""
+    (h, w), tiles = size, best.shape[-1]
     out = torch.empty_like(padded[:, :, :h, :w])
     edges_y = [i * h // tiles for i in range(tiles + 1)]
     edges_x = [j * w // tiles for j in range(tiles + 1)]
-    for n in range(b):
+    for n in range(len(best)):
         for i in range(tiles):
             for j in range(tiles):
                 dy, dx = divmod(int(best[n, i, j]), 2 * s + 1)

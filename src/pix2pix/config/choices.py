@@ -29,6 +29,7 @@ CompileChoice = Literal["auto", "on", "off", "reduce-overhead", "max-autotune"]
 ValMetric = Literal["l1", "mse", "psnr", "ssim", "ms_ssim", "fid"]
 Upsample = Literal["transpose", "resize-conv", "resize-conv-head"]
 Reconstruction = Literal["l1", "l2", "pyramid", "aligned"]
+AlignGuide = Literal["output", "input"]
 Recipe = Literal["paper", "improved", "spade", "oasis"]
 Labels = Literal["none", "palette", "index"]  # what a label model's input holds
 WhereAdd = Literal["input", "all"]  # where a U-Net takes its latent code

@@ -11,6 +11,7 @@ from typing import Any
 
 from pix2pix.config.choices import (
     AUGMENTATIONS,
+    AlignGuide,
     CompileChoice,
     GanLoss,
     Precision,
@@ -84,6 +85,10 @@ class TrainConfig:
     align_tiles: int = 4
     """--reconstruction aligned cuts the image into this many tiles per side, each with its
     own shift (1: one shift for the whole image; more follow rotation and warping)."""
+    align_guide: AlignGuide = "output"
+    """What --reconstruction aligned registers the target to: output (G's output, by
+    luminance) or input (the input's edges, by correlation: for label maps, sketches, gray
+    images, whose edges are the target's)."""
     nce_weight: float = 0.0
     """Weight of a supervised PatchNCE term (Park et al. 2020) on G's own encoder
     features (no pretrained network): patches of the output should match the target's

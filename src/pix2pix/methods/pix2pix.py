@@ -132,7 +132,8 @@ class Pix2PixMethod(Method):
             fake = self.generate(real_a)
         t = self.config.train
         if t.reconstruction == "aligned":  # every term, D's real pairs too, sees it re-registered
-            real_b = register_target(fake.detach(), real_b, t.align_shift, t.align_tiles)
+            guide = real_a if t.align_guide == "input" else None
+            real_b = register_target(fake.detach(), real_b, t.align_shift, t.align_tiles, guide)
         losses = {}
         if self.config.train.lambda_gan > 0:
             losses = self.d_step(real_a, real_b, fake)
