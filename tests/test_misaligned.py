@@ -171,14 +171,25 @@ def test_each_option_changes_the_step_and_bad_weights_are_refused(tmp_path: Path
         "ffl": {"ffl_weight": 10.0},
         "nce": {"nce_weight": 1.0, "nce_layers": "0,1", "nce_patches": 8},
         "aligned": {"reconstruction": "aligned", "align_shift": 2, "align_tiles": 2},
-        "guided": {"reconstruction": "aligned", "align_shift": 2, "align_guide": "input"},
     }
     weights = {}
     for name, train in runs.items():
         cfg = tiny_config(data, train={"max_steps": 1, **train})
         weights[name] = load_file(fit(cfg, tmp_path / name) / "generator.safetensors")
-    for name in ("pyramid", "ffl", "nce", "aligned", "guided"):
+    for name in ("pyramid", "ffl", "nce", "aligned"):
         assert not all(torch.equal(weights["l1"][k], weights[name][k]) for k in weights["l1"])
+    # the input guide finds these pairs aligned (B is a pixelwise function of A): plain L1;
+    # on a copy with B moved it registers B back, and the step changes
+    from pix2pix.data.tools.misalign import misalign
+
+    guided = {"max_steps": 1, "reconstruction": "aligned", "align_shift": 2, "align_guide": "input"}
+    same = load_file(fit(tiny_config(data, train=guided), tmp_path / "g") / "generator.safetensors")
+    assert all(torch.equal(weights["l1"][k], same[k]) for k in same)
+    misalign(data, tmp_path / "moved", max_shift=2, max_rotate=0, seed=0)
+    for name, train in (("plain", {"max_steps": 1}), ("moved", guided)):
+        cfg = tiny_config(tmp_path / "moved", train=train)
+        weights[name] = load_file(fit(cfg, tmp_path / f"run_{name}") / "generator.safetensors")
+    assert not all(torch.equal(weights["plain"][k], weights["moved"][k]) for k in same)
     with pytest.raises(ConfigError, match="pyramid_weights '1,2': give 3 weights"):
         tiny_config(data, train={"reconstruction": "pyramid", "pyramid_levels": 3,
                                  "pyramid_weights": "1,2"})  # fmt: skip
