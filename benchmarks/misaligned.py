@@ -42,6 +42,12 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "--nce-weight 1 --nce-adaptive-steps 2000": {"nce_weight": 1.0, "nce_adaptive_steps": 2000},
     "--reconstruction pyramid --nce-weight 1": {"reconstruction": "pyramid", "nce_weight": 1.0},
     "--reconstruction aligned --align-shift 12": {"reconstruction": "aligned", "align_shift": 12},
+    "--reconstruction aligned --align-shift 12 --align-guide input --align-tiles 1": {
+        "reconstruction": "aligned",
+        "align_shift": 12,
+        "align_guide": "input",
+        "align_tiles": 1,
+    },
     "--reconstruction aligned --align-shift 12 --ffl-weight 100": {
         "reconstruction": "aligned",
         "align_shift": 12,
