@@ -271,7 +271,7 @@ def test_health_names_misalignment_when_l1_plateaus_high_while_d_wins() -> None:
     assert feed(Health(plateau=2, patience=2), 6, {"loss_g_l1": 0.05, "d_acc": 0.97}) == [
         "l1_plateau"
     ]  # low: a fitted model
-    assert "--reconstruction pyramid" in ADVICE["misaligned"]
+    assert "--reconstruction aligned --align-guide input" in ADVICE["misaligned"]
 
 
 def test_patch_nce_by_hand_positives_and_negatives() -> None:

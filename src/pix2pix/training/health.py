@@ -43,9 +43,9 @@ ADVICE = {
     "restarting from an earlier checkpoint",
     "misaligned": "the reconstruction loss has stopped falling at a high value while D "
     "tells real from fake: the signature of pairs that do not line up (L1 blurs them). "
-    "Check a few pairs overlaid; usually helps: --reconstruction pyramid, "
-    "--reconstruction-scale 4, --ffl-weight 1 (`pix2pix data misalign` makes such pairs "
-    "from aligned ones, to compare)",
+    "Check a few pairs overlaid; usually helps: --reconstruction aligned --align-guide "
+    "input --align-tiles 1 with --align-shift a little over the pairs' misregistration "
+    "in pixels (`pix2pix data misalign` makes such pairs from aligned ones, to compare)",
 }
 
 HIGH_L1 = 0.1  # mean |G(x) - y| on [-1, 1] (5% of the range) a fitted model stays above
