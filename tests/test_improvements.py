@@ -222,7 +222,14 @@ OPTIONS = {
     "resize": {"model": {"upsample": "resize-conv"}},
     "recon": {"train": {"reconstruction": "l2", "reconstruction_scale": 2}},
     "l1_only": {"train": {"lambda_gan": 0.0}},
-    "aligned": {"train": {"reconstruction": "aligned", "align_shift": 2, "align_tiles": 2}},
+    "aligned": {
+        "train": {
+            "reconstruction": "aligned",
+            "align_shift": 2,
+            "align_tiles": 2,
+            "align_guide": "output",
+        }
+    },
 }
 
 

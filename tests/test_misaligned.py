@@ -126,7 +126,7 @@ def test_aligned_trains_g_and_d_on_the_registered_target(tmp_path: Path) -> None
     batch = torch.Generator().manual_seed(1)
     a = torch.rand(2, 3, 32, 32, generator=batch) * 2 - 1
     b = (torch.rand(2, 3, 32, 32, generator=batch) * 2 - 1).roll((2, -1), (2, 3))
-    aligned = trainer(reconstruction="aligned", align_shift=3, align_tiles=2)
+    aligned = trainer(reconstruction="aligned", align_shift=3, align_tiles=2, align_guide="output")
     plain = trainer()
     with torch.no_grad():
         torch.manual_seed(2)  # the dropout masks of the step
@@ -170,7 +170,12 @@ def test_each_option_changes_the_step_and_bad_weights_are_refused(tmp_path: Path
         "pyramid": {"reconstruction": "pyramid", "pyramid_levels": 3},
         "ffl": {"ffl_weight": 10.0},
         "nce": {"nce_weight": 1.0, "nce_layers": "0,1", "nce_patches": 8},
-        "aligned": {"reconstruction": "aligned", "align_shift": 2, "align_tiles": 2},
+        "aligned": {
+            "reconstruction": "aligned",
+            "align_shift": 2,
+            "align_tiles": 2,
+            "align_guide": "output",
+        },
     }
     weights = {}
     for name, train in runs.items():

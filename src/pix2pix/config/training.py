@@ -82,13 +82,14 @@ class TrainConfig:
     align_shift: int = 8
     """Pixels (at the training size) --reconstruction aligned searches each way for each
     tile's best shift: the pairs' misregistration, with a margin for rotation."""
-    align_tiles: int = 4
+    align_tiles: int = 1
     """--reconstruction aligned cuts the image into this many tiles per side, each with its
-    own shift (1: one shift for the whole image; more follow rotation and warping)."""
-    align_guide: AlignGuide = "output"
-    """What --reconstruction aligned registers the target to: output (G's output, by
-    luminance) or input (the input's edges, by correlation: for label maps, sketches, gray
-    images, whose edges are the target's)."""
+    own shift (1: one shift for the whole image, the most robust measured; more follow
+    rotation and warping where each tile has structure enough)."""
+    align_guide: AlignGuide = "input"
+    """What --reconstruction aligned registers the target to: input (the input's edges, by
+    correlation: for label maps, sketches, gray images, whose edges are the target's; the
+    best measured) or output (G's output, by luminance: for inputs whose edges are not)."""
     nce_weight: float = 0.0
     """Weight of a supervised PatchNCE term (Park et al. 2020) on G's own encoder
     features (no pretrained network): patches of the output should match the target's
