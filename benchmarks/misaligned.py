@@ -1,6 +1,8 @@
 """Pairs that do not line up: the options' step time, and a picture of what they do.
 
     python -m benchmarks.misaligned speed --size 128 [--steps 8]
+    python -m benchmarks.misaligned registration --data ../shared/data/facades
+        --moved runs/facades_mis --size 64 --shift 6 [--pairs 40] [--model RUN]
     python -m benchmarks.misaligned picture --plain RUN --best RUN --data ../shared/data/facades
         --moved runs/facades_mis --out picture.png [--rows 4]
 
@@ -8,6 +10,13 @@ speed: the median seconds of one training step (random tensors, batch 1, SIZE x 
 `--recipe improved` and of each misalignment option on top of it, measured one after the
 other in this process (the base first and last, so a machine that slows down shows), and
 the ratio to the base.
+
+registration: how close `--reconstruction aligned` brings a moved target to the aligned
+one, on the first N training pairs of --data and their copies in --moved, as the mean
+|registered - aligned target| inside a border of --shift pixels: the moved target as it is,
+registered by the input's edges (1, 2, 4 tiles per side), by a model's output (--model,
+optional: G's output early in training is a weak guide), and by the aligned target itself
+(what a perfect guide would reach).
 
 picture: rows of test pairs: input | the target as a model trained on the moved copy saw
 it (from --moved) | the plain model's output | the best model's output | the aligned target.
@@ -98,6 +107,40 @@ def picture(args: argparse.Namespace) -> None:
     print("wrote", args.out)
 
 
+def registration(args: argparse.Namespace) -> None:
+    from pix2pix.losses import register_target
+
+    size, s = args.size, args.shift
+    config = RunConfig.from_dict({"data": {"load_size": size, "crop_size": size,
+                                           "direction": args.direction}})  # fmt: skip
+    model = Pix2Pix.load(args.model, "cpu", precision="fp32") if args.model else None
+    moved = {p.a.stem: p for p in find_pairs(Path(args.moved) / "train", "auto")}
+    errors: dict[str, list[float]] = {}
+    for pair in find_pairs(Path(args.data) / "train", "auto")[: args.pairs]:
+        p, q = (load_eval_pair(x, config) for x in (pair, moved[pair.a.stem]))
+        x, truth, target = model_input(p, config), target_tensor(p), target_tensor(q)
+        found = {"moved, as it is": target}
+        for tiles in (1, 2, 4):
+            found[f"input's edges, {tiles}x{tiles} tiles"] = register_target(
+                None, target, s, tiles, guide=x
+            )
+        if model is not None:
+            out = model.translate_tensor(x, seed=0)
+            for tiles in (1, 4):
+                found[f"the model's output, {tiles}x{tiles} tiles"] = register_target(
+                    out, target, s, tiles
+                )
+        found["the aligned target (a perfect guide), 1x1"] = register_target(truth, target, s, 1)
+        for name, t in found.items():
+            error = (t - truth).abs()[..., s:-s, s:-s].mean().item()
+            errors.setdefault(name, []).append(error)
+    where = f"{platform.machine()}, torch {torch.__version__}"
+    print(f"{args.pairs} training pairs at {size}x{size}, shift {s}; {where}")
+    print("| target | mean abs error to the aligned target |\n|---|---|")
+    for name, values in errors.items():
+        print(f"| {name} | {np.mean(values):.4f} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -110,8 +153,16 @@ def main() -> None:
     for flag in ("--plain", "--best", "--data", "--moved", "--out"):
         p.add_argument(flag, required=True)
     p.add_argument("--rows", type=int, default=4)
+    r = sub.add_parser("registration")
+    for flag in ("--data", "--moved"):
+        r.add_argument(flag, required=True)
+    r.add_argument("--size", type=int, default=64)
+    r.add_argument("--shift", type=int, default=6)
+    r.add_argument("--pairs", type=int, default=40)
+    r.add_argument("--direction", default="BtoA")
+    r.add_argument("--model", default="", help="also register by this run's outputs")
     args = parser.parse_args()
-    speed(args) if args.command == "speed" else picture(args)
+    {"speed": speed, "picture": picture, "registration": registration}[args.command](args)
 
 
 if __name__ == "__main__":
