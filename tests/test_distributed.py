@@ -133,13 +133,14 @@ MATCHING = [
 # The paper's batch norm and dropout: each rank draws its own dropout noise, so a resumed
 # run equals the whole one only if the checkpoint restores every rank's RNG.
 PAPER = ["--epochs", "12", "--decay-epochs", "12", "--seed", "3"]  # 48 steps
-# Every option of issue 14 at once (and issue 29's pyramid L1, FFL, PatchNCE), in mixed precision
-# (auto), 2 + 1 epochs = 6 steps.
+# Every option of issue 14 at once (and issue 29's registered target, guided by G's output so
+# that it moves, FFL, PatchNCE), in mixed precision (auto), 2 + 1 epochs = 6 steps.
 IMPROVED = [
     "--recipe", "improved", "--spectral-norm", "--gan-loss", "hinge", "--r1-gamma", "1",
     "--r1-every", "2", "--d-scales", "2", "--discriminator", "patch_16",
     "--feature-matching", "10", "--lr-d", "4e-4", "--reconstruction-scale", "2",
-    "--reconstruction", "pyramid", "--pyramid-levels", "2", "--ffl-weight", "1",
+    "--reconstruction", "aligned", "--align-shift", "2", "--align-guide", "output",
+    "--ffl-weight", "1",
     "--nce-weight", "1", "--nce-layers", "0,2", "--nce-patches", "16",
     "--epochs", "2", "--decay-epochs", "1", "--seed", "5",
 ]  # fmt: skip
