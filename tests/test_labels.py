@@ -189,6 +189,15 @@ def test_label_methods_train_resume_exactly_and_translate(recipe: str, tmp_path:
         assert (tmp_path / "g.onnx").is_file() and len(result.checks) == 2
 
 
+def test_oasis_refuses_options_its_step_does_not_have(tmp_path: Path) -> None:
+    data = write_labels(tmp_path / "data")
+    for train, name in [({"reconstruction": "aligned"}, "reconstruction"),
+                        ({"ffl_weight": 1.0}, "ffl_weight")]:  # fmt: skip
+        cfg = label_config(data).replace(train={"max_steps": 1, **train})
+        with pytest.raises(ConfigError, match=f"{name} with method oasis: not part of its step"):
+            fit(cfg, tmp_path / name)
+
+
 def test_the_labelmix_term_changes_the_step(tmp_path: Path) -> None:
     data = write_labels(tmp_path / "data")
     base = label_config(data).replace(train={"max_steps": 1})

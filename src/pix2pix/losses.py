@@ -121,7 +121,7 @@ def reconstruction_loss(
 
 @torch.no_grad()
 def register_target(
-    fake: torch.Tensor,
+    fake: torch.Tensor | None,
     target: torch.Tensor,
     shift: int,
     tiles: int,

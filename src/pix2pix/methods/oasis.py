@@ -48,6 +48,7 @@ class OASISMethod(Method):
         ]
         unsupported += [ref("augment")] if t.augment_policy else []
         unsupported += [ref("d_scales")] if m.d_scales > 1 else []
+        unsupported += [ref("reconstruction")] if t.reconstruction == "aligned" else []
         if unsupported:
             raise ConfigError(
                 f"{', '.join(unsupported)} with {ref('method')} oasis: not part of its step "
