@@ -103,21 +103,23 @@ VARIANTS: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
                      {"train": {"recipe": "improved", "ffl_weight": 100.0}}),
     "improved_ffl_seed1": ("--recipe improved --ffl-weight 100, seed 1",
                            {"train": {"recipe": "improved", "ffl_weight": 100.0, "seed": 1}}),
-    "improved_aligned": ("--recipe improved --reconstruction aligned (4x4 tiles, 3/32 of the size)",
+    "improved_aligned": ("--recipe improved --reconstruction aligned --align-guide output "
+                         "--align-tiles 4 (3/32 of the size)",
                          {"train": {"recipe": "improved", "reconstruction": "aligned",
                                     "align_shift": ALIGN, "align_guide": "output",
                                     "align_tiles": 4}}),
-    "improved_aligned_input_seed1": ("--recipe improved --reconstruction aligned --align-guide "
-                                     "input --align-tiles 1, seed 1",
-                               {"train": {"recipe": "improved", "reconstruction": "aligned",
-                                          "align_shift": ALIGN, "align_guide": "input",
-                                          "align_tiles": 1, "seed": 1}}),
     "improved_aligned_input": ("--recipe improved --reconstruction aligned --align-guide input "
                                "--align-tiles 1 (3/32 of the size)",
                                {"train": {"recipe": "improved", "reconstruction": "aligned",
                                           "align_shift": ALIGN, "align_guide": "input",
                                           "align_tiles": 1}}),
-    "improved_aligned_ffl": ("--recipe improved --reconstruction aligned --ffl-weight 100",
+    "improved_aligned_input_seed1": ("--recipe improved --reconstruction aligned --align-guide "
+                                     "input --align-tiles 1, seed 1",
+                                     {"train": {"recipe": "improved", "reconstruction": "aligned",
+                                                "align_shift": ALIGN, "align_guide": "input",
+                                                "align_tiles": 1, "seed": 1}}),
+    "improved_aligned_ffl": ("--recipe improved --reconstruction aligned --align-guide output "
+                             "--align-tiles 4 --ffl-weight 100",
                              {"train": {"recipe": "improved", "reconstruction": "aligned",
                                         "align_shift": ALIGN, "align_guide": "output",
                                         "align_tiles": 4, "ffl_weight": 100.0}}),

@@ -50,12 +50,15 @@ OPTIONS: dict[str, dict[str, Any]] = {
     "--nce-weight 1": {"nce_weight": 1.0},
     "--nce-weight 1 --nce-adaptive-steps 2000": {"nce_weight": 1.0, "nce_adaptive_steps": 2000},
     "--reconstruction pyramid --nce-weight 1": {"reconstruction": "pyramid", "nce_weight": 1.0},
-    "--reconstruction aligned --align-shift 12": {"reconstruction": "aligned", "align_shift": 12},
-    "--reconstruction aligned --align-shift 12 --align-guide input --align-tiles 1": {
+    "--reconstruction aligned --align-shift 12 --align-guide output --align-tiles 4": {
         "reconstruction": "aligned",
         "align_shift": 12,
-        "align_guide": "input",
-        "align_tiles": 1,
+        "align_guide": "output",
+        "align_tiles": 4,
+    },
+    "--reconstruction aligned --align-shift 12 (input guide, 1 tile)": {
+        "reconstruction": "aligned",
+        "align_shift": 12,
     },
     "--reconstruction aligned --align-shift 12 --ffl-weight 100": {
         "reconstruction": "aligned",

@@ -133,8 +133,8 @@ MATCHING = [
 # The paper's batch norm and dropout: each rank draws its own dropout noise, so a resumed
 # run equals the whole one only if the checkpoint restores every rank's RNG.
 PAPER = ["--epochs", "12", "--decay-epochs", "12", "--seed", "3"]  # 48 steps
-# Every option of issue 14 at once (and issue 29's registered target, guided by G's output so
-# that it moves, FFL, PatchNCE), in mixed precision (auto), 2 + 1 epochs = 6 steps.
+# Every option of issues 14 and 29 at once (the target registered by G's output, so it moves),
+# in mixed precision (auto), 2 + 1 epochs = 6 steps.
 IMPROVED = [
     "--recipe", "improved", "--spectral-norm", "--gan-loss", "hinge", "--r1-gamma", "1",
     "--r1-every", "2", "--d-scales", "2", "--discriminator", "patch_16",

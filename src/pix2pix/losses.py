@@ -93,15 +93,16 @@ def reconstruction_loss(
     levels: int = 4,
     weights: Sequence[float] = (),
     shift: int = 8,
-    tiles: int = 4,
+    tiles: int = 1,
+    guide: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Mean absolute (l1, the paper's) or squared (l2) error between output and target,
     (B, C, H, W) in [-1, 1]; with `scale` > 1 both are first average-pooled scale x scale
     (a few pixels of misregistration then cost little). pyramid: the L1 of each of
     `levels` Gaussian pyramid levels (`gaussian_pyramid`), times `weights` (finest first;
-    empty: 1 each), summed. aligned: L1 against the target re-registered to the output
+    empty: 1 each), summed. aligned: L1 against the target re-registered
     (`register_target`: each of tiles x tiles tiles moved by the shift within +-`shift`
-    pixels that fits the output best)."""
+    pixels that fits best: the input `guide`'s edges, or without one the output)."""
     fake, target = fake.float(), target.float()
     if scale > 1:
         fake = F.avg_pool2d(fake, scale, ceil_mode=True)
@@ -113,7 +114,7 @@ def reconstruction_loss(
         w = list(weights) or [1.0] * levels
         return sum((wl * F.l1_loss(f, t) for wl, (f, t) in zip(w, pairs)), fake.new_zeros(()))
     if kind == "aligned":
-        return F.l1_loss(fake, register_target(fake, target, shift, tiles))
+        return F.l1_loss(fake, register_target(fake, target, shift, tiles, guide))
     if kind != "l1":
         raise ValueError(f"unknown reconstruction loss {kind!r}; use l1, l2, pyramid or aligned")
     return F.l1_loss(fake, target)

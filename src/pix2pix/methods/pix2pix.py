@@ -135,7 +135,7 @@ class Pix2PixMethod(Method):
             guide = real_a if t.align_guide == "input" else None
             real_b = register_target(fake.detach(), real_b, t.align_shift, t.align_tiles, guide)
         losses = {}
-        if self.config.train.lambda_gan > 0:
+        if t.lambda_gan > 0:
             losses = self.d_step(real_a, real_b, fake)
         losses |= self.g_step(real_a, real_b, fake)
         return {k: v.detach() for k, v in losses.items()}, fake.detach()
