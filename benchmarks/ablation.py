@@ -125,6 +125,8 @@ VARIANTS: dict[str, tuple[str, dict[str, dict[str, Any]]]] = {
                                         "align_tiles": 4, "ffl_weight": 100.0}}),
     "improved_nce": ("--recipe improved --nce-weight 1",
                      {"train": {"recipe": "improved", "nce_weight": 1.0}}),
+    "improved_nce_seed1": ("--recipe improved --nce-weight 1, seed 1",
+                           {"train": {"recipe": "improved", "nce_weight": 1.0, "seed": 1}}),
     "improved_nce_adaptive": ("--recipe improved --nce-weight 1 --nce-adaptive-steps 2000",
                               {"train": {"recipe": "improved", "nce_weight": 1.0,
                                          "nce_adaptive_steps": 2000}}),
